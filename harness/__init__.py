@@ -1,0 +1,47 @@
+"""ted-harness: which text encoder, read which way, makes a better diffusion model.
+
+``import harness`` loads pluggy, PyYAML and numpy only -- never torch.
+"""
+
+from __future__ import annotations
+
+from harness._exceptions import ConfigError, DataError, EncoderError, HarnessError, PluginError, unknown_name
+from harness.hookspecs import hookimpl, hookspec
+from harness.registry import resolve_path
+from harness.types import (
+    CaptionPair,
+    EncodedBatch,
+    Encoder,
+    EncoderInfo,
+    EncoderOptions,
+    EncoderSpec,
+    ExtractorSpec,
+    Instance,
+    Scorer,
+    TaskSpec,
+)
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "CaptionPair",
+    "ConfigError",
+    "DataError",
+    "EncodedBatch",
+    "Encoder",
+    "EncoderError",
+    "EncoderInfo",
+    "EncoderOptions",
+    "EncoderSpec",
+    "ExtractorSpec",
+    "HarnessError",
+    "Instance",
+    "PluginError",
+    "Scorer",
+    "TaskSpec",
+    "__version__",
+    "hookimpl",
+    "hookspec",
+    "resolve_path",
+    "unknown_name",
+]

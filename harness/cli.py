@@ -1,0 +1,238 @@
+"""The ``harness`` command: run | train | list | validate.  The only code that prints or exits."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from collections import Counter
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+from harness._exceptions import HarnessError
+from harness.plugins import get_plugin_manager, plugin_listing
+from harness.registry import Registry, load_registry
+
+__all__ = ["main"]
+
+_AGG_FLAGS = {  # CLI flag -> AggregatorConfig field
+    "preset": "preset", "lr": "lr", "epochs": "epochs", "train_batch_size": "batch_size",
+    "weight_decay": "weight_decay", "temperature": "temperature", "dim_out": "dim_out", "heads": "heads",
+    "max_pairs": "max_pairs", "layer_weights": "layer_weights", "layer_weights_file": "layer_weights_file",
+}
+_ENC_FLAGS = {"dtype": "dtype", "device": "device", "max_length": "max_length", "template": "template",
+              "drop_prefix_tokens": "drop_prefix_tokens", "trust_remote_code": "trust_remote_code",
+              "allow_missing_weights": "allow_missing_weights", "system_prompt": "system_prompt"}
+
+
+def _csv(text: str) -> tuple[str, ...]:
+    return tuple(x.strip() for x in text.split(",") if x.strip())
+
+
+def _add_run_args(p: argparse.ArgumentParser, *, train_only: bool = False) -> None:
+    p.add_argument("--encoders", type=_csv, default=("minilm",), help="registry names or FAMILY:PATH, comma-separated")
+    if not train_only:
+        p.add_argument("--tasks", type=_csv, default=("ted6k-sample",), help="tasks, groups, files or hf:ORG/NAME")
+        p.add_argument("--limit", type=int, help="at most N instances per category")
+        p.add_argument("--control", choices=["shuffled"], help="captions permuted across instances (chance check)")
+        p.add_argument("--output", "--out", dest="output", help="write results.json, samples.jsonl, figures here")
+        p.add_argument("--bootstrap", type=int, default=1000, help="bootstrap resamples for CIs (0: none)")
+    p.add_argument("--extract", type=_csv, default=("last", "norm-avg"),
+                   help="last, penultimate, layer:K, avg, norm-avg[:rms], learned[:rms], all-layers")
+    p.add_argument("--aggregator", default="context", help="context (trained) or mean-pool")
+    p.add_argument("--seeds", type=lambda s: tuple(int(x) for x in _csv(s)), default=(0,))
+    p.add_argument("--train-pairs", help="caption-pair JSONL for the aggregator (default: shipped pairs)")
+    p.add_argument("--preset", choices=["default", "paper", "baby"], help="aggregator hyper-parameter preset")
+    for flag, typ in (("lr", float), ("epochs", int), ("train-batch-size", int), ("weight-decay", float),
+                      ("temperature", float), ("dim-out", int), ("heads", int), ("max-pairs", int)):
+        p.add_argument(f"--{flag}", type=typ)
+    p.add_argument("--layer-weights", choices=["train", "frozen"], help="learned extractor: train or freeze α")
+    p.add_argument("--layer-weights-file", help="JSON list of layer logits to start α from")
+    p.add_argument("--include-embedding", action=argparse.BooleanOptionalAction, default=None,
+                   help="include the embedding output in avg/norm-avg/learned (default: per family)")
+    p.add_argument("--batch-size", type=int, default=32, help="encoder batch size")
+    p.add_argument("--feature-dtype", choices=["float32", "float16", "bfloat16"], default="float32")
+    p.add_argument("--dtype", choices=["float32", "bfloat16", "float16"])
+    p.add_argument("--device")
+    p.add_argument("--max-length", type=int)
+    p.add_argument("--template", help="plain | chat | granted-caption | a string with {text}")
+    p.add_argument("--system-prompt")
+    p.add_argument("--drop-prefix-tokens", type=int)
+    p.add_argument("--trust-remote-code", action="store_true", default=None)
+    p.add_argument("--allow-missing-weights", action="store_true", default=None)
+    p.add_argument("--ckpt-dir", help="aggregator checkpoints (default: $HARNESS_CACHE_DIR or ~/.cache/ted-harness)")
+    p.add_argument("--retrain", action="store_true", help="ignore saved aggregator checkpoints")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="harness", description=__doc__)
+    parser.add_argument("-p", dest="plugins", action="append", default=[], metavar="NAME",
+                        help="load plugin module NAME; -p no:NAME blocks plugin NAME")
+    parser.add_argument("--registry", action="append", default=[], help="extra registry YAML (overrides)")
+    parser.add_argument("-v", "--verbose", action="store_true")
+    sub = parser.add_subparsers(dest="command")
+    _add_run_args(sub.add_parser("run", help="evaluate encoders x extractors on tasks"))
+    _add_run_args(sub.add_parser("train", help="train (or reuse) aggregators only"), train_only=True)
+    ls = sub.add_parser("list", help="list encoders, tasks, extractors, aggregators, scorers, plugins, families")
+    ls.add_argument("what", choices=["encoders", "tasks", "extractors", "aggregators", "scorers", "plugins", "families"])
+    val = sub.add_parser("validate", help="check a TED file (or caption-pair file) and count its instances")
+    val.add_argument("path")
+    val.add_argument("--pairs", action="store_true", help="the file holds caption pairs")
+    return parser
+
+
+def _registry(pm: Any, extra: Sequence[str]) -> Registry:
+    files = [f for fs in pm.hook.harness_registry_files() for f in fs][::-1]  # built-ins (trylast) first
+    dirs = [d for ds in pm.hook.harness_task_dirs() for d in ds]
+    families = [f for fs in pm.hook.harness_encoder_families() for f in fs]
+    return load_registry([*files, *map(Path, extra)], dirs, families)
+
+
+@contextmanager
+def _progress(console: Console) -> Iterator[Any]:
+    cols = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
+    with Progress(*cols, console=console, transient=False) as prog:
+        class _Bar:
+            def __init__(self, desc: str, total: int) -> None:
+                self.id = prog.add_task(desc, total=total or None)
+
+            def advance(self, n: int) -> None:
+                prog.advance(self.id, n)
+        yield _Bar
+
+
+def _run_options(args: argparse.Namespace, *, train_only: bool) -> Any:
+    from harness.runner import RunOptions
+
+    agg = {field: getattr(args, flag) for flag, field in _AGG_FLAGS.items() if getattr(args, flag) is not None}
+    enc = {field: getattr(args, flag) for flag, field in _ENC_FLAGS.items() if getattr(args, flag) is not None}
+    return RunOptions(
+        encoders=args.encoders, tasks=() if train_only else args.tasks, extract=args.extract,
+        aggregator=args.aggregator, aggregator_options=agg, seeds=args.seeds, train_pairs=args.train_pairs,
+        limit=None if train_only else args.limit, control=None if train_only else args.control,
+        batch_size=args.batch_size, feature_dtype=args.feature_dtype, include_embedding=args.include_embedding,
+        encoder_options=enc, ckpt_dir=args.ckpt_dir, retrain=args.retrain,
+        bootstrap=0 if train_only else args.bootstrap,
+    )
+
+
+def _cmd_run(args: argparse.Namespace, pm: Any, console: Console, *, train_only: bool = False) -> int:
+    from harness.report import comparison_table, result_tables
+    from harness.runner import run
+
+    opts = _run_options(args, train_only=train_only)
+    registry = _registry(pm, args.registry)
+    with _progress(console) as bar:
+        result = run(pm, registry, opts, progress=bar)
+    for table in result_tables(result):
+        console.print(table)
+    comp = comparison_table(result)
+    if comp is not None and len(result.comparisons) <= 30:
+        console.print(comp)
+    for t in result.training:
+        state = "reused" if t.get("reused") else f"trained {t['steps']} steps in {t['seconds']}s"
+        console.print(markup=False, highlight=False, *[f"aggregator {t['encoder']}/{t['extractor']} seed {t['seed']}: {state}, "
+                      f"loss {t['first_loss']:.3f} -> {t['final_loss']:.3f}  ({t['checkpoint']})"])
+    for name, enc in result.provenance["encoders"].items():
+        console.print(f"{name}: {enc['texts_encoded']} texts encoded in {enc['encode_seconds']}s "
+                      f"({enc['texts_truncated']} truncated)")
+    if not train_only and args.output:
+        from harness.plots import write_layer_weights
+        from harness.results import write_results
+
+        paths = write_results(result, args.output) + write_layer_weights(result.training, args.output)
+        console.print("wrote " + ", ".join(str(p) for p in paths), markup=False, highlight=False)
+    return 0
+
+
+def _cmd_list(args: argparse.Namespace, pm: Any, console: Console) -> int:
+    from rich.table import Table
+
+    what = args.what
+    if what == "plugins":
+        rows = plugin_listing(pm)
+    elif what in ("encoders", "tasks"):
+        reg = _registry(pm, args.registry)
+        if what == "encoders":
+            rows = [(n, s.family, s.checkpoint, s.revision or "-", s.description) for n, s in sorted(reg.encoders.items())]
+        else:
+            rows = [(n, t.source, ",".join(t.categories or ("*",)), ",".join(t.groups)) for n, t in sorted(reg.tasks.items())]
+            rows += [(g, "group", f"{len(ts)} tasks", "") for g, ts in sorted(reg.groups.items())]
+    else:
+        hook = {"extractors": pm.hook.harness_extractor_names, "aggregators": pm.hook.harness_aggregator_names,
+                "families": pm.hook.harness_encoder_families}.get(what)
+        names = [n for ns in hook() for n in ns] if hook else [s.name for ss in pm.hook.harness_scorers() for s in ss]
+        rows = [(n,) for n in sorted(set(names))]
+    table = Table(title=what)
+    heads = {"encoders": ("name", "family", "checkpoint", "revision", "description"), "plugins": ("name", "module"),
+             "tasks": ("name", "source", "categories", "groups")}.get(what, ("name",))
+    for h in heads:
+        table.add_column(h)
+    for row in rows:
+        table.add_row(*map(str, row))
+    console.print(table)
+    return 0
+
+
+def _cmd_validate(args: argparse.Namespace, console: Console) -> int:
+    from harness.data import load_instances_file, load_pairs_file
+
+    path = Path(args.path)
+    is_pairs = args.pairs or (path.suffix == ".jsonl" and path.exists() and _looks_like_pairs(path))
+    if is_pairs:
+        pairs = load_pairs_file(path)
+        groups = {p.group for p in pairs if p.group is not None}
+        console.print(f"{path}: {len(pairs)} caption pairs, {len(groups)} groups — OK")
+        return 0
+    instances = load_instances_file(path)
+    cats = Counter(i.category for i in instances)
+    ctypes = Counter(i.caption_type for i in instances)
+    for cat, n in sorted(cats.items()):
+        console.print(f"  {cat:<14} {n}")
+    console.print(f"{path}: {len(instances)} instances, caption types {dict(ctypes)} — OK")
+    return 0
+
+
+def _looks_like_pairs(path: Path) -> bool:
+    import json
+
+    with open(path, encoding="utf-8") as fh:
+        for line in fh:
+            if line.strip():
+                try:
+                    rec = json.loads(line)
+                except json.JSONDecodeError:
+                    return False
+                return isinstance(rec, dict) and ("a" in rec or "processed_caption1" in rec)
+    return False
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point; returns the exit status (2 for any error the user can fix)."""
+    args = build_parser().parse_args(argv)
+    console = Console(width=None if sys.stdout.isatty() else 200)
+    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="%(name)s: %(message)s")
+    command = args.command or "run"
+    if args.command is None:  # bare `harness` = `harness run` with the embedded default
+        args = build_parser().parse_args([*(argv or []), "run"])
+    try:
+        if command == "validate":
+            return _cmd_validate(args, console)
+        pm = get_plugin_manager(args.plugins)
+        if command == "list":
+            return _cmd_list(args, pm, console)
+        return _cmd_run(args, pm, console, train_only=command == "train")
+    except HarnessError as exc:
+        Console(stderr=True).print(f"error: {exc}", markup=False, highlight=False, soft_wrap=True)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

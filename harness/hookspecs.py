@@ -1,0 +1,102 @@
+"""Every hook a ted-harness plugin can implement.
+
+A plugin is a module of plain functions decorated with ``harness.hookimpl``
+and registered through the ``harness.plugins`` entry-point group -- the
+built-in plugins included.  Contribution hooks return lists (all results are
+collected); factory hooks are ``firstresult`` and return None for names they
+do not own.  Built-ins implement factories with ``trylast=True`` so a
+third-party plugin can override them.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import pluggy
+
+if TYPE_CHECKING:
+    from harness.types import CaptionPair, Encoder, EncoderSpec, ExtractorSpec, Instance, Scorer, TaskSpec
+
+PROJECT = "harness"
+hookspec = pluggy.HookspecMarker(PROJECT)
+hookimpl = pluggy.HookimplMarker(PROJECT)
+
+
+@hookspec
+def harness_registry_files() -> list[Path]:
+    """Return registry YAML files whose ``encoders:`` entries you contribute.
+
+    Called once when the registry is built.  Later files override earlier
+    entries of the same name; files given with ``--registry`` come last.
+    """
+    raise NotImplementedError
+
+
+@hookspec
+def harness_task_dirs() -> list[Path]:
+    """Return folders of task YAML files (one task per file, stem = task name)."""
+    raise NotImplementedError
+
+
+@hookspec
+def harness_encoder_families() -> list[str]:
+    """Return the encoder family names your ``harness_load_encoder`` builds."""
+    raise NotImplementedError
+
+
+@hookspec(firstresult=True)
+def harness_load_encoder(spec: EncoderSpec) -> Encoder | None:
+    """Build the encoder described by ``spec``, or return None if its family is not yours.
+
+    Called once per encoder per run.  The result must satisfy `harness.types.Encoder`.
+    """
+    raise NotImplementedError
+
+
+@hookspec
+def harness_extractor_names() -> list[str]:
+    """Return the ``--extract`` names you understand (for listings and 'did you mean')."""
+    raise NotImplementedError
+
+
+@hookspec(firstresult=True)
+def harness_make_extractor(name: str, arg: str | None) -> ExtractorSpec | None:
+    """Turn ``--extract NAME[:ARG]`` into an `ExtractorSpec`, or None if the name is not yours."""
+    raise NotImplementedError
+
+
+@hookspec
+def harness_aggregator_names() -> list[str]:
+    """Return the ``--aggregator`` names you provide."""
+    raise NotImplementedError
+
+
+@hookspec(firstresult=True)
+def harness_make_aggregator(name: str, width: int, config: dict[str, Any]) -> Any | None:
+    """Build an aggregator of ``width`` input features, or None if ``name`` is not yours.
+
+    The result implements `harness.aggregate.Aggregator` (``fit``/``embed``).
+    """
+    raise NotImplementedError
+
+
+@hookspec(firstresult=True)
+def harness_load_instances(task: TaskSpec) -> list[Instance] | None:
+    """Load the instances of ``task`` (all categories; core filters), or None if the format is not yours.
+
+    Raise `harness.DataError` naming file, line and field on bad records.
+    """
+    raise NotImplementedError
+
+
+@hookspec(firstresult=True)
+def harness_load_pairs(source: str) -> list[CaptionPair] | None:
+    """Load caption pairs for aggregator training from ``source``, or None if not yours."""
+    raise NotImplementedError
+
+
+@hookspec
+def harness_scorers() -> list[Scorer]:
+    """Return downstream scorers (generator eval scores) for ``harness correlate``."""
+    raise NotImplementedError

@@ -1,0 +1,217 @@
+"""Plain data types shared by core and plugins.  No torch here.
+
+Tensors appear only as ``Any``: they belong to the encoder plugin that made
+them, and core code touching them imports torch inside functions.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Literal, Protocol, runtime_checkable
+
+__all__ = [
+    "CaptionPair",
+    "EncodedBatch",
+    "Encoder",
+    "EncoderInfo",
+    "EncoderOptions",
+    "EncoderSpec",
+    "ExtractorSpec",
+    "Instance",
+    "Aggregator",
+    "FeatureBatchFn",
+    "Scorer",
+    "TaskSpec",
+]
+
+CaptionType = str  # "image" | "video"; anything else is kept verbatim
+Fusion = Literal["none", "mean", "learned"]
+NormType = Literal["layernorm", "rms", "none"]
+
+
+@dataclass(frozen=True)
+class Instance:
+    """One benchmark item: a caption, one supported statement, >= 1 contradicting ones."""
+
+    id: str
+    category: str
+    caption: str
+    positive: str
+    negatives: tuple[str, ...]
+    caption_type: CaptionType = "image"
+    source: str = ""  # "file:line" for error messages and samples.jsonl
+
+    @property
+    def candidates(self) -> tuple[str, ...]:
+        """Positive first, then negatives: the order scores are reported in."""
+        return (self.positive, *self.negatives)
+
+
+@dataclass(frozen=True)
+class CaptionPair:
+    """Two captions of the same image or video; ``group`` names that image/video."""
+
+    a: str
+    b: str
+    group: str | None = None
+    caption_type: CaptionType = "image"
+
+
+@dataclass(frozen=True)
+class EncoderOptions:
+    """Every option that changes the numbers an encoder produces.  Recorded in results."""
+
+    dtype: str = "float32"  # float32 | bfloat16 | float16
+    device: str = "cpu"
+    device_map: str | None = None
+    max_length: int = 512
+    template: str = "plain"  # captions and training pairs: plain | chat | granted-caption | "...{text}..."
+    statement_template: str = "plain"  # statements (the official code encodes them plain)
+    system_prompt: str | None = None
+    drop_prefix_tokens: int = 0
+    trust_remote_code: bool = False
+    allow_missing_weights: bool = False
+    adapter: str | None = None  # PEFT LoRA adapter path or hub id
+    include_embedding: bool | None = None  # None: the family's default
+
+    def as_dict(self) -> dict[str, Any]:
+        return {k: getattr(self, k) for k in self.__dataclass_fields__}
+
+
+@dataclass(frozen=True)
+class EncoderSpec:
+    """A named, pinned encoder: one registry.yaml entry or an ad-hoc FAMILY:PATH."""
+
+    name: str
+    family: str
+    checkpoint: str
+    revision: str | None = None
+    options: EncoderOptions = field(default_factory=EncoderOptions)
+    description: str = ""
+    extra: Mapping[str, Any] = field(default_factory=dict, hash=False, compare=False)
+
+
+@dataclass(frozen=True)
+class EncoderInfo:
+    """What an encoder is, as loaded.  Everything here goes into results.json."""
+
+    name: str
+    family: str
+    checkpoint: str
+    revision: str | None
+    num_layers: int  # transformer layers N; hidden_states has N + 1 entries
+    width: int
+    include_embedding_default: bool
+    last_layer_note: str = ""  # e.g. "after the final norm"
+    options: Mapping[str, Any] = field(default_factory=dict, hash=False, compare=False)
+
+
+@dataclass
+class EncodedBatch:
+    """Output of `Encoder.encode` for one batch of texts.
+
+    ``hidden_states[0]`` is the embedding-layer output and ``hidden_states[i]``
+    the output of transformer layer ``i`` (``1 <= i <= N``), each ``[B, T, D]``.
+    ``attention_mask`` is ``[B, T]`` with 1 on tokens that count as features:
+    padding and dropped template-prefix tokens are 0.
+    """
+
+    hidden_states: Sequence[Any]
+    attention_mask: Any
+    n_truncated: int = 0
+
+
+@runtime_checkable
+class Encoder(Protocol):
+    """A frozen text encoder that exposes the hidden states of every layer."""
+
+    info: EncoderInfo
+
+    def format(self, text: str, *, role: str = "caption", caption_type: str = "image") -> str:
+        """Apply the prompt template for ``role`` ("caption" or "statement").
+
+        The result is exactly what gets tokenized, deduplicated and cached.
+        """
+        ...
+
+    def encode(self, texts: Sequence[str], *, up_to_layer: int | None = None) -> EncodedBatch:
+        """Tokenize and run formatted ``texts``.  Layers above ``up_to_layer`` may be skipped."""
+        ...
+
+
+@dataclass(frozen=True)
+class ExtractorSpec:
+    """How to read the layers: which ones, how to normalise, how to fuse.
+
+    ``layers`` holds signed indices into ``hidden_states``: 0 is the embedding
+    output, ``i`` the output of transformer layer ``i``, ``-1`` the last layer.
+    ``"all"`` means every transformer layer, plus the embedding output when
+    ``include_embedding`` (None: the encoder family's default).  ``sweep``
+    expands, once the encoder's depth is known, into one ``layer:K`` per layer.
+    """
+
+    name: str  # the CLI string, e.g. "norm-avg" or "layer:-3"
+    layers: tuple[int, ...] | Literal["all"]
+    fusion: Fusion = "none"
+    norm: NormType = "none"
+    include_embedding: bool | None = None
+    sweep: bool = False
+
+    def as_dict(self) -> dict[str, Any]:
+        return {k: getattr(self, k) for k in self.__dataclass_fields__}
+
+
+@dataclass(frozen=True)
+class TaskSpec:
+    """A named task: a data source plus the categories it keeps."""
+
+    name: str
+    source: str  # file path, package resource "pkg:module/rel/path", or a datasets id
+    format: str = "auto"  # auto | jsonl | granted-json | hf
+    categories: tuple[str, ...] | None = None  # None: keep all
+    groups: tuple[str, ...] = ()
+    revision: str | None = None
+    split: str | None = None
+    description: str = ""
+
+
+FeatureBatchFn = Any  # Callable[[Sequence[str]], tuple[Tensor [B,(L,)T,D], Tensor [B,T] bool]]
+
+
+class Aggregator(Protocol):
+    """Turns a text's token features into one vector; may be trained on caption pairs.
+
+    ``features`` maps a list of texts to right-padded float32 features and a
+    token mask, already in the view the extractor asked for.
+    """
+
+    name: str
+    trainable: bool
+
+    def config(self) -> dict[str, Any]:
+        """Every hyper-parameter that changes a number (recorded, and part of the checkpoint key)."""
+        ...
+
+    def fit(self, features: FeatureBatchFn, pairs: Sequence[CaptionPair], *, seed: int,
+            on_step: Any = None) -> Any:
+        """Train on ``pairs``; return a report with ``losses`` and ``layer_weights`` (or None)."""
+        ...
+
+    def embed(self, features: FeatureBatchFn, texts: Sequence[str]) -> Any:
+        """Return an ``[N, D]`` float numpy array, L2-normalised rows, in the order of ``texts``."""
+        ...
+
+    def save(self, path: str) -> None: ...
+
+    def load(self, path: str) -> None: ...
+
+
+class Scorer(Protocol):
+    """A downstream judge (e.g. a diffusion model's eval score) for `harness correlate`."""
+
+    name: str
+
+    def score(self, encoder: EncoderSpec) -> float | None:
+        """Return the downstream score of a generator built on ``encoder`` (None: unknown)."""
+        ...
