@@ -166,7 +166,10 @@ def load_registry(registry_files: Iterable[Path], task_dirs: Iterable[Path], fam
         if not isinstance(entries, Mapping):
             raise ConfigError(f"{path}: field 'encoders' must be a mapping of name -> entry")
         for name, entry in entries.items():
-            reg.encoders[str(name)] = _encoder_spec(str(name), entry, Path(path))
+            spec = _encoder_spec(str(name), entry, Path(path))
+            reg.encoders[spec.name] = spec
+            for alias in entry.get("aliases") or ():  # e.g. qwen3-vl-8b -> qwen3-vl-8b-instruct
+                reg.encoders[str(alias)] = dataclasses.replace(spec, name=str(alias))
     for folder in task_dirs:
         for path in sorted(Path(folder).glob("*.yaml")):
             if not path.name.startswith("_"):

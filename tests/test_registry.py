@@ -58,3 +58,12 @@ def test_include_and_bad_entries(tmp_path: Path) -> None:
     bad.write_text("encoders:\n  e1: {family: bert\n")
     with pytest.raises(ConfigError, match=r"reg.yaml:\d+: not valid YAML"):
         load_registry([bad], [], [])
+
+
+def test_aliases_resolve_to_the_same_checkpoint(tmp_path: Path) -> None:
+    reg_file = tmp_path / "reg.yaml"
+    reg_file.write_text("encoders:\n  qwen3-vl-8b-instruct:\n    family: mllm\n    checkpoint: Qwen/Qwen3-VL-8B-Instruct\n"
+                        "    aliases: [qwen3-vl-8b]\n")
+    reg = load_registry([reg_file], [], ["mllm"])
+    assert reg.encoder("qwen3-vl-8b").checkpoint == "Qwen/Qwen3-VL-8B-Instruct"
+    assert reg.encoder("qwen3-vl-8b").name == "qwen3-vl-8b"
