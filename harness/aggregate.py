@@ -106,7 +106,8 @@ class Block(nn.Module):
         att = F.scaled_dot_product_attention(q, k, v, attn_mask=keep[:, None, None, :],
                                              dropout_p=self.p if self.training else 0.0)
         x = x + self.o(att.transpose(1, 2).reshape(b, t, d))
-        return x + self.mlp(self.norm2(x))
+        out: torch.Tensor = x + self.mlp(self.norm2(x))
+        return out
 
 
 class ContextModel(nn.Module):
@@ -140,7 +141,8 @@ class ContextModel(nn.Module):
         keep = torch.cat([torch.ones(b, 1, dtype=torch.bool, device=mask.device), mask.bool()], 1)
         for block in self.blocks:
             h = block(h, keep)
-        return self.proj(self.out_norm(h[:, 0]))
+        out: torch.Tensor = self.proj(self.out_norm(h[:, 0]))
+        return out
 
 
 def masked_mean(x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
@@ -203,7 +205,7 @@ def train_aggregator(model: ContextModel, batch_fn: BatchFn, pairs: Sequence[Any
             xb, mb = batch_fn([p.b for p in batch])
             loss = info_nce(model(xa, ma), model(xb, mb), [p.group for p in batch], cfg)
             opt.zero_grad(set_to_none=True)
-            loss.backward()
+            loss.backward()  # type: ignore[no-untyped-call]
             opt.step()
             report.steps += 1
             value = loss.item()

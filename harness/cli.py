@@ -154,6 +154,7 @@ def _cmd_list(args: argparse.Namespace, pm: Any, console: Console) -> int:
     from rich.table import Table
 
     what = args.what
+    rows: Sequence[tuple[str, ...]]
     if what == "plugins":
         rows = plugin_listing(pm)
     elif what in ("encoders", "tasks"):

@@ -29,8 +29,8 @@ def write_layer_weights(training: Sequence[dict[str, Any]], out_dir: str | Path)
         return paths
     fig, ax = plt.subplots(figsize=(7, 3.5))
     for t in data:
-        w = t["layer_weights"]
-        ax.plot(t["layers"] or range(len(w)), w, marker="o", ms=3, label=f"{t['encoder']} {t['extractor']} s{t['seed']}")
+        w: list[float] = t["layer_weights"] or []
+        ax.plot(t["layers"] or list(range(len(w))), w, marker="o", ms=3, label=f"{t['encoder']} {t['extractor']} s{t['seed']}")
         ax.axhline(1 / len(w), color="grey", lw=0.6, ls=":")
     ax.set_xlabel("layer (0 = embedding output)")
     ax.set_ylabel("softmax weight α")
