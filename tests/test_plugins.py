@@ -92,3 +92,8 @@ def test_third_party_plugin_listed_and_runs(third_party: str, tmp_path: Path, ca
 def test_third_party_plugin_blocked_by_name(third_party: str) -> None:
     pm = get_plugin_manager(["no:acme"])
     assert pm.hook.harness_make_extractor(name="mid", arg=None) is None
+
+
+def test_p_on_a_module_already_loaded_by_entry_point_is_harmless() -> None:
+    pm = get_plugin_manager(["harness_plugins.extractors"])
+    assert [n for n, p in pm.list_name_plugin() if p is not None].count("builtin-extractors") == 1

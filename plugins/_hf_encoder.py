@@ -1,0 +1,121 @@
+"""`HFEncoder`: one loaded transformers model + tokenizer satisfying `harness.types.Encoder`."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from harness import ConfigError, EncodedBatch, EncoderInfo, EncoderSpec
+
+from harness_plugins._hf_common import apply_template, check_finite, drop_prefix, tokenize
+
+__all__ = ["HFEncoder", "find_layers", "input_device"]
+
+
+class _Stop(Exception):
+    """Raised from a forward hook once the last requested layer has run."""
+
+
+class HFEncoder:
+    """Runs a frozen transformers model and returns every layer's hidden states.
+
+    ``hidden_states[0]`` is the embedding output and ``hidden_states[i]`` the
+    output of layer ``i``, exactly as ``output_hidden_states=True`` gives them.
+    Tokenizers pad on the right so that real tokens of decoder-only models get
+    positions 0..n-1 whatever the batch.
+    """
+
+    def __init__(
+        self,
+        spec: EncoderSpec,
+        info: EncoderInfo,
+        *,
+        model: Any,
+        tokenizer: Any,
+        max_length: int,
+        forward_kwargs: Mapping[str, Any] | None = None,
+    ) -> None:
+        self.spec, self.info = spec, info
+        self.model, self.tokenizer, self.max_length = model, tokenizer, max_length
+        self.forward_kwargs = dict(forward_kwargs or {})
+        self.layers = find_layers(model, info.num_layers)
+
+    def format(self, text: str, *, role: str = "caption", caption_type: str = "image") -> str:
+        """Apply ``options.template`` (captions) or ``options.statement_template`` (statements)."""
+        opts = self.spec.options
+        if role not in ("caption", "statement"):
+            raise ConfigError(f"role {role!r} is not one of caption, statement")
+        template = opts.template if role == "caption" else opts.statement_template
+        return apply_template(
+            text, template, caption_type=caption_type, tokenizer=self.tokenizer, system_prompt=opts.system_prompt
+        )
+
+    def encode(self, texts: Sequence[str], *, up_to_layer: int | None = None) -> EncodedBatch:
+        """Tokenize formatted ``texts`` and return all hidden states (or layers 0..up_to_layer)."""
+        import torch
+
+        inputs, n_truncated = tokenize(self.tokenizer, texts, max_length=self.max_length)
+        mask = inputs["attention_mask"]
+        device = input_device(self.model)
+        on_device = {k: v.to(device) for k, v in inputs.items()}
+        with torch.inference_mode():
+            if up_to_layer is not None and up_to_layer < self.info.num_layers and self.layers is not None:
+                hidden = self._forward_partial(on_device, max(up_to_layer, 0))
+            else:
+                out = self.model(**on_device, **self.forward_kwargs, output_hidden_states=True, return_dict=True)
+                hidden = tuple(out.hidden_states)
+        check_finite(hidden, mask, spec=self.spec, dtype=hidden[0].dtype)
+        return EncodedBatch(
+            hidden_states=hidden,
+            attention_mask=drop_prefix(mask, self.spec.options.drop_prefix_tokens),
+            n_truncated=n_truncated,
+        )
+
+    def _forward_partial(self, inputs: Mapping[str, Any], up_to: int) -> tuple[Any, ...]:
+        """Run layers 1..up_to only: hooks collect outputs, then stop the forward pass.
+
+        Layers below the last equal ``output_hidden_states`` entries; the last
+        entry (after a final norm in LMs) is never produced here.
+        """
+        assert self.layers is not None
+        collected: list[Any] = []
+
+        def pre_hook(module: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
+            collected.append(args[0] if args else kwargs["hidden_states"])
+            if up_to == 0:
+                raise _Stop
+
+        def make_hook(i: int) -> Any:
+            def hook(module: Any, args: Any, output: Any) -> None:
+                collected.append(output[0] if isinstance(output, (tuple, list)) else output)
+                if i + 1 >= up_to:
+                    raise _Stop
+
+            return hook
+
+        handles = [self.layers[0].register_forward_pre_hook(pre_hook, with_kwargs=True)]
+        handles += [layer.register_forward_hook(make_hook(i)) for i, layer in enumerate(self.layers[:up_to])]
+        try:
+            self.model(**inputs, **self.forward_kwargs, return_dict=True)
+        except _Stop:
+            pass
+        finally:
+            for handle in handles:
+                handle.remove()
+        return tuple(collected[: up_to + 1])
+
+
+def find_layers(model: Any, num_layers: int) -> Any | None:
+    """The ModuleList of ``num_layers`` transformer blocks: the heaviest one of that length."""
+    import torch
+
+    found = [m for _, m in model.named_modules() if isinstance(m, torch.nn.ModuleList) and len(m) == num_layers]
+    if not found:
+        return None
+    return max(found, key=lambda m: sum(p.numel() for p in m.parameters()))
+
+
+def input_device(model: Any) -> Any:
+    """Where the token ids must go (the input embedding's device, also under device_map)."""
+    emb = model.get_input_embeddings()
+    return emb.weight.device

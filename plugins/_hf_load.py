@@ -1,0 +1,197 @@
+"""Build an `HFEncoder` from a transformers checkpoint, one `Family` recipe per family.
+
+Every family goes through `load_hf_encoder`: resolve the checkpoint, load the
+model class the recipe names with ``output_loading_info=True`` (refusing
+missing or unexpected weights), merge a PEFT adapter if asked, keep the text
+submodule, load the tokenizer, record everything that affects the numbers.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from harness import ConfigError, EncoderError, EncoderInfo, EncoderSpec
+
+from harness_plugins._hf_common import (
+    Checkpoint,
+    check_loading_info,
+    check_template,
+    hf_error,
+    require,
+    resolve_checkpoint,
+    resolve_dtype,
+)
+from harness_plugins._hf_encoder import HFEncoder
+
+__all__ = ["Family", "from_pretrained", "load_hf_encoder"]
+
+# Loads the full model object: (spec, checkpoint, config, dtype) -> (model, loading report).
+Builder = Callable[..., tuple[Any, dict[str, int]]]
+# Picks the text transformer out of the full model (after any adapter is merged).
+Selector = Callable[[Any], Any]
+
+_ROBERTA_LIKE = {"roberta", "xlm-roberta", "xlm-roberta-xl", "camembert", "altclip_text_model", "roberta-prelayernorm"}
+
+
+@dataclass(frozen=True)
+class Family:
+    """How one family is loaded and what its hidden states mean."""
+
+    name: str
+    build: Builder
+    select: Selector
+    include_embedding: bool
+    last_layer_note: str
+    forward_kwargs: tuple[tuple[str, Any], ...] = ()
+    absolute_positions: bool = True  # cap max_length at the position table
+
+
+def from_pretrained(
+    cls: Any, spec: EncoderSpec, ckpt: Checkpoint, *, dtype: Any, ignore: tuple[str, ...] = ()
+) -> tuple[Any, dict[str, int]]:
+    """``cls.from_pretrained`` with loading info checked (see `check_loading_info`)."""
+    kwargs = {**ckpt.kwargs(spec), "dtype": dtype, "output_loading_info": True}
+    if spec.options.device_map:
+        kwargs["device_map"] = spec.options.device_map
+    try:
+        model, info = cls.from_pretrained(ckpt.path, **kwargs)
+    except (OSError, ValueError, KeyError) as exc:
+        raise hf_error(spec, ckpt, exc) from exc
+    name = type(model).__name__
+    return model, check_loading_info(info, spec=spec, model_class=name, ignore=ignore)
+
+
+def load_hf_encoder(spec: EncoderSpec, family: Family) -> HFEncoder:
+    """Load ``spec`` with ``family``'s recipe and wrap it as an `HFEncoder`."""
+    require(spec, "transformers", extra="hf")
+    from transformers import AutoConfig
+
+    ckpt = resolve_checkpoint(spec)
+    dtype = resolve_dtype(spec)
+    try:
+        config = AutoConfig.from_pretrained(ckpt.path, **ckpt.kwargs(spec))
+    except (OSError, ValueError, KeyError) as exc:
+        raise hf_error(spec, ckpt, exc) from exc
+    full, report = family.build(spec, ckpt, config=config, dtype=dtype)
+    full_class = type(full).__name__
+    if spec.options.adapter:
+        full = _merge_adapter(full, spec)
+    model = family.select(full)
+    del full  # frees the parts not selected (vision tower, LM head)
+    model.eval().requires_grad_(False)
+    if not spec.options.device_map:
+        model.to(spec.options.device)
+    tokenizer = _load_tokenizer(spec, ckpt)
+    check_template(spec, has_chat_template=bool(getattr(tokenizer, "chat_template", None)))
+    max_length = _effective_max_length(spec, model.config, tokenizer, family=family)
+    info = EncoderInfo(
+        name=spec.name,
+        family=spec.family,
+        checkpoint=spec.checkpoint,
+        revision=None if ckpt.local else spec.revision,
+        num_layers=_num_layers(spec, model.config),
+        width=_width(model),
+        include_embedding_default=family.include_embedding,
+        last_layer_note=family.last_layer_note,
+        options={
+            **spec.options.as_dict(),
+            "resolved_checkpoint": ckpt.path,
+            "torch_dtype": str(dtype).replace("torch.", ""),
+            "loaded_class": full_class,
+            "model_class": type(model).__name__,
+            "tokenizer_class": type(tokenizer).__name__,
+            "padding_side": tokenizer.padding_side,
+            "max_length_effective": max_length,
+            "loading_report": report,
+            "transformers_version": _transformers_version(),
+        },
+    )
+    return HFEncoder(
+        spec, info, model=model, tokenizer=tokenizer, max_length=max_length, forward_kwargs=dict(family.forward_kwargs)
+    )
+
+
+def _transformers_version() -> str:
+    import transformers
+
+    return str(transformers.__version__)
+
+
+def _load_tokenizer(spec: EncoderSpec, ckpt: Checkpoint) -> Any:
+    from transformers import AutoTokenizer
+
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(ckpt.path, **ckpt.kwargs(spec))
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise hf_error(spec, ckpt, exc) from exc
+    # Right padding: real tokens of decoder-only models then sit at positions 0..n-1
+    # whatever else is in the batch.  Core gathers tokens by the mask either way.
+    tokenizer.padding_side = "right"
+    if tokenizer.pad_token is None:
+        fallback = tokenizer.eos_token or tokenizer.unk_token
+        if fallback is None:
+            raise EncoderError(f"Encoder {spec.name!r}: the tokenizer has no pad, eos or unk token to pad with")
+        tokenizer.pad_token = fallback
+    return tokenizer
+
+
+def _merge_adapter(model: Any, spec: EncoderSpec) -> Any:
+    """Apply a PEFT LoRA adapter to ``model`` and merge it into the weights."""
+    import warnings
+
+    try:
+        from peft import PeftModel
+    except ImportError as exc:
+        raise EncoderError(f"Encoder {spec.name!r} has an adapter, which needs peft: pip install 'ted-harness[peft]'") from exc
+    from harness import resolve_path
+
+    path = resolve_path(str(spec.options.adapter))
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        try:
+            peft_model = PeftModel.from_pretrained(model, path)
+        except (OSError, ValueError, KeyError) as exc:
+            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            raise EncoderError(f"Encoder {spec.name!r}: cannot apply adapter {path!r}: {first}") from exc
+    missing = [str(w.message) for w in caught if "missing adapter keys" in str(w.message)]
+    if missing and not spec.options.allow_missing_weights:
+        raise EncoderError(
+            f"Encoder {spec.name!r}: adapter {path!r} does not fit {type(model).__name__}: {missing[0][:300]}"
+        )
+    return peft_model.merge_and_unload()
+
+
+def _num_layers(spec: EncoderSpec, config: Any) -> int:
+    for attr in ("num_hidden_layers", "num_layers", "n_layer"):
+        value = getattr(config, attr, None)
+        if isinstance(value, int):
+            return value
+    raise EncoderError(f"Encoder {spec.name!r}: cannot tell the layer count from {type(config).__name__}")
+
+
+def _width(model: Any) -> int:
+    config = model.config
+    for attr in ("hidden_size", "d_model", "n_embd"):
+        value = getattr(config, attr, None)
+        if isinstance(value, int):
+            return value
+    return int(model.get_input_embeddings().embedding_dim)
+
+
+def _effective_max_length(spec: EncoderSpec, config: Any, tokenizer: Any, *, family: Family) -> int:
+    """``options.max_length`` capped by the tokenizer limit and, for learned positions, the table."""
+    limit = spec.options.max_length
+    if limit < 1:
+        raise ConfigError(f"Encoder {spec.name!r}: max_length {limit!r} must be >= 1")
+    tok_max = getattr(tokenizer, "model_max_length", None)
+    if isinstance(tok_max, int) and tok_max < 1_000_000:
+        limit = min(limit, tok_max)
+    positions = getattr(config, "max_position_embeddings", None)
+    if family.absolute_positions and isinstance(positions, int):
+        if getattr(config, "model_type", "") in _ROBERTA_LIKE:  # positions start after the pad id
+            positions -= int(getattr(config, "pad_token_id", 1) or 1) + 1
+        limit = min(limit, positions)
+    return limit
+
