@@ -67,3 +67,10 @@ def test_aliases_resolve_to_the_same_checkpoint(tmp_path: Path) -> None:
     reg = load_registry([reg_file], [], ["mllm"])
     assert reg.encoder("qwen3-vl-8b").checkpoint == "Qwen/Qwen3-VL-8B-Instruct"
     assert reg.encoder("qwen3-vl-8b").name == "qwen3-vl-8b"
+
+
+def test_main_command_names_resolve(registry) -> None:
+    """`harness run --encoders umt5,qwen3-vl-8b` is the documented main command."""
+    assert registry.encoder("umt5").family == "t5"
+    vl = registry.encoder("qwen3-vl-8b")
+    assert (vl.family, vl.checkpoint, vl.options.template) == ("mllm", "Qwen/Qwen3-VL-8B-Instruct", "granted-caption")
