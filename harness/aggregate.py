@@ -188,12 +188,21 @@ BatchFn = Callable[[Sequence[str]], tuple[torch.Tensor, torch.Tensor]]  # texts 
 
 def train_aggregator(model: ContextModel, batch_fn: BatchFn, pairs: Sequence[Any], cfg: AggregatorConfig, *,
                      seed: int, on_step: Callable[[int, float], None] | None = None) -> TrainReport:
-    """Train ``model`` on caption ``pairs`` (objects with .a, .b, .group) with symmetric InfoNCE."""
+    """Train ``model`` on caption ``pairs`` (objects with .a, .b, .group) with symmetric InfoNCE.
+
+    Under ``torchrun`` each rank computes its slice of every batch and the update
+    equals the single-process one on the same batch (see `harness.distributed`).
+    """
+    from harness import distributed
+
+    n_ranks = distributed.world()[1]
     torch.manual_seed(seed)
     rng = np.random.default_rng(seed)
     params = [p for p in model.parameters() if p.requires_grad]
     opt = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
     report, t0 = TrainReport(), time.perf_counter()
+    if n_ranks > 1:
+        distributed.broadcast_parameters(model)
     model.train()
     for _epoch in range(cfg.epochs):
         order = rng.permutation(len(pairs))
@@ -201,11 +210,16 @@ def train_aggregator(model: ContextModel, batch_fn: BatchFn, pairs: Sequence[Any
             batch = [pairs[i] for i in order[start:start + cfg.batch_size]]
             if len(batch) < 2:  # InfoNCE needs an in-batch negative
                 continue
-            xa, ma = batch_fn([p.a for p in batch])
-            xb, mb = batch_fn([p.b for p in batch])
-            loss = info_nce(model(xa, ma), model(xb, mb), [p.group for p in batch], cfg)
+            if n_ranks > 1:  # this rank's slice; negatives gathered from every rank
+                loss = distributed.global_batch_loss(model, batch_fn, batch, cfg)
+            else:
+                xa, ma = batch_fn([p.a for p in batch])
+                xb, mb = batch_fn([p.b for p in batch])
+                loss = info_nce(model(xa, ma), model(xb, mb), [p.group for p in batch], cfg)
             opt.zero_grad(set_to_none=True)
             loss.backward()  # type: ignore[no-untyped-call]
+            if n_ranks > 1:
+                distributed.average_gradients(params)
             opt.step()
             report.steps += 1
             value = loss.item()

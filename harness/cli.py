@@ -4,16 +4,18 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 from collections import Counter
 from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from pathlib import Path
 from typing import Any
 
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
+from harness import distributed
 from harness._exceptions import HarnessError
 from harness.plugins import get_plugin_manager, plugin_listing
 from harness.registry import Registry, load_registry
@@ -25,6 +27,7 @@ _AGG_FLAGS = {  # CLI flag -> AggregatorConfig field
     "weight_decay": "weight_decay", "temperature": "temperature", "dim_out": "dim_out", "heads": "heads",
     "max_pairs": "max_pairs", "layer_weights": "layer_weights", "layer_weights_file": "layer_weights_file",
 }
+SHIPPED_PAIRS_CAP = 1024
 _ENC_FLAGS = {"dtype": "dtype", "device": "device", "max_length": "max_length", "template": "template",
               "drop_prefix_tokens": "drop_prefix_tokens", "trust_remote_code": "trust_remote_code",
               "allow_missing_weights": "allow_missing_weights", "system_prompt": "system_prompt"}
@@ -32,6 +35,18 @@ _ENC_FLAGS = {"dtype": "dtype", "device": "device", "max_length": "max_length", 
 
 def _csv(text: str) -> tuple[str, ...]:
     return tuple(x.strip() for x in text.split(",") if x.strip())
+
+
+def _batch_size(text: str) -> int | str:
+    if text == "auto":
+        return text
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a positive integer or 'auto'")
+    return value
 
 
 def _add_run_args(p: argparse.ArgumentParser, *, train_only: bool = False) -> None:
@@ -49,13 +64,16 @@ def _add_run_args(p: argparse.ArgumentParser, *, train_only: bool = False) -> No
     p.add_argument("--train-pairs", help="caption-pair JSONL for the aggregator (default: shipped pairs)")
     p.add_argument("--preset", choices=["default", "paper", "baby"], help="aggregator hyper-parameter preset")
     for flag, typ in (("lr", float), ("epochs", int), ("train-batch-size", int), ("weight-decay", float),
-                      ("temperature", float), ("dim-out", int), ("heads", int), ("max-pairs", int)):
+                      ("temperature", float), ("dim-out", int), ("heads", int)):
         p.add_argument(f"--{flag}", type=typ)
+    p.add_argument("--max-pairs", type=int, help=f"train on the first N pairs (shipped pairs: {SHIPPED_PAIRS_CAP} "
+                   "unless given; 0: all)")
     p.add_argument("--layer-weights", choices=["train", "frozen"], help="learned extractor: train or freeze α")
     p.add_argument("--layer-weights-file", help="JSON list of layer logits to start α from")
     p.add_argument("--include-embedding", action=argparse.BooleanOptionalAction, default=None,
                    help="include the embedding output in avg/norm-avg/learned (default: per family)")
-    p.add_argument("--batch-size", type=int, default=32, help="encoder batch size")
+    p.add_argument("--batch-size", type=_batch_size, default=32,
+                   help="encoder batch size, or 'auto' (CUDA: largest that fits, up to 512; else 64)")
     p.add_argument("--feature-dtype", choices=["float32", "float16", "bfloat16"], default="float32")
     p.add_argument("--dtype", choices=["float32", "bfloat16", "float16"])
     p.add_argument("--device")
@@ -67,6 +85,8 @@ def _add_run_args(p: argparse.ArgumentParser, *, train_only: bool = False) -> No
     p.add_argument("--allow-missing-weights", action="store_true", default=None)
     p.add_argument("--ckpt-dir", help="aggregator checkpoints (default: $HARNESS_CACHE_DIR or ~/.cache/ted-harness)")
     p.add_argument("--retrain", action="store_true", help="ignore saved aggregator checkpoints")
+    p.add_argument("--cache-dir", help="feature cache (default: $HARNESS_CACHE_DIR/features or ~/.cache/ted-harness/features)")
+    p.add_argument("--no-cache", action="store_true", help="keep features in RAM only; never read or write the cache")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -110,6 +130,12 @@ def _run_options(args: argparse.Namespace, *, train_only: bool) -> Any:
     from harness.runner import RunOptions
 
     agg = {field: getattr(args, flag) for flag, field in _AGG_FLAGS.items() if getattr(args, flag) is not None}
+    if args.train_pairs is None and args.max_pairs is None:
+        # The shipped pairs are a demo set: cap them so the embedded default fits in ~4 min on
+        # 2 CPU cores.  Your own --train-pairs are used whole; --max-pairs 0 lifts the cap.
+        agg["max_pairs"] = SHIPPED_PAIRS_CAP
+    if agg.get("max_pairs") == 0:
+        agg["max_pairs"] = None
     enc = {field: getattr(args, flag) for flag, field in _ENC_FLAGS.items() if getattr(args, flag) is not None}
     return RunOptions(
         encoders=args.encoders, tasks=() if train_only else args.tasks, extract=args.extract,
@@ -117,7 +143,7 @@ def _run_options(args: argparse.Namespace, *, train_only: bool) -> Any:
         limit=None if train_only else args.limit, control=None if train_only else args.control,
         batch_size=args.batch_size, feature_dtype=args.feature_dtype, include_embedding=args.include_embedding,
         encoder_options=enc, ckpt_dir=args.ckpt_dir, retrain=args.retrain,
-        bootstrap=0 if train_only else args.bootstrap,
+        bootstrap=0 if train_only else args.bootstrap, cache_dir=args.cache_dir, no_cache=args.no_cache,
     )
 
 
@@ -127,8 +153,11 @@ def _cmd_run(args: argparse.Namespace, pm: Any, console: Console, *, train_only:
 
     opts = _run_options(args, train_only=train_only)
     registry = _registry(pm, args.registry)
-    with _progress(console) as bar:
+    rank0 = os.environ.get("RANK", "0") == "0"  # under torchrun only rank 0 prints and writes
+    with _progress(console) if rank0 else nullcontext() as bar:
         result = run(pm, registry, opts, progress=bar)
+    if not rank0 or not distributed.is_main():
+        return 0
     for table in result_tables(result):
         console.print(table)
     comp = comparison_table(result)

@@ -22,7 +22,9 @@ from typing import Any
 
 import pluggy
 
+from harness import distributed
 from harness._exceptions import ConfigError, unknown_name
+from harness.cache import FeatureCache, default_cache_dir, encoder_fingerprint
 from harness.data import file_sha256
 from harness.evaluate import Row, compare_rows, score_instances, slice_records, summarize_over_seeds
 from harness.features import FeatureStore, ProgressFactory, View, expand_extractors, view_for, with_include_embedding
@@ -49,13 +51,15 @@ class RunOptions:
     train_pairs: str | None = None
     limit: int | None = None  # instances per category
     control: str | None = None  # "shuffled"
-    batch_size: int = 32
+    batch_size: int | str = 32  # or "auto" (see FeatureStore)
     feature_dtype: str = "float32"
     include_embedding: bool | None = None
     encoder_options: dict[str, Any] = field(default_factory=dict)
     ckpt_dir: str | None = None
     retrain: bool = False
     bootstrap: int = 1000
+    cache_dir: str | None = None  # feature cache (default: $HARNESS_CACHE_DIR/features)
+    no_cache: bool = False
 
 
 def parse_extractors(pm: pluggy.PluginManager, names: Sequence[str]) -> list[ExtractorSpec]:
@@ -182,6 +186,7 @@ def run(pm: pluggy.PluginManager, registry: Registry, opts: RunOptions, *,
         progress: ProgressFactory | None = None) -> RunResult:
     """Evaluate every (encoder, extractor, seed) on every task; see module docstring."""
     t0 = time.time()
+    distributed.init_from_env()  # no-op unless launched by torchrun / accelerate launch
     if opts.control not in (None, "shuffled"):
         raise ConfigError(f"Unknown control {opts.control!r}. Available: shuffled")
     extractors = [with_include_embedding(s, opts.include_embedding) for s in parse_extractors(pm, opts.extract)]
@@ -214,13 +219,15 @@ def _run_encoder(ctx: _Context, spec: EncoderSpec, extractors: list[ExtractorSpe
     info = encoder.info
     specs = expand_extractors(extractors, info)
     views = {s.name: view_for(s, info) for s in specs}
-    store = FeatureStore(encoder, views.values(), batch_size=opts.batch_size, dtype=opts.feature_dtype)
+    cache = None if opts.no_cache else FeatureCache(opts.cache_dir or default_cache_dir(), encoder_fingerprint(info),
+                                                    dtype=opts.feature_dtype)
+    store = FeatureStore(encoder, views.values(), batch_size=opts.batch_size, dtype=opts.feature_dtype, cache=cache)
     fmt = _formatter(encoder)
     eval_texts = sorted({t for _, insts, _ in ctx.task_sets for i in insts for t in (fmt(i)[0], *fmt(i)[1])})
     probe = _make_aggregator(ctx, specs[0], views[specs[0].name], info.width)
     pairs = [CaptionPair(a=encoder.format(p.a, role="caption", caption_type=p.caption_type),
                          b=encoder.format(p.b, role="caption", caption_type=p.caption_type), group=p.group)
-             for p in (ctx.load_pairs() if probe.trainable else [])]
+             for p in (ctx.load_pairs()[: probe.config().get("max_pairs")] if probe.trainable else [])]
     t_enc = time.time()
     n_encoded = store.ensure([*eval_texts, *(t for p in pairs for t in (p.a, p.b))], progress=ctx.progress)
     ctx.result.provenance["encoders"][spec.name] = {
@@ -228,12 +235,14 @@ def _run_encoder(ctx: _Context, spec: EncoderSpec, extractors: list[ExtractorSpe
         "num_layers": info.num_layers, "width": info.width, "include_embedding_default": info.include_embedding_default,
         "last_layer_note": info.last_layer_note, "options": dict(info.options), "feature_dtype": opts.feature_dtype,
         "texts_encoded": n_encoded, "texts_truncated": store.n_truncated, "load_seconds": round(t_enc - t_load, 2),
-        "encode_seconds": round(time.time() - t_enc, 2),
+        "encode_seconds": round(time.time() - t_enc, 2), "feature_cache": None if cache is None else str(cache.dir),
         "extractors": {s.name: {**s.as_dict(), "view": views[s.name].key} for s in specs},
     }
     for s in specs:
         for seed in opts.seeds:
             _run_cell(ctx, encoder, store, s, views[s.name], seed=seed, pairs=pairs, eval_texts=eval_texts, fmt=fmt)
+    if cache is not None:
+        cache.close()
 
 
 def _make_aggregator(ctx: _Context, spec: ExtractorSpec, view: View, width: int) -> Any:
@@ -283,20 +292,22 @@ def _fit_or_load(ctx: _Context, agg: Any, encoder: Encoder, spec: ExtractorSpec,
     meta_path = ckpt.with_suffix(".json")
     entry: dict[str, Any] = {"encoder": info.name, "extractor": spec.name, "aggregator": agg.name, "seed": seed,
                              "key": key, "checkpoint": str(ckpt), "config": agg.config(), "layers": list(view.layers)}
-    if ckpt.exists() and meta_path.exists() and not ctx.opts.retrain:
+    if distributed.agree(ckpt.exists() and meta_path.exists() and not ctx.opts.retrain):  # rank 0 decides
         agg.load(str(ckpt))
         meta = json.loads(meta_path.read_text(encoding="utf-8"))
         entry.update(meta, reused=True)
     else:
         bar = ctx.progress(f"training {info.name}/{spec.name} seed {seed}", 0) if ctx.progress else None
         report = agg.fit(features, pairs, seed=seed, on_step=(lambda i, loss: bar.advance(1)) if bar else None)
-        tmp = ckpt.with_suffix(".tmp")
-        agg.save(str(tmp))
-        os.replace(tmp, ckpt)
         meta = {"steps": report.steps, "seconds": round(report.seconds, 2), "first_loss": report.first_loss,
                 "final_loss": report.final_loss, "losses": report.losses, "layer_weights": report.layer_weights,
                 "n_pairs": len(pairs)}
-        meta_path.write_text(json.dumps(meta), encoding="utf-8")
+        if distributed.is_main():  # ranks hold identical weights; one writes
+            tmp = ckpt.with_suffix(".tmp")
+            agg.save(str(tmp))
+            os.replace(tmp, ckpt)
+            meta_path.write_text(json.dumps(meta), encoding="utf-8")
+        distributed.barrier()
         entry.update(meta, reused=False)
     entry["checkpoint_sha256"] = file_sha256(ckpt)
     return entry

