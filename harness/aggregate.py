@@ -56,6 +56,7 @@ class AggregatorConfig:
     epochs: int = 2
     batch_size: int = 32
     max_pairs: int | None = None
+    device: str = "auto"  # auto: the GPU when there is one (where the features come from), else CPU
     preset: str = "default"
 
     def as_dict(self) -> dict[str, Any]:
@@ -234,7 +235,10 @@ def train_aggregator(model: ContextModel, batch_fn: BatchFn, pairs: Sequence[Any
 
 
 def apply_preset(name: str, **overrides: Any) -> AggregatorConfig:
-    """A named preset with CLI overrides (None values ignored)."""
+    """A named preset with CLI overrides (None values ignored); ``device="auto"`` is resolved here."""
     if name not in PRESETS:
         raise ConfigError(f"Unknown aggregator preset {name!r}. Available: {', '.join(PRESETS)}")
-    return replace(PRESETS[name], **{k: v for k, v in overrides.items() if v is not None})
+    cfg = replace(PRESETS[name], **{k: v for k, v in overrides.items() if v is not None})
+    if cfg.device == "auto":
+        cfg = replace(cfg, device="cuda" if torch.cuda.is_available() else "cpu")
+    return cfg

@@ -37,7 +37,7 @@ def _embed(fn: Any, features: Any, texts: Sequence[str], batch_size: int) -> Any
         for start in range(0, len(order), batch_size):
             idx = order[start:start + batch_size]
             x, mask = features([texts[i] for i in idx])
-            z = F.normalize(fn(x, mask).float(), dim=-1).numpy()
+            z = F.normalize(fn(x, mask).float(), dim=-1).cpu().numpy()
             for j, i in enumerate(idx):
                 out[i] = z[j]
     return np.stack(out) if out else np.zeros((0, 0), dtype=np.float32)
@@ -116,13 +116,20 @@ class ContextAggregator:
         torch.manual_seed(seed)  # the init depends on the seed too
         self.model = ContextModel(self.width, self.cfg, n_layers_in=self.n_layers_in)
         self._load_layer_weights()
+        self.model.to(self.cfg.device)
         if self.cfg.max_pairs is not None:
             pairs = pairs[: self.cfg.max_pairs]
-        return train_aggregator(self.model, features, pairs, self.cfg, seed=seed, on_step=on_step)
+        return train_aggregator(self.model, self._on_device(features), pairs, self.cfg, seed=seed, on_step=on_step)
+
+    def _on_device(self, features: Any) -> Any:
+        device = self.cfg.device
+        if device == "cpu":
+            return features
+        return lambda texts: tuple(t.to(device, non_blocking=True) for t in features(texts))
 
     def embed(self, features: Any, texts: Sequence[str]) -> Any:
-        self.model.eval()
-        return _embed(self.model, features, texts, self.embed_batch_size)
+        self.model.to(self.cfg.device).eval()
+        return _embed(self.model, self._on_device(features), texts, self.embed_batch_size)
 
     def save(self, path: str) -> None:
         import torch
