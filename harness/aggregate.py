@@ -206,9 +206,8 @@ def train_aggregator(model: ContextModel, batch_fn: BatchFn, pairs: Sequence[Any
         distributed.broadcast_parameters(model)
     model.train()
     for _epoch in range(cfg.epochs):
-        order = rng.permutation(len(pairs))
-        for start in range(0, len(order) - 1, cfg.batch_size):
-            batch = [pairs[i] for i in order[start:start + cfg.batch_size]]
+        for idx in _batches(pairs, cfg.batch_size, rng):
+            batch = [pairs[i] for i in idx]
             if len(batch) < 2:  # InfoNCE needs an in-batch negative
                 continue
             if n_ranks > 1:  # this rank's slice; negatives gathered from every rank
@@ -232,6 +231,18 @@ def train_aggregator(model: ContextModel, batch_fn: BatchFn, pairs: Sequence[Any
     report.layer_weights = None if w is None else [float(v) for v in w.detach()]
     report.seconds = time.perf_counter() - t0
     return report
+
+
+def _batches(pairs: Sequence[Any], size: int, rng: np.random.Generator) -> list[list[int]]:
+    """A seeded epoch of batches with little padding: shuffle, sort chunks of 32 batches by
+    length, cut them into batches, shuffle the batches.  Negatives stay random within a chunk."""
+    order = rng.permutation(len(pairs))
+    chunk = size * 32
+    out: list[list[int]] = []
+    for start in range(0, len(order), chunk):
+        part = sorted(order[start:start + chunk].tolist(), key=lambda i: len(pairs[i].a) + len(pairs[i].b))
+        out.extend(part[j:j + size] for j in range(0, len(part), size))
+    return [out[i] for i in rng.permutation(len(out))]
 
 
 def apply_preset(name: str, **overrides: Any) -> AggregatorConfig:
