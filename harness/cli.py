@@ -27,7 +27,7 @@ _AGG_FLAGS = {  # CLI flag -> AggregatorConfig field
     "weight_decay": "weight_decay", "temperature": "temperature", "dim_out": "dim_out", "heads": "heads",
     "max_pairs": "max_pairs", "layer_weights": "layer_weights", "layer_weights_file": "layer_weights_file",
 }
-SHIPPED_PAIRS_CAP = 1024
+SHIPPED_PAIRS_CAP = 512
 _ENC_FLAGS = {"dtype": "dtype", "device": "device", "max_length": "max_length", "template": "template",
               "drop_prefix_tokens": "drop_prefix_tokens", "trust_remote_code": "trust_remote_code",
               "allow_missing_weights": "allow_missing_weights", "system_prompt": "system_prompt"}
