@@ -26,7 +26,7 @@ TEXTS = [f"text {i} " + "word " * (i % 7) + f"end{i}" for i in range(24)]
 VIEWS = [View("single", (3,), "none"), View("mean", (0, 1, 2, 3), "layernorm"), View("stack", (0, 1, 2, 3), "layernorm")]
 TINY = ["-p", "harness.testing", "-p", "no:hf", "run", "--encoders", "fake", "--tasks", "tiny",
         "--train-pairs", "pkg:harness/testing_data/tiny_pairs.jsonl", "--preset", "baby", "--bootstrap", "0",
-        "--extract", "last,norm-avg,learned"]
+        "--extract", "last,learned"]
 
 
 def _store(root: Path, encoder: FakeEncoder | None = None, **kw: object) -> FeatureStore:
