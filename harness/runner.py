@@ -9,6 +9,7 @@ through the ``progress`` callback the CLI passes in.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import hashlib
 import json
 import logging
@@ -206,6 +207,7 @@ def run(pm: pluggy.PluginManager, registry: Registry, opts: RunOptions, *,
 
 
 def _formatter(encoder: Encoder) -> Callable[[Instance], tuple[str, list[str]]]:
+    @functools.cache  # templates (chat ones tokenize) run once per instance, not per use
     def fmt(inst: Instance) -> tuple[str, list[str]]:
         cap = encoder.format(inst.caption, role="caption", caption_type=inst.caption_type)
         return cap, [encoder.format(t, role="statement", caption_type=inst.caption_type) for t in inst.candidates]
@@ -224,6 +226,7 @@ def _run_encoder(ctx: _Context, spec: EncoderSpec, extractors: list[ExtractorSpe
     store = FeatureStore(encoder, views.values(), batch_size=opts.batch_size, dtype=opts.feature_dtype, cache=cache)
     fmt = _formatter(encoder)
     eval_texts = sorted({t for _, insts, _ in ctx.task_sets for i in insts for t in (fmt(i)[0], *fmt(i)[1])})
+    # the pair cap is applied here, once, so pairs beyond it are never encoded
     probe = _make_aggregator(ctx, specs[0], views[specs[0].name], info.width)
     pairs = [CaptionPair(a=encoder.format(p.a, role="caption", caption_type=p.caption_type),
                          b=encoder.format(p.b, role="caption", caption_type=p.caption_type), group=p.group)

@@ -116,9 +116,7 @@ class ContextAggregator:
         torch.manual_seed(seed)  # the init depends on the seed too
         self.model = ContextModel(self.width, self.cfg, n_layers_in=self.n_layers_in)
         self._load_layer_weights()
-        self.model.to(self.cfg.device)
-        if self.cfg.max_pairs is not None:
-            pairs = pairs[: self.cfg.max_pairs]
+        self.model.to(self.cfg.device)  # max_pairs is applied by the runner before encoding
         return train_aggregator(self.model, self._on_device(features), pairs, self.cfg, seed=seed, on_step=on_step)
 
     def _on_device(self, features: Any) -> Any:
