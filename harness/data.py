@@ -19,14 +19,16 @@ from __future__ import annotations
 
 import hashlib
 import json
-import re
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
 from harness._exceptions import DataError
+from harness.categories import CATEGORIES, OFFICIAL_TYPE_NAMES, category_slug
 from harness.types import CaptionPair, Instance
 
+# CATEGORIES, OFFICIAL_TYPE_NAMES and category_slug live in harness.categories;
+# they stay importable from here for code written against the old location.
 __all__ = [
     "CATEGORIES",
     "OFFICIAL_TYPE_NAMES",
@@ -38,28 +40,6 @@ __all__ = [
     "load_jsonl_instances",
     "load_pairs_file",
 ]
-
-CATEGORIES = (
-    "action", "spatial", "temporal", "coreference", "adjective",
-    "adverb", "quantity", "ocr", "basic_event",
-)
-# Question-type names used by the official TED-6K file -> our slugs.
-OFFICIAL_TYPE_NAMES = {
-    "action recognition": "action", "action": "action",
-    "spatial relationship": "spatial", "spatial relation": "spatial", "spatial": "spatial",
-    "temporal": "temporal", "temporal relationship": "temporal", "temporal order": "temporal",
-    "coreference": "coreference", "coreference resolution": "coreference",
-    "adjective": "adjective", "attribute": "adjective", "adverb": "adverb",
-    "quantity": "quantity", "counting": "quantity", "count": "quantity",
-    "ocr": "ocr", "text recognition": "ocr", "basic event": "basic_event", "event": "basic_event",
-}
-
-
-def category_slug(name: str) -> str:
-    """Map an official question-type name to our slug; unknown names become their own slug."""
-    key = re.sub(r"[\s_-]+", " ", name.strip().lower())
-    return OFFICIAL_TYPE_NAMES.get(key, re.sub(r"[^a-z0-9]+", "_", key).strip("_") or "unknown")
-
 
 def file_sha256(path: str | Path) -> str:
     h = hashlib.sha256()

@@ -1,7 +1,14 @@
 """registry.yaml and tasks/*.yaml -> frozen `EncoderSpec` / `TaskSpec`, validated once.
 
 No raw dict goes past this module.  Encoders not in the registry can be named
-ad hoc as ``FAMILY:PATH_OR_HUB_ID``; a task can be a file path or ``hf:ORG/NAME``.
+ad hoc as ``FAMILY:PATH_OR_HUB_ID``.  A task can also be named by a task YAML
+file anywhere, a folder of task YAMLs, a data file or dataset folder, or
+``hf:ORG/NAME``.
+
+A task YAML's ``include:`` names a base file, looked up next to the including
+file first and then by name in the task folders (``include_paths`` first, then
+the shipped ones), so ``include: _ted6k.yaml`` works from anywhere.  A relative
+``data.path`` is read relative to the YAML file that sets it.
 """
 
 from __future__ import annotations
@@ -79,24 +86,79 @@ def _encoder_spec(name: str, entry: Mapping[str, Any], path: Path) -> EncoderSpe
     )
 
 
-def _task_spec(path: Path) -> TaskSpec:
+_TASK_SUFFIXES = (".yaml", ".yml")
+# Files that `datasets.Dataset(Dict).save_to_disk` writes: such a folder is data, not task YAMLs.
+_DATASET_MARKERS = ("dataset_info.json", "state.json", "dataset_dict.json")
+
+
+def _task_files(folder: Path) -> list[Path]:
+    """The task YAMLs in ``folder``: ``*.yaml``/``*.yml`` not starting with ``_`` (bases)."""
+    if not folder.is_dir():  # a plugin's task dir that is absent contributes nothing
+        return []
+    found = [p for p in folder.iterdir() if p.suffix in _TASK_SUFFIXES and not p.name.startswith("_")]
+    return sorted(p for p in found if p.is_file())
+
+
+def _find_include(name: str, including: Path, search: Sequence[Path]) -> Path:
+    """The file ``include: name`` in ``including`` means: its own folder first, then ``search``."""
+    folders = list(dict.fromkeys([including.parent, *search]))
+    for folder in folders:
+        candidate = folder / name
+        if candidate.is_file():
+            return candidate.resolve()
+    looked = ", ".join(str(f) for f in folders)
+    raise ConfigError(
+        f"{including}: field 'include' names {name!r}, which was not found; looked in: {looked}. "
+        "Fix the name, or add the folder that holds it with --include-path DIR"
+    )
+
+
+def _read_task_chain(path: Path, search: Sequence[Path]) -> tuple[dict[str, Any], Path]:
+    """Merge ``path`` over its includes (the including file wins); also say which file set ``data``."""
     data = _read_yaml(path)
-    seen = {path.resolve()}
-    while "include" in data:  # shared fields, lm-eval style; the including file wins
-        inc = (path.parent / str(data.pop("include"))).resolve()
-        if inc in seen or not inc.exists():
-            raise ConfigError(f"{path}: field 'include' names {inc.name!r}, which is missing or circular")
-        seen.add(inc)
-        data = {**_read_yaml(inc), **data}
+    chain = [path.resolve()]
+    data_from = path
+    current = path
+    while "include" in data:  # shared fields, lm-eval style
+        name = data.pop("include")
+        if not isinstance(name, str) or not name:
+            raise ConfigError(f"{current}: field 'include' must be a file name, got {name!r}")
+        base = _find_include(name, current, search)
+        if base in chain:
+            cycle = " -> ".join(p.name for p in [*chain, base])
+            raise ConfigError(f"{current}: field 'include' is circular: {cycle}. Remove one of these includes")
+        chain.append(base)
+        base_data = _read_yaml(base)
+        if "data" not in data and "data" in base_data:
+            data_from = base
+        data = {**base_data, **data}
+        current = base
+    return data, data_from
+
+
+def _data_source(source: str, fmt: str, yaml_file: Path) -> str:
+    """A relative ``data.path`` is relative to ``yaml_file``'s folder; ids and ``$VAR``/``pkg:`` stay."""
+    if source.startswith(("pkg:", "hf:", "~")) or "$" in source or Path(source).is_absolute():
+        return source
+    local = yaml_file.parent.resolve() / source
+    if fmt == "hf" and not local.exists():
+        return source  # a datasets hub id such as org/name
+    return str(local)
+
+
+def _task_spec(path: Path, search: Sequence[Path] = ()) -> TaskSpec:
+    """Parse one task YAML (named by its file stem), resolving ``include:`` through ``search``."""
+    data, data_from = _read_task_chain(path, search)
     src = data.get("data") or {}
     if not isinstance(src, Mapping) or "path" not in src:
         raise ConfigError(f"{path}: field 'data' needs a 'path'")
+    fmt = str(src.get("format", "auto"))
     cats = data.get("category", data.get("categories"))
     groups = data.get("group", ())
     return TaskSpec(
         name=path.stem,
-        source=str(src["path"]),
-        format=str(src.get("format", "auto")),
+        source=_data_source(str(src["path"]), fmt, data_from),
+        format=fmt,
         categories=None if cats is None else tuple([cats] if isinstance(cats, str) else cats),
         groups=tuple([groups] if isinstance(groups, str) else groups),
         revision=src.get("revision"),
@@ -112,6 +174,8 @@ class Registry:
     encoders: dict[str, EncoderSpec] = field(default_factory=dict)
     tasks: dict[str, TaskSpec] = field(default_factory=dict)
     families: set[str] = field(default_factory=set)
+    task_dirs: list[Path] = field(default_factory=list)
+    """Where ``include:`` bases are looked up by name (include paths first, then shipped)."""
 
     @property
     def groups(self) -> dict[str, list[str]]:
@@ -134,7 +198,13 @@ class Registry:
         raise unknown_name("encoder", name, self.encoders, hint="Or name one ad hoc as FAMILY:PATH_OR_HUB_ID.")
 
     def resolve_tasks(self, names: Sequence[str]) -> list[TaskSpec]:
-        """Expand task names, group names, file/folder paths and ``hf:`` ids, keeping order."""
+        """Expand task names, group names, paths and ``hf:`` ids, keeping order.
+
+        A path may be a task YAML (named by its stem), a folder of task YAMLs
+        (every ``*.yaml``/``*.yml`` not starting with ``_``), a data file, or a
+        dataset folder (one holding ``dataset_info.json``/``state.json``, or no
+        task YAML).  Tasks of the same name collapse to the first.
+        """
         out: list[TaskSpec] = []
         for name in names:
             for spec in self._resolve_task(name):
@@ -150,16 +220,43 @@ class Registry:
         if name.startswith("hf:"):
             return [TaskSpec(name=name[3:], source=name[3:], format="hf")]
         path = Path(resolve_path(name))
+        if path.is_file() and path.suffix in _TASK_SUFFIXES:
+            return [_task_spec(path, self.task_dirs)]
+        if path.is_dir() and not any((path / m).exists() for m in _DATASET_MARKERS):
+            yamls = _task_files(path)
+            if yamls:
+                return [_task_spec(p, self.task_dirs) for p in yamls]
         if path.exists():
             fmt = "hf" if path.is_dir() else "auto"
             return [TaskSpec(name=path.stem, source=str(path), format=fmt)]
-        hint = "A file path must exist; a datasets id is written hf:ORG/NAME."
+        hint = ("A path must exist: a task .yaml, a folder of them, or a data file or folder; "
+                "a datasets id is written hf:ORG/NAME.")
         raise unknown_name("task", name, [*self.tasks, *self.groups], hint=hint)
 
 
-def load_registry(registry_files: Iterable[Path], task_dirs: Iterable[Path], families: Iterable[str]) -> Registry:
-    """Build a `Registry`: later registry files override earlier entries of the same name."""
-    reg = Registry(families=set(families))
+def load_registry(
+    registry_files: Iterable[Path],
+    task_dirs: Iterable[Path],
+    families: Iterable[str],
+    *,
+    include_paths: Iterable[Path] = (),
+) -> Registry:
+    """Build a `Registry`: later registry files override earlier entries of the same name.
+
+    Tasks come from ``task_dirs`` and then ``include_paths`` (extra folders, as
+    ``--include-path DIR``), so a task in an include path replaces a shipped
+    task of the same name.  Both kinds of folder are searched, include paths
+    first, for ``include:`` bases.  Raises `ConfigError` for an include path
+    that is not a folder.
+    """
+    extra = [Path(p) for p in include_paths]
+    for folder in extra:
+        if not folder.is_dir():
+            raise ConfigError(
+                f"Include path {str(folder)!r} is not a folder; --include-path takes a folder of task YAMLs"
+            )
+    shipped = [Path(p) for p in task_dirs]
+    reg = Registry(families=set(families), task_dirs=list(dict.fromkeys([*extra, *shipped])))
     for path in registry_files:
         data = _read_yaml(Path(path))
         entries = data.get("encoders") or {}
@@ -170,8 +267,7 @@ def load_registry(registry_files: Iterable[Path], task_dirs: Iterable[Path], fam
             reg.encoders[spec.name] = spec
             for alias in entry.get("aliases") or ():  # e.g. qwen3-vl-8b -> qwen3-vl-8b-instruct
                 reg.encoders[str(alias)] = dataclasses.replace(spec, name=str(alias))
-    for folder in task_dirs:
-        for path in sorted(Path(folder).glob("*.yaml")):
-            if not path.name.startswith("_"):
-                reg.tasks[path.stem] = _task_spec(path)
+    for folder in [*shipped, *extra]:  # include paths last: they override shipped tasks
+        for path in _task_files(folder):
+            reg.tasks[path.stem] = _task_spec(path, reg.task_dirs)
     return reg

@@ -6,20 +6,24 @@ highest (:func:`is_correct`), and a system's accuracy is the fraction of
 instances it gets right (:func:`accuracy`).
 
 Uncertainty is reported with a percentile bootstrap over instances
-(:func:`bootstrap_ci`).  Two systems evaluated on the *same* instances are
-compared with :func:`paired_bootstrap`, which resamples instances jointly (so
-the per-instance correlation between the systems is kept) and also reports an
-exact McNemar test on the discordant pairs.  :func:`summarize_seeds` condenses
-repeated runs (for example training seeds) of one configuration.
+(:func:`bootstrap_ci`, on ``scipy.stats.bootstrap``).  Two systems evaluated on
+the *same* instances are compared with :func:`paired_bootstrap`, which
+resamples instances jointly (so the per-instance correlation between the
+systems is kept; scipy has no such test) and also reports an exact McNemar test
+on the discordant pairs (``scipy.stats.binomtest``).  :func:`summarize_seeds`
+condenses repeated runs (for example training seeds) of one configuration, and
+:func:`correlate` relates two per-system metrics (Pearson, Spearman, Kendall,
+with a bootstrap interval on Pearson's r).
 
 Every random quantity is drawn from ``numpy.random.default_rng(seed)``, so a
 result is reproducible for a given seed.  Resampling is vectorised; the only
-Python loop is over chunks of resamples, sized to bound memory use.
+Python loop is over chunks of resamples, sized to bound memory use.  scipy is
+imported inside the functions that need it, so ``import harness.stats`` stays
+cheap.
 """
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, TypeAlias
@@ -29,11 +33,13 @@ import numpy.typing as npt
 
 __all__ = [
     "CorrectLike",
+    "Correlation",
     "Interval",
     "PairedComparison",
     "SeedSummary",
     "accuracy",
     "bootstrap_ci",
+    "correlate",
     "is_correct",
     "paired_bootstrap",
     "summarize_seeds",
@@ -98,6 +104,28 @@ class SeedSummary:
     n: int
 
 
+@dataclass(frozen=True)
+class Correlation:
+    """How two per-system metrics move together, over ``n`` paired points.
+
+    ``pearson_r``/``spearman_rho``/``kendall_tau`` are the coefficients and the
+    ``*_p`` fields their two-sided p-values (``scipy.stats.pearsonr``,
+    ``spearmanr``, ``kendalltau``; scipy's Spearman p is a t approximation, 0
+    when ``|rho| == 1``, so read Kendall's exact p for a handful of points).  ``[r_ci_low, r_ci_high]`` is a percentile
+    bootstrap interval for Pearson's r, resampling the points (pairs kept).
+    """
+
+    n: int
+    pearson_r: float
+    pearson_p: float
+    spearman_rho: float
+    spearman_p: float
+    kendall_tau: float
+    kendall_p: float
+    r_ci_low: float
+    r_ci_high: float
+
+
 def is_correct(scores: Sequence[float]) -> bool:
     """Whether one instance is answered correctly.
 
@@ -133,12 +161,12 @@ def _as_correct_array(correct: CorrectLike, name: str = "correct") -> npt.NDArra
     return arr
 
 
-def _check_bootstrap_options(level: float, n_resamples: int) -> None:
+def _check_bootstrap_options(level: float, n_resamples: int, name: str = "n_resamples") -> None:
     """Raise ``ValueError`` for a level outside (0, 1) or a non-positive count."""
     if not 0.0 < level < 1.0:
         raise ValueError(f"level must be in (0, 1), got {level!r}")
     if n_resamples < 1:
-        raise ValueError(f"n_resamples must be >= 1, got {n_resamples!r}")
+        raise ValueError(f"{name} must be >= 1, got {n_resamples!r}")
 
 
 def accuracy(correct: CorrectLike) -> float:
@@ -176,6 +204,16 @@ def _percentiles(samples: npt.NDArray[np.float64], level: float) -> tuple[float,
     return float(low), float(high)
 
 
+def _rng_argument(rng: np.random.Generator) -> dict[str, np.random.Generator]:
+    """``rng=`` for scipy >= 1.15 (SPEC 7), ``random_state=`` for older releases."""
+    import inspect
+
+    from scipy import stats
+
+    name = "rng" if "rng" in inspect.signature(stats.bootstrap).parameters else "random_state"
+    return {name: rng}
+
+
 def bootstrap_ci(
     correct: CorrectLike,
     *,
@@ -185,42 +223,52 @@ def bootstrap_ci(
 ) -> Interval:
     """Accuracy with a percentile bootstrap confidence interval.
 
-    Instances are resampled with replacement ``n_resamples`` times; the interval
-    is the equal-tailed ``level`` percentile range of the resampled accuracies
-    (``numpy.quantile`` with linear interpolation).  The result is
+    ``scipy.stats.bootstrap`` (``method="percentile"``) resamples the instances
+    with replacement ``n_resamples`` times, drawing from
+    ``numpy.random.default_rng(seed)``; the interval is the equal-tailed
+    ``level`` percentile range of the resampled accuracies, so the result is
     deterministic for a given ``seed``.  With a single instance, or when every
-    instance is right (or every one wrong), the interval collapses to the point
-    estimate.
+    instance is right (or every one wrong), the bootstrap distribution is
+    degenerate and the interval collapses to the point estimate.
 
     Raises ``ValueError`` for empty/invalid ``correct``, ``level`` outside
     (0, 1) or ``n_resamples < 1``.
     """
     arr = _as_correct_array(correct)
     _check_bootstrap_options(level, n_resamples)
-    rng = np.random.default_rng(seed)
-    sums = _resampled_sums(arr.astype(np.int64), n_resamples, rng)
-    low, high = _percentiles(sums / arr.size, level)
-    return Interval(value=accuracy(arr), low=low, high=high, level=level)
+    value = accuracy(arr)
+    if value in (0.0, 1.0):  # includes n == 1; scipy rejects n < 2 and warns on constants
+        return Interval(value=value, low=value, high=value, level=level)
+    from scipy import stats
+
+    res = stats.bootstrap(
+        (arr.astype(np.float64),),
+        np.mean,
+        n_resamples=n_resamples,
+        batch=max(1, _MAX_CHUNK_ELEMENTS // int(arr.size)),
+        vectorized=True,
+        confidence_level=level,
+        method="percentile",
+        **_rng_argument(np.random.default_rng(seed)),
+    )
+    ci = res.confidence_interval
+    return Interval(value=value, low=float(ci.low), high=float(ci.high), level=level)
 
 
 def _mcnemar_exact(only_a: int, only_b: int) -> float:
     """Exact two-sided McNemar p-value for discordant counts ``only_a``/``only_b``.
 
-    Under the null each discordant pair favours A with probability 1/2, so the
-    p-value is ``min(1, 2 * P(X <= min(only_a, only_b)))`` for
-    ``X ~ Binomial(only_a + only_b, 1/2)`` (the symmetric binomial makes this
-    equal to the usual "sum of outcomes no more likely" definition).  The tail is
-    summed in log space, which stays accurate for large counts.
+    Under the null each discordant pair favours A with probability 1/2, so this
+    is the two-sided binomial test of ``min(only_a, only_b)`` successes in
+    ``only_a + only_b`` trials (``scipy.stats.binomtest``); with no discordant
+    pair there is no evidence either way and the p-value is 1.
     """
     m = only_a + only_b
     if m == 0:
         return 1.0
-    k = min(only_a, only_b)
-    j: npt.NDArray[np.float64] = np.arange(1, k + 1, dtype=np.float64)
-    log_binom = np.concatenate(([0.0], np.cumsum(np.log(m - j + 1.0) - np.log(j))))
-    top = float(log_binom.max())
-    log_tail = top + math.log(float(np.exp(log_binom - top).sum())) - m * math.log(2.0)
-    return min(1.0, 2.0 * math.exp(log_tail))
+    from scipy import stats
+
+    return min(1.0, float(stats.binomtest(min(only_a, only_b), m, 0.5).pvalue))
 
 
 def paired_bootstrap(
@@ -300,4 +348,83 @@ def summarize_seeds(values: Sequence[float]) -> SeedSummary:
         max=high,
         range=high - low,
         n=int(arr.size),
+    )
+
+
+def _as_points(x: Sequence[float], y: Sequence[float]) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.float64]]:
+    """Validate two paired samples for :func:`correlate` and return them as float arrays."""
+    xa, ya = np.asarray(x, dtype=np.float64), np.asarray(y, dtype=np.float64)
+    if xa.ndim != 1 or ya.ndim != 1 or xa.size != ya.size:
+        raise ValueError(f"correlate needs two 1-D sequences of equal length, got shapes {xa.shape} and {ya.shape}")
+    if xa.size < 3:
+        raise ValueError(f"correlate needs at least 3 points, got {xa.size}")
+    if not (bool(np.isfinite(xa).all()) and bool(np.isfinite(ya).all())):
+        raise ValueError(f"correlate got a non-finite value: x={xa.tolist()}, y={ya.tolist()}")
+    for name, arr in (("x", xa), ("y", ya)):
+        if bool((arr == arr[0]).all()):
+            raise ValueError(f"correlate: {name} is constant ({arr[0]!r}), so no correlation is defined")
+    return xa, ya
+
+
+def _resampled_pearson(
+    x: npt.NDArray[np.float64], y: npt.NDArray[np.float64], n_boot: int, rng: np.random.Generator
+) -> npt.NDArray[np.float64]:
+    """Pearson's r on ``n_boot`` resamples of the points (pairs kept), degenerate ones dropped.
+
+    A resample that repeats one x (or one y) value has no r; it is dropped
+    rather than counted, which is why this is not ``scipy.stats.bootstrap``
+    (its interval turns NaN, with a warning, as soon as one resample is
+    degenerate, and that is common for the handful of points compared here).
+    """
+    idx = rng.integers(0, x.size, size=(n_boot, x.size))
+    xs, ys = x[idx], y[idx]
+    # Exact test on the raw values: a centred constant row need not be exactly 0.
+    ok = (xs.max(axis=1) > xs.min(axis=1)) & (ys.max(axis=1) > ys.min(axis=1))
+    xs = xs[ok] - xs[ok].mean(axis=1, keepdims=True)
+    ys = ys[ok] - ys[ok].mean(axis=1, keepdims=True)
+    den = np.sqrt((xs * xs).sum(axis=1) * (ys * ys).sum(axis=1))
+    r: npt.NDArray[np.float64] = np.clip((xs * ys).sum(axis=1) / den, -1.0, 1.0)
+    return r
+
+
+def correlate(
+    x: Sequence[float],
+    y: Sequence[float],
+    *,
+    n_boot: int = 2000,
+    seed: int = 0,
+    level: float = 0.95,
+) -> Correlation:
+    """Pearson, Spearman and Kendall correlation of paired points, with a CI on r.
+
+    ``x[i]`` and ``y[i]`` are two metrics of the same system (for example TED
+    accuracy and a downstream score).  The interval on Pearson's r is the
+    equal-tailed ``level`` percentile range over ``n_boot`` resamples of the
+    points drawn from ``numpy.random.default_rng(seed)``; resamples with a
+    constant x or y are dropped.  The interval is NaN only if every resample
+    was dropped, which takes a tiny ``n_boot``.
+
+    Raises ``ValueError`` for sequences of unequal length or fewer than 3
+    points, non-finite values, a constant ``x`` or ``y``, ``level`` outside
+    (0, 1) or ``n_boot < 1``.
+    """
+    xa, ya = _as_points(x, y)
+    _check_bootstrap_options(level, n_boot, "n_boot")
+    from scipy import stats
+
+    pearson = stats.pearsonr(xa, ya)
+    spearman = stats.spearmanr(xa, ya)
+    kendall = stats.kendalltau(xa, ya)
+    boot = _resampled_pearson(xa, ya, n_boot, np.random.default_rng(seed))
+    low, high = _percentiles(boot, level) if boot.size else (float("nan"), float("nan"))
+    return Correlation(
+        n=int(xa.size),
+        pearson_r=float(pearson.statistic),
+        pearson_p=float(pearson.pvalue),
+        spearman_rho=float(spearman.statistic),
+        spearman_p=float(spearman.pvalue),
+        kendall_tau=float(kendall.statistic),
+        kendall_p=float(kendall.pvalue),
+        r_ci_low=low,
+        r_ci_high=high,
     )

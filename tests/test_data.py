@@ -7,9 +7,16 @@ from pathlib import Path
 
 import pytest
 
-from harness import DataError
+from harness import DataError, categories
+from harness import data as data_module
+from harness.categories import CATEGORIES, category_slug
 from harness.cli import main
-from harness.data import category_slug, load_granted_json, load_instances_file, load_jsonl_instances, load_pairs_file
+from harness.data import (
+    load_granted_json,
+    load_instances_file,
+    load_jsonl_instances,
+    load_pairs_file,
+)
 
 GOOD = {"id": "x1", "category": "spatial", "caption": "A cup left of a bowl.", "positive": "Cup left of bowl.",
         "negatives": ["Cup right of bowl."]}
@@ -85,6 +92,17 @@ def test_official_json_broken(tmp_path: Path) -> None:
                                             ("Basic Event", "basic_event"), ("OCR", "ocr"), ("Weather", "weather")])
 def test_category_slug(name: str, slug: str) -> None:
     assert category_slug(name) == slug
+
+
+def test_official_names_map_onto_the_categories() -> None:
+    assert set(categories.OFFICIAL_TYPE_NAMES.values()) == set(CATEGORIES)
+    assert all(category_slug(c) == c for c in CATEGORIES), "a slug must map to itself"
+
+
+def test_data_reexports_the_single_category_list() -> None:
+    """Older code imported these from harness.data; they must be the same objects."""
+    assert (data_module.CATEGORIES, data_module.OFFICIAL_TYPE_NAMES, data_module.category_slug) == (
+        categories.CATEGORIES, categories.OFFICIAL_TYPE_NAMES, categories.category_slug)
 
 
 def test_datasets_folder(tmp_path: Path) -> None:

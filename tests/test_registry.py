@@ -2,13 +2,30 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
+import harness_tasks
 import pytest
 
 from harness import ConfigError
-from harness.data import CATEGORIES
-from harness.registry import load_registry, resolve_path
+from harness.categories import CATEGORIES
+from harness.registry import Registry, load_registry, resolve_path
+
+SHIPPED = Path(harness_tasks.__file__).resolve().parent
+
+
+@pytest.fixture
+def shipped() -> Registry:
+    """The shipped tasks alone, loaded without the plugin manager."""
+    return load_registry([], [SHIPPED], [])
+
+
+def _task(folder: Path, name: str, text: str) -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / name
+    path.write_text(text)
+    return path
 
 
 def test_shipped_tasks_and_groups(registry) -> None:
@@ -74,3 +91,133 @@ def test_main_command_names_resolve(registry) -> None:
     assert registry.encoder("umt5").family == "t5"
     vl = registry.encoder("qwen3-vl-8b")
     assert (vl.family, vl.checkpoint, vl.options.template) == ("mllm", "Qwen/Qwen3-VL-8B-Instruct", "granted-caption")
+
+
+@pytest.mark.parametrize("group", ["ted6k-sample", "ted6k"])
+def test_shipped_task_files_cover_exactly_the_categories(shipped: Registry, group: str) -> None:
+    tasks = [shipped.tasks[t] for t in shipped.groups[group]]
+    cats = [c for t in tasks for c in t.categories or ()]
+    assert sorted(cats) == sorted(CATEGORIES), f"group {group!r} covers {sorted(cats)}, not CATEGORIES"
+    for task in tasks:
+        assert task.name == f"{group}-{task.categories[0].replace('_', '-')}", "file stem follows the category"
+
+
+def test_include_finds_a_shipped_base_from_anywhere(tmp_path: Path) -> None:
+    mine = _task(tmp_path / "elsewhere", "my-ocr.yaml", "include: _ted6k-sample.yaml\ncategory: ocr\n")
+    reg = load_registry([], [SHIPPED], [])
+    (spec,) = reg.resolve_tasks([str(mine)])
+    assert (spec.name, spec.categories, spec.groups) == ("my-ocr", ("ocr",), ("ted6k-sample",))
+    assert spec.source == "pkg:harness_tasks/data/ted6k_sample.jsonl" and spec.format == "jsonl"
+
+
+def test_include_prefers_the_including_files_folder(tmp_path: Path) -> None:
+    _task(tmp_path, "_ted6k-sample.yaml", "group: local\ndata: {path: local.jsonl}\n")
+    mine = _task(tmp_path, "t.yaml", "include: _ted6k-sample.yaml\n")
+    (spec,) = load_registry([], [SHIPPED], []).resolve_tasks([str(mine)])
+    assert spec.groups == ("local",) and spec.source == str(tmp_path.resolve() / "local.jsonl")
+
+
+def test_nested_include_resolves_from_the_base_file(tmp_path: Path) -> None:
+    base_dir = tmp_path / "bases"
+    _task(base_dir, "_root.yaml", "group: nested\ndata: {path: data/x.jsonl}\n")
+    _task(base_dir, "_mid.yaml", "include: _root.yaml\ncategory: ocr\n")
+    mine = _task(tmp_path / "user", "deep.yaml", "include: _mid.yaml\n")
+    (spec,) = load_registry([], [SHIPPED], [], include_paths=[base_dir]).resolve_tasks([str(mine)])
+    assert (spec.groups, spec.categories) == (("nested",), ("ocr",))
+    assert spec.source == str(base_dir.resolve() / "data" / "x.jsonl"), "relative to the file that sets data"
+
+
+def test_missing_include_says_where_it_looked(tmp_path: Path) -> None:
+    mine = _task(tmp_path, "t.yaml", "include: _nope.yaml\n")
+    with pytest.raises(ConfigError) as err:
+        load_registry([], [SHIPPED], []).resolve_tasks([str(mine)])
+    msg = str(err.value)
+    assert str(mine) in msg and "field 'include'" in msg and "'_nope.yaml'" in msg
+    assert f"looked in: {tmp_path}, {SHIPPED}" in msg, msg
+    assert "--include-path" in msg
+
+
+def test_circular_include_is_reported(tmp_path: Path) -> None:
+    _task(tmp_path, "_a.yaml", "include: _b.yaml\n")
+    _task(tmp_path, "_b.yaml", "include: _a.yaml\n")
+    _task(tmp_path, "t.yaml", "include: _a.yaml\n")
+    with pytest.raises(ConfigError, match=r"circular: t\.yaml -> _a\.yaml -> _b\.yaml -> _a\.yaml"):
+        load_registry([], [tmp_path], [])
+    _task(tmp_path, "_a.yaml", "include: [x]\n")
+    with pytest.raises(ConfigError, match=r"field 'include' must be a file name, got \['x'\]"):
+        load_registry([], [tmp_path], [])
+
+
+def test_task_yaml_path_is_a_task(tmp_path: Path, shipped: Registry) -> None:
+    (tmp_path / "rows.jsonl").write_text("")
+    mine = _task(tmp_path, "my-task.yml", "category: [ocr, spatial]\ndata: {path: rows.jsonl, format: jsonl}\n")
+    (spec,) = shipped.resolve_tasks([str(mine)])
+    assert (spec.name, spec.format, spec.categories) == ("my-task", "jsonl", ("ocr", "spatial"))
+    assert spec.source == str(tmp_path.resolve() / "rows.jsonl"), "data.path is relative to the YAML"
+
+
+@pytest.mark.parametrize(
+    ("path", "fmt", "expected"),
+    [
+        pytest.param("org/ted6k", "hf", "org/ted6k", id="hub-id"),
+        pytest.param("$TED6K_PATH", "granted-json", "$TED6K_PATH", id="env-var"),
+        pytest.param("pkg:harness_tasks/data/x.jsonl", "jsonl", "pkg:harness_tasks/data/x.jsonl", id="pkg"),
+        pytest.param("/abs/x.jsonl", "auto", "/abs/x.jsonl", id="absolute"),
+    ],
+)
+def test_data_paths_that_are_not_relative_files_stay(tmp_path: Path, path: str, fmt: str, expected: str) -> None:
+    mine = _task(tmp_path, "t.yaml", f"data: {{path: '{path}', format: {fmt}}}\n")
+    (spec,) = load_registry([], [], []).resolve_tasks([str(mine)])
+    assert spec.source == expected
+
+
+def test_folder_of_task_yamls(tmp_path: Path, shipped: Registry) -> None:
+    folder = tmp_path / "suite"
+    _task(folder, "_base.yaml", "group: suite\ndata: {path: rows.jsonl}\n")
+    for cat in ("quantity", "adverb"):
+        _task(folder, f"s-{cat}.yaml", f"include: _base.yaml\ncategory: {cat}\n")
+    (folder / "notes.txt").write_text("not a task")
+    specs = shipped.resolve_tasks([str(folder), "ted6k-sample-ocr"])
+    assert [t.name for t in specs] == ["s-adverb", "s-quantity", "ted6k-sample-ocr"]
+    assert {t.source for t in specs[:2]} == {str(folder.resolve() / "rows.jsonl")}
+
+
+@pytest.mark.parametrize("marker", ["dataset_info.json", "state.json"])
+def test_datasets_folder_stays_a_datasets_task(tmp_path: Path, shipped: Registry, marker: str) -> None:
+    folder = tmp_path / "my-ds"
+    _task(folder, marker, json.dumps({}))
+    _task(folder, "card.yaml", "data: {path: x}\n")  # a stray YAML does not make it a task folder
+    (spec,) = shipped.resolve_tasks([str(folder)])
+    assert (spec.name, spec.source, spec.format) == ("my-ds", str(folder), "hf")
+
+
+def test_include_paths_override_shipped_tasks(tmp_path: Path) -> None:
+    extra = tmp_path / "extra"
+    _task(extra, "ted6k-sample-ocr.yaml", "include: _ted6k-sample.yaml\ncategory: [ocr, quantity]\n")
+    _task(extra, "brand-new.yaml", "data: {path: new.jsonl}\n")
+    reg = load_registry([], [SHIPPED], [], include_paths=[extra])
+    assert reg.tasks["ted6k-sample-ocr"].categories == ("ocr", "quantity"), "include path must win"
+    assert reg.tasks["ted6k-sample-ocr"].groups == ("ted6k-sample",), "shipped base found by name"
+    assert reg.resolve_tasks(["brand-new"])[0].source == str(extra.resolve() / "new.jsonl")
+    assert len(reg.groups["ted6k-sample"]) == 9
+    assert reg.task_dirs == [extra, SHIPPED]
+
+
+def test_include_path_base_overrides_by_name(tmp_path: Path) -> None:
+    extra = _task(tmp_path / "extra", "_shared.yaml", "group: from-extra\ndata: {path: e.jsonl}\n").parent
+    mine = _task(tmp_path / "user", "u.yaml", "include: _shared.yaml\n")
+    _task(tmp_path / "shipped", "_shared.yaml", "group: from-shipped\ndata: {path: s.jsonl}\n")
+    reg = load_registry([], [tmp_path / "shipped"], [], include_paths=[extra])
+    assert reg.resolve_tasks([str(mine)])[0].groups == ("from-extra",), "include paths are searched first"
+
+
+def test_include_path_must_be_a_folder(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match=r"Include path '.*nowhere' is not a folder"):
+        load_registry([], [SHIPPED], [], include_paths=[tmp_path / "nowhere"])
+
+
+def test_unknown_task_still_suggests(shipped: Registry, tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match=r"Unknown task 'ted6k-sampel'\. Did you mean: ted6k-sample"):
+        shipped.resolve_tasks(["ted6k-sampel"])
+    with pytest.raises(ConfigError, match="a task .yaml, a folder of them"):
+        shipped.resolve_tasks([str(tmp_path / "missing.yaml")])

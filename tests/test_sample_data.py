@@ -10,13 +10,13 @@ from pathlib import Path
 
 import pytest
 
+from harness.categories import CATEGORIES
+
 ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT / "tasks" / "data"
 GENERATOR = ROOT / "tools" / "make_sample_data.py"
 BENCH = "ted6k_sample.jsonl"
 PAIRS = "caption_pairs.jsonl"
-CATEGORIES = ("action", "spatial", "temporal", "coreference", "adjective", "adverb",
-              "quantity", "ocr", "basic_event")
 
 
 def _load(name: str) -> list[dict[str, object]]:
@@ -91,6 +91,21 @@ def test_pairs_do_not_contain_benchmark_captions(bench: list[dict[str, object]],
     captions = {row["caption"] for row in bench}
     leaked = [p["group"] for p in pairs if p["a"] in captions or p["b"] in captions]
     assert not leaked, f"benchmark captions reused in pair groups {leaked[:5]}"
+
+
+def test_generator_settings_cover_exactly_the_categories(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.syspath_prepend(str(ROOT / "tools"))
+    from sample_data import bench as generator
+
+    assert generator.CATEGORIES is CATEGORIES, "the generator must read harness.categories"
+    for name in ("DRAFTERS", "VIDEO_COUNT"):
+        keys = set(getattr(generator, name))
+        assert keys == set(CATEGORIES), f"{name} keys {sorted(keys)} != CATEGORIES"
+
+
+def test_shipped_sample_is_in_category_order(bench: list[dict[str, object]]) -> None:
+    order = list(dict.fromkeys(str(row["category"]) for row in bench))
+    assert order == list(CATEGORIES), "the generator writes categories in CATEGORIES order"
 
 
 def test_generator_reproduces_shipped_files(tmp_path: Path) -> None:

@@ -4,17 +4,23 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import subprocess
+import sys
+import warnings
 from fractions import Fraction
 
 import numpy as np
 import pytest
+from scipy import stats as scipy_stats
 
 from harness.stats import (
+    Correlation,
     Interval,
     PairedComparison,
     SeedSummary,
     accuracy,
     bootstrap_ci,
+    correlate,
     is_correct,
     paired_bootstrap,
     summarize_seeds,
@@ -198,6 +204,46 @@ def test_bootstrap_ci_rejects_empty() -> None:
         bootstrap_ci([])
 
 
+def test_bootstrap_ci_matches_scipy_called_directly() -> None:
+    data = _rate_array(37, 120)
+    ours = bootstrap_ci(data, level=0.9, n_resamples=500, seed=4)
+    direct = scipy_stats.bootstrap(
+        (data.astype(float),), np.mean, n_resamples=500, vectorized=True, confidence_level=0.9,
+        method="percentile", random_state=np.random.default_rng(4),
+    ).confidence_interval
+    assert (ours.low, ours.high) == pytest.approx((direct.low, direct.high), abs=1e-12), \
+        "bootstrap_ci no longer matches scipy.stats.bootstrap(method='percentile')"
+
+
+def test_bootstrap_ci_pinned() -> None:
+    ci = bootstrap_ci(_rate_array(70, 100), seed=0)
+    assert (ci.value, ci.low, ci.high) == pytest.approx((0.7, 0.61, 0.79)), "seed-0 interval drifted"
+
+
+@pytest.mark.parametrize(
+    ("n_correct", "n"),
+    [
+        pytest.param(0, 1, id="one-wrong"),
+        pytest.param(1, 1, id="one-right"),
+        pytest.param(0, 2, id="two-wrong"),
+        pytest.param(40, 40, id="all-right"),
+        pytest.param(0, 40, id="all-wrong"),
+    ],
+)
+def test_bootstrap_ci_degenerate_collapses_without_warnings(n_correct: int, n: int) -> None:
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        ci = bootstrap_ci(_rate_array(n_correct, n))
+    assert ci.value == ci.low == ci.high == n_correct / n
+
+
+def test_bootstrap_ci_two_instances_has_no_nan() -> None:
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        ci = bootstrap_ci([True, False], n_resamples=200)
+    assert (ci.low, ci.value, ci.high) == (0.0, 0.5, 1.0)
+
+
 def test_interval_is_frozen() -> None:
     ci = bootstrap_ci([True, False])
     with pytest.raises(dataclasses.FrozenInstanceError):
@@ -287,6 +333,9 @@ def test_mcnemar_pinned_value() -> None:
         pytest.param(0, 5, id="one-sided-5"),
         pytest.param(40, 60, id="m100"),
         pytest.param(300, 250, id="m550"),
+        pytest.param(1, 29, id="one-sided-30"),
+        pytest.param(1040, 960, id="m2000"),
+        pytest.param(2600, 2400, id="m5000-significant"),
     ],
 )
 def test_mcnemar_matches_exact_binomial(only_a: int, only_b: int) -> None:
@@ -294,6 +343,16 @@ def test_mcnemar_matches_exact_binomial(only_a: int, only_b: int) -> None:
     assert paired_bootstrap(a, b, n_resamples=10).mcnemar_p == pytest.approx(
         _exact_mcnemar(only_a, only_b), rel=1e-9
     )
+
+
+@pytest.mark.parametrize(
+    ("only_a", "only_b"),
+    [pytest.param(3, 9, id="m12"), pytest.param(77, 50, id="m127"), pytest.param(500, 500, id="tied")],
+)
+def test_mcnemar_matches_scipy_binomtest(only_a: int, only_b: int) -> None:
+    a, b = _discordant(only_a, only_b, both=1)
+    expected = scipy_stats.binomtest(min(only_a, only_b), only_a + only_b, 0.5).pvalue
+    assert paired_bootstrap(a, b, n_resamples=10).mcnemar_p == pytest.approx(expected, rel=1e-12)
 
 
 # --------------------------------------------------------------------------- summarize_seeds
@@ -331,3 +390,104 @@ def test_summarize_seeds_single_value() -> None:
 def test_summarize_seeds_rejects_invalid(values: list[float]) -> None:
     with pytest.raises(ValueError):
         summarize_seeds(values)
+
+
+def test_summarize_seeds_matches_scipy_describe() -> None:
+    values = [0.612, 0.598, 0.634, 0.605, 0.621]
+    summary, described = summarize_seeds(values), scipy_stats.describe(values)
+    assert summary.mean == pytest.approx(described.mean)
+    assert summary.std == pytest.approx(math.sqrt(described.variance)), "std must be ddof=1"
+    assert (summary.min, summary.max) == described.minmax
+    assert summary.n == described.nobs
+
+
+# --------------------------------------------------------------------------- correlate
+
+FOUR_X = [55.37, 53.62, 55.31, 56.81]
+FOUR_Y = [70.59, 65.13, 68.70, 77.94]
+SIX_X = [44.60, 53.05, 53.62, 55.31, 55.99, 56.81]
+SIX_Y = [54.67, 71.15, 71.15, 74.46, 75.51, 76.17]
+
+
+def test_correlate_four_points_pinned() -> None:
+    c = correlate(FOUR_X, FOUR_Y)
+    assert isinstance(c, Correlation) and c.n == 4
+    assert round(c.pearson_r, 4) == 0.9587, "Pearson r of the 4-point fact drifted"
+    assert round(c.pearson_p, 4) == 0.0413, "Pearson p of the 4-point fact drifted"
+    assert c.spearman_rho == pytest.approx(1.0) and c.kendall_tau == pytest.approx(1.0)
+    # All 4! orderings equally likely: P(tau = 1 or -1) = 2 / 24.
+    assert c.kendall_p == pytest.approx(2 / 24)
+
+
+def test_correlate_six_points_pinned() -> None:
+    c = correlate(SIX_X, SIX_Y)
+    assert round(c.pearson_r, 4) == 0.9974
+    assert c.pearson_p == pytest.approx(1.0e-5, rel=0.05), "expected p of about 1.0e-5"
+
+
+def _pearson_by_hand(x: list[float], y: list[float]) -> float:
+    mx, my = sum(x) / len(x), sum(y) / len(y)
+    sxy = sum((a - mx) * (b - my) for a, b in zip(x, y))
+    return sxy / math.sqrt(sum((a - mx) ** 2 for a in x) * sum((b - my) ** 2 for b in y))
+
+
+@pytest.mark.parametrize(
+    ("x", "y"),
+    [
+        pytest.param(FOUR_X, FOUR_Y, id="four"),
+        pytest.param(SIX_X, SIX_Y, id="six-with-tie"),
+        pytest.param([1.0, 2.0, 3.0, 4.0, 5.0], [2.0, 1.0, 4.0, 3.0, 5.0], id="shuffled"),
+        pytest.param([3.0, 1.0, 2.0], [-1.0, 0.5, 0.0], id="negative-n3"),
+    ],
+)
+def test_correlate_matches_independent_computations(x: list[float], y: list[float]) -> None:
+    c = correlate(x, y)
+    assert c.pearson_r == pytest.approx(_pearson_by_hand(x, y), rel=1e-12)
+    assert (c.spearman_rho, c.spearman_p) == pytest.approx(tuple(scipy_stats.spearmanr(x, y)))
+    assert (c.kendall_tau, c.kendall_p) == pytest.approx(tuple(scipy_stats.kendalltau(x, y)))
+
+
+def test_correlate_interval_contains_r_and_is_seeded() -> None:
+    c = correlate(SIX_X, SIX_Y, n_boot=500, seed=3)
+    assert -1.0 <= c.r_ci_low <= c.pearson_r <= c.r_ci_high <= 1.0
+    assert correlate(SIX_X, SIX_Y, n_boot=500, seed=3) == c, "same seed must give the same interval"
+    others = {(correlate(SIX_X, SIX_Y, n_boot=500, seed=s).r_ci_low) for s in range(4)}
+    assert len(others) > 1, "the seed is not used"
+
+
+def test_correlate_interval_narrows_with_more_points() -> None:
+    rng = np.random.default_rng(0)
+    x_small, x_large = rng.normal(size=10), rng.normal(size=400)
+    small = correlate(x_small, x_small + rng.normal(size=10))
+    large = correlate(x_large, x_large + rng.normal(size=400))
+    assert (large.r_ci_high - large.r_ci_low) < (small.r_ci_high - small.r_ci_low) / 2
+
+
+def test_correlate_tiny_sample_has_no_warnings_or_nan() -> None:
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # degenerate resamples are dropped, not warned about
+        c = correlate([1.0, 2.0, 3.0], [1.0, 3.0, 2.0], n_boot=300)
+    assert not math.isnan(c.r_ci_low) and not math.isnan(c.r_ci_high)
+
+
+@pytest.mark.parametrize(
+    ("x", "y", "kwargs", "match"),
+    [
+        pytest.param([1.0, 2.0], [1.0, 2.0], {}, "at least 3 points", id="n2"),
+        pytest.param([1.0, 2.0, 3.0], [1.0, 2.0], {}, "equal length", id="lengths"),
+        pytest.param([1.0, 1.0, 1.0], [1.0, 2.0, 3.0], {}, "x is constant", id="constant-x"),
+        pytest.param([1.0, 2.0, 3.0], [4.0, 4.0, 4.0], {}, "y is constant", id="constant-y"),
+        pytest.param([1.0, NAN, 3.0], [1.0, 2.0, 3.0], {}, "non-finite", id="nan"),
+        pytest.param([1.0, 2.0, 3.0], [1.0, 2.0, 3.5], {"n_boot": 0}, "n_boot must be >= 1", id="n-boot"),
+        pytest.param([1.0, 2.0, 3.0], [1.0, 2.0, 3.5], {"level": 1.0}, "level", id="level"),
+    ],
+)
+def test_correlate_rejects_invalid(x: list[float], y: list[float], kwargs: dict[str, float], match: str) -> None:
+    with pytest.raises(ValueError, match=match):
+        correlate(x, y, **kwargs)  # type: ignore[arg-type]
+
+
+def test_import_stays_cheap() -> None:
+    code = "import sys, harness.stats; print(sorted(m for m in ('scipy', 'torch') if m in sys.modules))"
+    out = subprocess.run([sys.executable, "-c", code], check=True, capture_output=True, text=True, timeout=60)
+    assert out.stdout.strip() == "[]", "import harness.stats must not import scipy or torch"

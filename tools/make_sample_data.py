@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Generate the project's own sample data from procedural scene graphs (stdlib only).
+"""Generate the project's own sample data from procedural scene graphs.
 
 Writes two files into --out-dir:
   ted6k_sample.jsonl   TED-format benchmark sample: 9 categories x 30 verified instances
@@ -11,6 +11,8 @@ no output depends on set or hash order. Regenerate the shipped files with:
     python tools/make_sample_data.py --out-dir tasks/data
 
 See tools/README_sample_data.md for how scenes, captions and negatives are built.
+Standard library only, plus harness.categories for the category list (taken from
+this checkout when harness is not installed).
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(1, str(Path(__file__).resolve().parents[1]))  # harness from this checkout
 
 from sample_data.bench import build_benchmark  # noqa: E402
 from sample_data.pairs import build_pairs  # noqa: E402
