@@ -128,9 +128,9 @@ def run_limit(texts: list[str], args: argparse.Namespace) -> dict[str, Any]:
 def _harness_store(args: argparse.Namespace, cache_dir: str | None) -> Any:
     from harness.cache import FeatureCache, encoder_fingerprint
     from harness.cli import _registry
-    from harness.features import FeatureStore, view_for
+    from harness.extractors import parse_extractors, view_for
+    from harness.feature_store import FeatureStore
     from harness.plugins import get_plugin_manager
-    from harness.runner import parse_extractors
 
     pm = get_plugin_manager()
     encoder = pm.hook.harness_load_encoder(spec=_registry(pm, []).encoder("minilm"))

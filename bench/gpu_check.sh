@@ -6,7 +6,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 export HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 TOKENIZERS_PARALLELISM=false PYTHONUNBUFFERED=1
 PY=${PYTHON:-python3}
-if ! "$PY" -c "import harness_plugins.hf" 2>/dev/null; then
+if ! "$PY" -c "import harness_plugins.encoders.hf" 2>/dev/null; then
     # the plugins package is mapped from plugins/ by the install; no network needed
     "$PY" -m pip install -q --no-deps --no-build-isolation -e . >/dev/null
 fi

@@ -10,7 +10,7 @@ mkdir -p "$out"
 export HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 TOKENIZERS_PARALLELISM=false PYTHONUNBUFFERED=1
 export HARNESS_CACHE_DIR=${HARNESS_CACHE_DIR:-/tmp/harness-gpu-cache}
 PY=${PYTHON:-python3}
-"$PY" -c "import harness_plugins.hf" 2>/dev/null || "$PY" -m pip install -q --no-deps --no-build-isolation -e . >/dev/null
+"$PY" -c "import harness_plugins.encoders.hf" 2>/dev/null || "$PY" -m pip install -q --no-deps --no-build-isolation -e . >/dev/null
 folder=$("$PY" - <<'PY'
 import sys, tempfile
 from pathlib import Path

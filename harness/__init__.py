@@ -7,8 +7,10 @@ from __future__ import annotations
 
 from harness._exceptions import ConfigError, DataError, EncoderError, HarnessError, PluginError, unknown_name
 from harness.hookspecs import hookimpl, hookspec
+from harness.options import AggregatorOptions, FeatureOptions, TrainingOptions
 from harness.registry import resolve_path
 from harness.types import (
+    Aggregator,
     CaptionPair,
     EncodedBatch,
     Encoder,
@@ -19,11 +21,14 @@ from harness.types import (
     Instance,
     Scorer,
     TaskSpec,
+    TrainReport,
 )
 
 __version__ = "0.1.0"
 
 __all__ = [
+    "Aggregator",
+    "AggregatorOptions",
     "CaptionPair",
     "ConfigError",
     "DataError",
@@ -34,11 +39,14 @@ __all__ = [
     "EncoderOptions",
     "EncoderSpec",
     "ExtractorSpec",
+    "FeatureOptions",
     "HarnessError",
     "Instance",
     "PluginError",
     "Scorer",
     "TaskSpec",
+    "TrainReport",
+    "TrainingOptions",
     "__version__",
     "hookimpl",
     "hookspec",

@@ -9,23 +9,26 @@ import sys
 from collections import Counter
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager, nullcontext
+from dataclasses import replace
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from harness import distributed
-from harness._exceptions import HarnessError
+from harness._exceptions import HarnessError, unknown_name
+from harness.options import AggregatorOptions, FeatureOptions, TrainingOptions
 from harness.plugins import get_plugin_manager, plugin_listing
 from harness.registry import Registry, load_registry
+from harness.types import EncoderSpec
 
 __all__ = ["main"]
 
-_AGG_FLAGS = {  # CLI flag -> AggregatorConfig field
+_AGG_FLAGS = {  # CLI flag -> AggregatorOptions field
     "preset": "preset", "lr": "lr", "epochs": "epochs", "train_batch_size": "batch_size",
     "weight_decay": "weight_decay", "temperature": "temperature", "dim_out": "dim_out", "heads": "heads",
-    "max_pairs": "max_pairs", "layer_weights": "layer_weights", "layer_weights_file": "layer_weights_file",
+    "layer_weights": "layer_weights", "layer_weights_file": "layer_weights_file",
 }
 SHIPPED_PAIRS_CAP = 512
 _ENC_FLAGS = {"dtype": "dtype", "device": "device", "max_length": "max_length", "template": "template",
@@ -33,8 +36,39 @@ _ENC_FLAGS = {"dtype": "dtype", "device": "device", "max_length": "max_length", 
               "allow_missing_weights": "allow_missing_weights", "system_prompt": "system_prompt"}
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse that reports a bad option in one line (no usage block) and exits 2."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"error: {self.prog}: {message}\n")
+
+
 def _csv(text: str) -> tuple[str, ...]:
-    return tuple(x.strip() for x in text.split(",") if x.strip())
+    items = tuple(x.strip() for x in text.split(",") if x.strip())
+    if not items:
+        raise argparse.ArgumentTypeError(f"{text!r} names nothing; give a comma-separated list")
+    return items
+
+
+def _seeds(text: str) -> tuple[int, ...]:
+    try:
+        return tuple(int(x) for x in _csv(text))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a comma-separated list of integers") from None
+
+
+def _number(kind: type, *, low: float, strict: bool = False, what: str = "") -> Any:
+    """An argparse type: ``kind`` >= ``low`` (> ``low`` when ``strict``)."""
+    def parse(text: str) -> Any:
+        try:
+            value = kind(text)
+        except ValueError:
+            value = None
+        if value is None or value != value or (value <= low if strict else value < low):
+            bound = f"> {low:g}" if strict else f">= {low:g}"
+            raise argparse.ArgumentTypeError(f"{text!r} is not {what or kind.__name__} {bound}")
+        return value
+    return parse
 
 
 def _batch_size(text: str) -> int | str:
@@ -50,24 +84,31 @@ def _batch_size(text: str) -> int | str:
 
 
 def _add_run_args(p: argparse.ArgumentParser, *, train_only: bool = False) -> None:
+    positive, non_negative = _number(int, low=0, strict=True), _number(int, low=0)
     p.add_argument("--encoders", type=_csv, default=("minilm",), help="registry names or FAMILY:PATH, comma-separated")
     if not train_only:
-        p.add_argument("--tasks", type=_csv, default=("ted6k-sample",), help="tasks, groups, files or hf:ORG/NAME")
-        p.add_argument("--limit", type=int, help="at most N instances per category")
+        p.add_argument("--tasks", type=_csv, default=("ted6k-sample",),
+                       help="task names, groups, data files, task YAML files or folders of them, hf:ORG/NAME")
+        p.add_argument("--limit", type=positive, help="at most N instances per category")
         p.add_argument("--control", choices=["shuffled"], help="captions permuted across instances (chance check)")
         p.add_argument("--output", "--out", dest="output", help="write results.json, samples.jsonl, figures here")
-        p.add_argument("--bootstrap", type=int, default=1000, help="bootstrap resamples for CIs (0: none)")
+        p.add_argument("--bootstrap", type=non_negative, default=1000, help="bootstrap resamples for CIs (0: none)")
+    p.add_argument("--include-path", action="append", default=[], metavar="DIR",
+                   help="extra folder of task YAML files (overrides shipped tasks of the same name)")
     p.add_argument("--extract", type=_csv, default=("last", "norm-avg"),
                    help="last, penultimate, layer:K, avg, norm-avg[:rms], learned[:rms], all-layers")
     p.add_argument("--aggregator", default="context", help="context (trained) or mean-pool")
-    p.add_argument("--seeds", type=lambda s: tuple(int(x) for x in _csv(s)), default=(0,))
+    p.add_argument("--seeds", type=_seeds, default=(0,))
     p.add_argument("--train-pairs", help="caption-pair JSONL for the aggregator (default: shipped pairs)")
     p.add_argument("--preset", choices=["default", "paper", "baby"], help="aggregator hyper-parameter preset")
-    for flag, typ in (("lr", float), ("epochs", int), ("train-batch-size", int), ("weight-decay", float),
-                      ("temperature", float), ("dim-out", int), ("heads", int)):
+    for flag, typ in (("lr", _number(float, low=0, strict=True, what="a number")), ("epochs", positive),
+                      ("train-batch-size", _number(int, low=1, strict=True, what="an integer")),
+                      ("weight-decay", _number(float, low=0, what="a number")),
+                      ("temperature", _number(float, low=0, strict=True, what="a number")),
+                      ("dim-out", positive), ("heads", positive)):
         p.add_argument(f"--{flag}", type=typ)
-    p.add_argument("--max-pairs", type=int, help=f"train on the first N pairs (shipped pairs: {SHIPPED_PAIRS_CAP} "
-                   "unless given; 0: all)")
+    p.add_argument("--max-pairs", type=non_negative,
+                   help=f"train on the first N pairs (shipped pairs: {SHIPPED_PAIRS_CAP} unless given; 0: all)")
     p.add_argument("--layer-weights", choices=["train", "frozen"], help="learned extractor: train or freeze α")
     p.add_argument("--layer-weights-file", help="JSON list of layer logits to start α from")
     p.add_argument("--include-embedding", action=argparse.BooleanOptionalAction, default=None,
@@ -77,10 +118,10 @@ def _add_run_args(p: argparse.ArgumentParser, *, train_only: bool = False) -> No
     p.add_argument("--feature-dtype", choices=["float32", "float16", "bfloat16"], default="float32")
     p.add_argument("--dtype", choices=["float32", "bfloat16", "float16"])
     p.add_argument("--device")
-    p.add_argument("--max-length", type=int)
+    p.add_argument("--max-length", type=positive)
     p.add_argument("--template", help="plain | chat | granted-caption | a string with {text}")
     p.add_argument("--system-prompt")
-    p.add_argument("--drop-prefix-tokens", type=int)
+    p.add_argument("--drop-prefix-tokens", type=non_negative)
     p.add_argument("--trust-remote-code", action="store_true", default=None)
     p.add_argument("--allow-missing-weights", action="store_true", default=None)
     p.add_argument("--ckpt-dir", help="aggregator checkpoints (default: $HARNESS_CACHE_DIR or ~/.cache/ted-harness)")
@@ -90,27 +131,28 @@ def _add_run_args(p: argparse.ArgumentParser, *, train_only: bool = False) -> No
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="harness", description=__doc__)
+    parser = _Parser(prog="harness", description=__doc__)
     parser.add_argument("-p", dest="plugins", action="append", default=[], metavar="NAME",
                         help="load plugin module NAME; -p no:NAME blocks plugin NAME")
     parser.add_argument("--registry", action="append", default=[], help="extra registry YAML (overrides)")
     parser.add_argument("-v", "--verbose", action="store_true")
-    sub = parser.add_subparsers(dest="command")
+    sub = parser.add_subparsers(dest="command", parser_class=_Parser)
     _add_run_args(sub.add_parser("run", help="evaluate encoders x extractors on tasks"))
     _add_run_args(sub.add_parser("train", help="train (or reuse) aggregators only"), train_only=True)
     ls = sub.add_parser("list", help="list encoders, tasks, extractors, aggregators, scorers, plugins, families")
     ls.add_argument("what", choices=["encoders", "tasks", "extractors", "aggregators", "scorers", "plugins", "families"])
+    ls.add_argument("--include-path", action="append", default=[], metavar="DIR", help="extra folder of task YAMLs")
     val = sub.add_parser("validate", help="check a TED file (or caption-pair file) and count its instances")
     val.add_argument("path")
     val.add_argument("--pairs", action="store_true", help="the file holds caption pairs")
     return parser
 
 
-def _registry(pm: Any, extra: Sequence[str]) -> Registry:
+def _registry(pm: Any, extra: Sequence[str], include_paths: Sequence[str] = ()) -> Registry:
     files = [f for fs in pm.hook.harness_registry_files() for f in fs][::-1]  # built-ins (trylast) first
     dirs = [d for ds in pm.hook.harness_task_dirs() for d in ds]
     families = [f for fs in pm.hook.harness_encoder_families() for f in fs]
-    return load_registry([*files, *map(Path, extra)], dirs, families)
+    return load_registry([*files, *map(Path, extra)], dirs, families, include_paths=[Path(p) for p in include_paths])
 
 
 @contextmanager
@@ -126,36 +168,48 @@ def _progress(console: Console) -> Iterator[Any]:
         yield _Bar
 
 
-def _run_options(args: argparse.Namespace, *, train_only: bool) -> Any:
-    from harness.runner import RunOptions
+def _encoder_specs(registry: Registry, args: argparse.Namespace) -> list[EncoderSpec]:
+    """Every ``--encoders`` name resolved, with the encoder flags applied on top of its registry options."""
+    overrides = {field: getattr(args, flag) for flag, field in _ENC_FLAGS.items() if getattr(args, flag) is not None}
+    return [replace(s, options=replace(s.options, **overrides)) for s in map(registry.encoder, args.encoders)]
 
-    agg = {field: getattr(args, flag) for flag, field in _AGG_FLAGS.items() if getattr(args, flag) is not None}
-    if args.train_pairs is None and args.max_pairs is None:
-        # The shipped pairs are a demo set: cap them so the embedded default fits in ~4 min on
+
+def _options(args: argparse.Namespace) -> tuple[AggregatorOptions, TrainingOptions, FeatureOptions]:
+    """The typed options of a run, built once here and passed down as they are."""
+    agg = AggregatorOptions(**{field: getattr(args, flag) for flag, field in _AGG_FLAGS.items()
+                               if getattr(args, flag) is not None})
+    max_pairs = args.max_pairs
+    if args.train_pairs is None and max_pairs is None:
+        # The shipped pairs are a demo set: cap them so the embedded default fits in a few minutes on
         # 2 CPU cores.  Your own --train-pairs are used whole; --max-pairs 0 lifts the cap.
-        agg["max_pairs"] = SHIPPED_PAIRS_CAP
-    if agg.get("max_pairs") == 0:
-        agg["max_pairs"] = None
-    enc = {field: getattr(args, flag) for flag, field in _ENC_FLAGS.items() if getattr(args, flag) is not None}
-    return RunOptions(
-        encoders=args.encoders, tasks=() if train_only else args.tasks, extract=args.extract,
-        aggregator=args.aggregator, aggregator_options=agg, seeds=args.seeds, train_pairs=args.train_pairs,
-        limit=None if train_only else args.limit, control=None if train_only else args.control,
-        batch_size=args.batch_size, feature_dtype=args.feature_dtype, include_embedding=args.include_embedding,
-        encoder_options=enc, ckpt_dir=args.ckpt_dir, retrain=args.retrain,
-        bootstrap=0 if train_only else args.bootstrap, cache_dir=args.cache_dir, no_cache=args.no_cache,
-    )
+        max_pairs = SHIPPED_PAIRS_CAP
+    training = TrainingOptions(train_pairs=args.train_pairs, max_pairs=max_pairs or None, retrain=args.retrain,
+                               ckpt_dir=args.ckpt_dir)
+    features = FeatureOptions(batch_size=args.batch_size, dtype=args.feature_dtype, cache_dir=args.cache_dir,
+                              no_cache=args.no_cache)
+    return agg, training, features
 
 
 def _cmd_run(args: argparse.Namespace, pm: Any, console: Console, *, train_only: bool = False) -> int:
+    from harness.extractors import parse_extractors, with_include_embedding
     from harness.report import comparison_table, result_tables
-    from harness.runner import run
+    from harness.runner import load_task_sets, run
 
-    opts = _run_options(args, train_only=train_only)
-    registry = _registry(pm, args.registry)
+    # Resolve every name and load every task before any encoder work: a typo costs nothing.
+    registry = _registry(pm, args.registry, args.include_path)
+    encoders = _encoder_specs(registry, args)
+    extractors = [with_include_embedding(s, args.include_embedding) for s in parse_extractors(pm, args.extract)]
+    known = [n for ns in pm.hook.harness_aggregator_names() for n in ns]
+    if args.aggregator not in known:
+        raise unknown_name("aggregator", args.aggregator, known)
+    agg, training, features = _options(args)
+    tasks = [] if train_only else load_task_sets(pm, registry, args.tasks, limit=args.limit)
     rank0 = os.environ.get("RANK", "0") == "0"  # under torchrun only rank 0 prints and writes
     with _progress(console) if rank0 else nullcontext() as bar:
-        result = run(pm, registry, opts, progress=bar)
+        result = run(pm, encoders=encoders, tasks=tasks, extractors=extractors, aggregator=args.aggregator,
+                     aggregator_options=agg, training=training, features=features, seeds=args.seeds,
+                     control=None if train_only else args.control, bootstrap=0 if train_only else args.bootstrap,
+                     recorded_options={k: v for k, v in vars(args).items() if k != "command"}, progress=bar)
     if not rank0 or not distributed.is_main():
         return 0
     for table in result_tables(result):
@@ -164,12 +218,13 @@ def _cmd_run(args: argparse.Namespace, pm: Any, console: Console, *, train_only:
     if comp is not None and len(result.comparisons) <= 30:
         console.print(comp)
     for t in result.training:
-        state = "reused" if t.get("reused") else f"trained {t['steps']} steps in {t['seconds']}s"
-        console.print(markup=False, highlight=False, *[f"aggregator {t['encoder']}/{t['extractor']} seed {t['seed']}: {state}, "
-                      f"loss {t['first_loss']:.3f} -> {t['final_loss']:.3f}  ({t['checkpoint']})"])
-    for name, enc in result.provenance["encoders"].items():
-        console.print(f"{name}: {enc['texts_encoded']} texts encoded in {enc['encode_seconds']}s "
-                      f"({enc['texts_truncated']} truncated)")
+        state = "reused" if t.reused else f"trained {t.steps} steps in {t.seconds}s"
+        loss = "" if t.first_loss is None or t.final_loss is None else f", loss {t.first_loss:.3f} -> {t.final_loss:.3f}"
+        console.print(f"aggregator {t.encoder}/{t.extractor} seed {t.seed}: {state}{loss}  "
+                      f"({t.checkpoint or 'not saved'})", markup=False, highlight=False)
+    for name, enc in result.provenance.encoders.items():
+        console.print(f"{name}: {enc.texts_encoded} texts encoded in {enc.encode_seconds}s "
+                      f"({enc.texts_truncated} truncated)")
     if not train_only and args.output:
         from harness.plots import write_layer_weights
         from harness.results import write_results
@@ -187,7 +242,7 @@ def _cmd_list(args: argparse.Namespace, pm: Any, console: Console) -> int:
     if what == "plugins":
         rows = plugin_listing(pm)
     elif what in ("encoders", "tasks"):
-        reg = _registry(pm, args.registry)
+        reg = _registry(pm, args.registry, args.include_path)
         if what == "encoders":
             rows = [(n, s.family, s.checkpoint, s.revision or "-", s.description) for n, s in sorted(reg.encoders.items())]
         else:

@@ -9,10 +9,12 @@ Every rank runs the whole pipeline; three places cooperate:
   shards into the shared cache directory; after a barrier every rank indexes all
   shards.  The cache directory must be visible to every rank (one node: the
   default is).  Without a cache (``--no-cache``) every rank encodes everything.
-* Aggregator training (`harness.aggregate.train_aggregator`): every global batch is
+* Aggregator training (the trainer of a plugin, e.g. ``harness_plugins.aggregators.context``,
+  calls `global_batch_loss` with its loss function): every global batch is
   split into ``W`` equal slices (the last padded with a dummy row, dropped after
   the gather); embeddings are all-gathered *with gradient*, each rank computes the
-  symmetric InfoNCE over the global batch (negatives from all ranks, as the
+  loss (symmetric InfoNCE for the context aggregator) over the global batch
+  (negatives from all ranks, as the
   official GRAN-TED trainer), and gradients are averaged across ranks.  The
   gather's backward sums the identical losses of ``W`` ranks, so averaging gives
   exactly the single-process gradient of the same global batch.  (Dropout > 0
@@ -48,6 +50,7 @@ __all__ = [
     "gather_with_grad",
     "global_batch_loss",
     "init_from_env",
+    "PairLoss",
     "is_main",
     "world",
 ]
@@ -143,16 +146,19 @@ def broadcast_parameters(model: torch.nn.Module) -> None:
             dist.broadcast(t.data, src=0)
 
 
+PairLoss = Callable[["torch.Tensor", "torch.Tensor", Sequence[Any]], "torch.Tensor"]
+"""(embeddings of the a sides ``[n, D]``, of the b sides ``[n, D]``, groups) -> scalar loss."""
+
+
 def global_batch_loss(model: Callable[..., torch.Tensor], batch_fn: Callable[[Sequence[str]], Any],
-                      batch: Sequence[Any], cfg: Any) -> torch.Tensor:
-    """Symmetric InfoNCE over the *global* ``batch`` (same on every rank), computing only this rank's slice.
+                      batch: Sequence[Any], loss: PairLoss) -> torch.Tensor:
+    """``loss`` over the *global* ``batch`` (same on every rank), computing only this rank's slice.
 
     Slices are equal-sized for the gather: slice ``r`` is ``batch[r*k:(r+1)*k]`` with
     ``k = ceil(n / W)``, padded with copies of ``batch[0]``.  Concatenated in rank order
-    the first ``n`` rows are exactly ``batch``'s rows in order.
+    the first ``n`` rows are exactly ``batch``'s rows in order, so ``loss`` sees the
+    whole batch's embeddings (negatives from every rank).
     """
-    from harness.aggregate import info_nce
-
     rank, size = world()
     n = len(batch)
     k = -(-n // size)
@@ -162,7 +168,7 @@ def global_batch_loss(model: Callable[..., torch.Tensor], batch_fn: Callable[[Se
     zb = model(*batch_fn([p.b for p in mine]))
     za_all = gather_with_grad(za)[:n]
     zb_all = gather_with_grad(zb)[:n]
-    return info_nce(za_all, zb_all, [p.group for p in batch], cfg)
+    return loss(za_all, zb_all, [p.group for p in batch])
 
 
 def gather_with_grad(x: torch.Tensor) -> torch.Tensor:

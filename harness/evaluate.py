@@ -8,11 +8,11 @@ from typing import Any
 
 import numpy as np
 
-from harness.results import ScoreRecord
+from harness.results import Comparison, SampleRecord, ScoreRecord, SeedSummaryRecord
 from harness.stats import bootstrap_ci, is_correct, paired_bootstrap, summarize_seeds
 from harness.types import Instance
 
-__all__ = ["Row", "compare_rows", "score_instances", "slice_records", "summarize_over_seeds"]
+__all__ = ["Row", "compare_rows", "sample_records", "score_instances", "slice_records", "summarize_over_seeds"]
 
 Row = tuple[str, str, str]  # (encoder, extractor, aggregator)
 
@@ -48,7 +48,16 @@ def slice_records(row: Row, task: str, instances: Sequence[Instance], correct: S
     return records
 
 
-def summarize_over_seeds(records: Sequence[ScoreRecord]) -> list[dict[str, Any]]:
+def sample_records(row: Row, task: str, instances: Sequence[Instance],
+                   scored: Sequence[tuple[list[float], bool]], *, seed: int) -> list[SampleRecord]:
+    """One `SampleRecord` per instance (for samples.jsonl)."""
+    return [SampleRecord(encoder=row[0], extractor=row[1], aggregator=row[2], task=task, seed=seed, id=inst.id,
+                         category=inst.category, caption_type=inst.caption_type, scores=scores, correct=ok,
+                         n_candidates=len(scores))
+            for inst, (scores, ok) in zip(instances, scored)]
+
+
+def summarize_over_seeds(records: Sequence[ScoreRecord]) -> list[SeedSummaryRecord]:
     """Mean, std and range across seeds for every (row, task, slice)."""
     cells: dict[tuple[Any, ...], list[float]] = defaultdict(list)
     for r in records:
@@ -56,17 +65,17 @@ def summarize_over_seeds(records: Sequence[ScoreRecord]) -> list[dict[str, Any]]
     out = []
     for key, values in cells.items():
         s = summarize_seeds(values)
-        out.append({
-            "encoder": key[0], "extractor": key[1], "aggregator": key[2], "task": key[3], "category": key[4],
-            "caption_type": key[5], "control": key[6], "metric": "accuracy", "n_seeds": s.n,
-            "mean": s.mean, "std": s.std, "min": s.min, "max": s.max, "range": s.range,
-        })
+        out.append(SeedSummaryRecord(
+            encoder=key[0], extractor=key[1], aggregator=key[2], task=key[3], category=key[4],
+            caption_type=key[5], control=key[6], metric="accuracy", n_seeds=s.n,
+            mean=s.mean, std=s.std, min=s.min, max=s.max, range=s.range,
+        ))
     return out
 
 
-def compare_rows(correct: Mapping[tuple[Row, str, int], Sequence[bool]], *, n_boot: int) -> list[dict[str, Any]]:
+def compare_rows(correct: Mapping[tuple[Row, str, int], Sequence[bool]], *, n_boot: int) -> list[Comparison]:
     """Paired bootstrap + exact McNemar of every row against the first row, per task and seed."""
-    out: list[dict[str, Any]] = []
+    out: list[Comparison] = []
     by_task: dict[tuple[str, int], list[Row]] = defaultdict(list)
     for row, task, seed in correct:
         by_task[(task, seed)].append(row)
@@ -77,9 +86,9 @@ def compare_rows(correct: Mapping[tuple[Row, str, int], Sequence[bool]], *, n_bo
             if len(a) != len(b):
                 continue
             c = paired_bootstrap(a, b, n_resamples=max(n_boot, 1), seed=seed)
-            out.append({
-                "task": task, "seed": seed, "row": "/".join(row), "reference": "/".join(ref),
-                "diff": c.diff, "ci_low": c.low, "ci_high": c.high, "p_bootstrap": c.p_value,
-                "p_mcnemar": c.mcnemar_p, "n": c.n, "only_row": c.only_a, "only_reference": c.only_b,
-            })
+            out.append(Comparison(
+                task=task, seed=seed, row="/".join(row), reference="/".join(ref),
+                diff=c.diff, ci_low=c.low, ci_high=c.high, p_bootstrap=c.p_value,
+                p_mcnemar=c.mcnemar_p, n=c.n, only_row=c.only_a, only_reference=c.only_b,
+            ))
     return out

@@ -11,12 +11,22 @@ third-party plugin can override them.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import pluggy
 
 if TYPE_CHECKING:
-    from harness.types import CaptionPair, Encoder, EncoderSpec, ExtractorSpec, Instance, Scorer, TaskSpec
+    from harness.options import AggregatorOptions
+    from harness.types import (
+        Aggregator,
+        CaptionPair,
+        Encoder,
+        EncoderSpec,
+        ExtractorSpec,
+        Instance,
+        Scorer,
+        TaskSpec,
+    )
 
 PROJECT = "harness"
 hookspec = pluggy.HookspecMarker(PROJECT)
@@ -73,10 +83,16 @@ def harness_aggregator_names() -> list[str]:
 
 
 @hookspec(firstresult=True)
-def harness_make_aggregator(name: str, width: int, config: dict[str, Any]) -> Any | None:
-    """Build an aggregator of ``width`` input features, or None if ``name`` is not yours.
+def harness_make_aggregator(
+    name: str, width: int, n_layers_in: int, options: AggregatorOptions
+) -> Aggregator | None:
+    """Build the aggregator ``name`` for features of ``width``, or None if ``name`` is not yours.
 
-    The result implements `harness.aggregate.Aggregator` (``fit``/``embed``).
+    Called once per (encoder, extractor) before any encoding.  ``n_layers_in`` is 1,
+    or the number of normalised layers a ``learned`` extractor hands over to be
+    weighted inside the aggregator.  ``options`` holds the user's overrides (``None``
+    fields: your preset's value).  The result satisfies `harness.Aggregator`; build
+    weights lazily in ``fit``/``load``, because construction must be cheap.
     """
     raise NotImplementedError
 

@@ -7,17 +7,20 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from harness.results import TrainingRecord
+
 __all__ = ["write_layer_weights"]
 
 
-def write_layer_weights(training: Sequence[dict[str, Any]], out_dir: str | Path) -> list[Path]:
+def write_layer_weights(training: Sequence[TrainingRecord], out_dir: str | Path) -> list[Path]:
     """Write ``layer_weights.json`` and ``layer_weights.png`` for every learned-weights run."""
-    runs = [t for t in training if t.get("layer_weights")]
+    runs = [t for t in training if t.layer_weights]
     if not runs:
         return []
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    data = [{k: t.get(k) for k in ("encoder", "extractor", "seed", "layers", "layer_weights")} for t in runs]
+    data: list[dict[str, Any]] = [{"encoder": t.encoder, "extractor": t.extractor, "seed": t.seed, "layers": t.layers,
+                                   "layer_weights": t.layer_weights} for t in runs]
     paths = [out / "layer_weights.json"]
     paths[0].write_text(json.dumps(data, indent=2) + "\n", encoding="utf-8")
     try:

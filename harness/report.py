@@ -8,7 +8,7 @@ from typing import Any
 
 from rich.table import Table
 
-from harness.data import CATEGORIES
+from harness.categories import CATEGORIES
 from harness.results import RunResult, ScoreRecord
 
 __all__ = ["comparison_table", "result_tables"]
@@ -73,7 +73,6 @@ def comparison_table(result: RunResult) -> Table | None:
     for head in ("task", "seed", "row", "reference", "diff (pts)", "95% CI", "p (bootstrap)", "p (McNemar)"):
         table.add_column(head, justify="right" if head not in ("task", "row", "reference") else "left")
     for c in result.comparisons:
-        table.add_row(c["task"], str(c["seed"]), c["row"], c["reference"], f"{100 * c['diff']:+.1f}",
-                      f"[{100 * c['ci_low']:+.1f},{100 * c['ci_high']:+.1f}]", f"{c['p_bootstrap']:.3g}",
-                      f"{c['p_mcnemar']:.3g}")
+        table.add_row(c.task, str(c.seed), c.row, c.reference, f"{100 * c.diff:+.1f}",
+                      f"[{100 * c.ci_low:+.1f},{100 * c.ci_high:+.1f}]", f"{c.p_bootstrap:.3g}", f"{c.p_mcnemar:.3g}")
     return table

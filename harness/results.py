@@ -1,25 +1,50 @@
 """Result records, provenance and the files ``--output`` writes.
 
-``results.json`` = ``{"schema", "provenance", "scores": [ScoreRecord...],
-"seed_summary": [...], "comparisons": [...], "training": [...]}``;
-``samples.jsonl`` = one line per scored instance.  Schema in README.
+``results.json`` = ``{"schema", "provenance": Provenance, "scores": [ScoreRecord...],
+"seed_summary": [SeedSummaryRecord...], "comparisons": [Comparison...], "training":
+[TrainingRecord...]}``; ``samples.jsonl`` = one `SampleRecord` per line.  Every record is
+a dataclass; `read_results` is the exact inverse of `write_results`.  Schema in README.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import platform
 import subprocess
 import sys
 import tempfile
-from dataclasses import asdict, dataclass, field
+import types
+import typing
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
-__all__ = ["SCHEMA_VERSION", "RunResult", "ScoreRecord", "collect_versions", "git_hash", "write_results"]
+from harness._exceptions import DataError
 
-SCHEMA_VERSION = 1
+__all__ = [
+    "SCHEMA_VERSION",
+    "Comparison",
+    "EncoderProvenance",
+    "PairsProvenance",
+    "Provenance",
+    "RunResult",
+    "SampleRecord",
+    "ScoreRecord",
+    "SeedSummaryRecord",
+    "TaskProvenance",
+    "TaskSetProvenance",
+    "TrainingRecord",
+    "collect_versions",
+    "git_hash",
+    "jsonable",
+    "read_results",
+    "write_results",
+]
+
+SCHEMA_VERSION = 2
+_T = TypeVar("_T")
 
 
 @dataclass(frozen=True)
@@ -41,25 +66,167 @@ class ScoreRecord:
     control: str | None = None
 
 
+@dataclass(frozen=True)
+class SampleRecord:
+    """One scored instance of one row and seed: scores with the positive first, and correctness."""
+
+    encoder: str
+    extractor: str
+    aggregator: str
+    task: str
+    seed: int
+    id: str
+    category: str
+    caption_type: str
+    scores: list[float]
+    correct: bool
+    n_candidates: int
+
+
+@dataclass(frozen=True)
+class SeedSummaryRecord:
+    """Mean, std and range of one (row, task, slice) over seeds."""
+
+    encoder: str
+    extractor: str
+    aggregator: str
+    task: str
+    category: str
+    caption_type: str
+    control: str | None
+    metric: str
+    n_seeds: int
+    mean: float
+    std: float
+    min: float
+    max: float
+    range: float
+
+
+@dataclass(frozen=True)
+class Comparison:
+    """A row against the reference row on the same instances: paired bootstrap and exact McNemar."""
+
+    task: str
+    seed: int
+    row: str
+    reference: str
+    diff: float
+    ci_low: float
+    ci_high: float
+    p_bootstrap: float
+    p_mcnemar: float
+    n: int
+    only_row: int
+    only_reference: int
+
+
+@dataclass(frozen=True)
+class PairsProvenance:
+    """The caption pairs that trained an aggregator."""
+
+    source: str
+    sha256: str
+    n: int  # pairs used (after --max-pairs)
+    n_available: int
+
+
+@dataclass(frozen=True)
+class TrainingRecord:
+    """One trained (or reused) aggregator: where it is, how it was trained, what it learned."""
+
+    encoder: str
+    extractor: str
+    aggregator: str
+    seed: int
+    key: str
+    checkpoint: str | None  # None: kept in memory only
+    checkpoint_sha256: str | None
+    config: dict[str, Any]
+    layers: list[int]
+    pairs: PairsProvenance
+    steps: int
+    seconds: float
+    first_loss: float | None
+    final_loss: float | None
+    losses: list[float]
+    layer_weights: list[float] | None
+    reused: bool
+
+
+@dataclass(frozen=True)
+class EncoderProvenance:
+    """What an encoder was, as loaded and run."""
+
+    family: str
+    checkpoint: str
+    revision: str | None
+    num_layers: int
+    width: int
+    include_embedding_default: bool
+    last_layer_note: str
+    options: dict[str, Any]
+    feature_dtype: str
+    texts_encoded: int
+    texts_truncated: int
+    load_seconds: float
+    encode_seconds: float
+    feature_cache: str | None
+    extractors: dict[str, dict[str, Any]]
+
+
+@dataclass(frozen=True)
+class TaskProvenance:
+    """One task file behind a ``--tasks`` entry."""
+
+    source: str
+    format: str
+    revision: str | None
+    sha256: str | None
+
+
+@dataclass(frozen=True)
+class TaskSetProvenance:
+    """A ``--tasks`` entry: its task files and how many instances were evaluated."""
+
+    tasks: dict[str, TaskProvenance]
+    n: int
+
+
+@dataclass
+class Provenance:
+    """Everything that affects a number, besides the per-row records."""
+
+    harness_git: str | None = None
+    versions: dict[str, str | None] = field(default_factory=dict)
+    started: str = ""
+    options: dict[str, Any] = field(default_factory=dict)
+    tasks: dict[str, TaskSetProvenance] = field(default_factory=dict)
+    encoders: dict[str, EncoderProvenance] = field(default_factory=dict)
+    plugins: list[str] = field(default_factory=list)
+    seconds: float = 0.0
+
+
 @dataclass
 class RunResult:
-    """Everything a run produced; the CLI renders it and `write_results` saves it."""
+    """Everything a run produced; the CLI renders it, `write_results` saves it, `read_results` reads it back."""
 
-    provenance: dict[str, Any] = field(default_factory=dict)
+    provenance: Provenance = field(default_factory=Provenance)
     scores: list[ScoreRecord] = field(default_factory=list)
-    samples: list[dict[str, Any]] = field(default_factory=list)
-    seed_summary: list[dict[str, Any]] = field(default_factory=list)
-    comparisons: list[dict[str, Any]] = field(default_factory=list)
-    training: list[dict[str, Any]] = field(default_factory=list)
+    samples: list[SampleRecord] = field(default_factory=list)
+    seed_summary: list[SeedSummaryRecord] = field(default_factory=list)
+    comparisons: list[Comparison] = field(default_factory=list)
+    training: list[TrainingRecord] = field(default_factory=list)
 
     def to_json(self) -> dict[str, Any]:
+        """The ``results.json`` object (samples go to ``samples.jsonl``)."""
         return {
             "schema": SCHEMA_VERSION,
-            "provenance": self.provenance,
+            "provenance": asdict(self.provenance),
             "scores": [asdict(r) for r in self.scores],
-            "seed_summary": self.seed_summary,
-            "comparisons": self.comparisons,
-            "training": self.training,
+            "seed_summary": [asdict(r) for r in self.seed_summary],
+            "comparisons": [asdict(r) for r in self.comparisons],
+            "training": [asdict(r) for r in self.training],
         }
 
 
@@ -70,14 +237,105 @@ def _atomic_write(path: Path, text: str) -> None:
     os.replace(tmp, path)
 
 
+def jsonable(value: Any) -> Any:
+    """``value`` as `read_results` will give it back: tuples become lists, unknown objects strings."""
+    return json.loads(json.dumps(value, default=str))
+
+
 def write_results(result: RunResult, out_dir: str | Path) -> list[Path]:
-    """Write results.json and samples.jsonl atomically; return their paths."""
+    """Write results.json and samples.jsonl atomically (strict JSON: no NaN); return their paths."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     res, samples = out / "results.json", out / "samples.jsonl"
-    _atomic_write(res, json.dumps(result.to_json(), indent=2, sort_keys=False, default=str) + "\n")
-    _atomic_write(samples, "".join(json.dumps(s, default=str) + "\n" for s in result.samples))
+    _atomic_write(res, json.dumps(result.to_json(), indent=2, allow_nan=False) + "\n")
+    _atomic_write(samples, "".join(json.dumps(asdict(s), allow_nan=False) + "\n" for s in result.samples))
     return [res, samples]
+
+
+def read_results(path: str | Path) -> RunResult:
+    """Read what `write_results` wrote: ``results.json`` (a file, or the folder holding it) and,
+    when present beside it, ``samples.jsonl``.  The exact inverse of `write_results`.
+
+    Raises `DataError` naming the file (and field) for a missing file, invalid JSON, another
+    schema, or a record that does not fit.
+    """
+    p = Path(path)
+    res = p / "results.json" if p.is_dir() else p
+    if not res.is_file():
+        raise DataError(str(res), None, None, "does not exist (expected a results.json or a folder holding one)")
+    try:
+        data = json.loads(res.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise DataError(str(res), None, None, f"is not a readable results file ({exc})") from None
+    if not isinstance(data, dict) or "schema" not in data:
+        raise DataError(str(res), None, "schema", "is missing: not a ted-harness results file")
+    if data["schema"] != SCHEMA_VERSION:
+        raise DataError(str(res), None, "schema", f"is {data['schema']!r}; this harness reads schema {SCHEMA_VERSION}")
+    result = RunResult(
+        provenance=_build(Provenance, data.get("provenance", {}), str(res), "provenance"),
+        scores=_build_list(ScoreRecord, data, "scores", str(res)),
+        seed_summary=_build_list(SeedSummaryRecord, data, "seed_summary", str(res)),
+        comparisons=_build_list(Comparison, data, "comparisons", str(res)),
+        training=_build_list(TrainingRecord, data, "training", str(res)),
+    )
+    sample_path = res.parent / "samples.jsonl"
+    if sample_path.is_file():
+        with open(sample_path, encoding="utf-8") as fh:
+            for lineno, line in enumerate(fh, start=1):
+                if line.strip():
+                    try:
+                        rec = json.loads(line)
+                    except json.JSONDecodeError as exc:
+                        raise DataError(str(sample_path), lineno, None, f"not valid JSON ({exc.msg})") from None
+                    result.samples.append(_build(SampleRecord, rec, str(sample_path), f"line {lineno}"))
+    return result
+
+
+def _build_list(cls: type[_T], data: dict[str, Any], key: str, path: str) -> list[_T]:
+    items = data.get(key, [])
+    if not isinstance(items, list):
+        raise DataError(path, None, key, "must be a list")
+    return [_build(cls, item, path, f"{key}[{i}]") for i, item in enumerate(items)]
+
+
+def _build(cls: type[_T], value: Any, path: str, where: str) -> _T:
+    """``cls`` from its ``asdict`` form, recursing into nested record types by annotation."""
+    if not isinstance(value, dict):
+        raise DataError(path, None, where, f"must be an object, got {type(value).__name__}")
+    hints = typing.get_type_hints(cls)
+    names = {f.name for f in fields(cls)}  # type: ignore[arg-type]
+    unknown = set(value) - names
+    if unknown:
+        raise DataError(path, None, where, f"has unknown field(s) {sorted(unknown)}")
+    kwargs = {}
+    for name, raw in value.items():
+        kwargs[name] = _convert(hints[name], raw, path, f"{where}.{name}")
+    try:
+        return cls(**kwargs)
+    except TypeError as exc:
+        raise DataError(path, None, where, f"does not fit {cls.__name__}: {exc}") from None
+
+
+def _record_type(hint: Any) -> type[Any] | None:
+    return hint if isinstance(hint, type) and dataclasses.is_dataclass(hint) else None
+
+
+def _convert(hint: Any, raw: Any, path: str, where: str) -> Any:
+    if raw is None:
+        return None
+    record = _record_type(hint)
+    if record is not None:
+        return _build(record, raw, path, where)
+    origin, args = typing.get_origin(hint), typing.get_args(hint)
+    if origin is dict and len(args) == 2 and (record := _record_type(args[1])) is not None:
+        if not isinstance(raw, dict):
+            raise DataError(path, None, where, "must be an object")
+        return {k: _build(record, v, path, f"{where}.{k}") for k, v in raw.items()}
+    if origin in (types.UnionType, typing.Union):
+        for arg in args:
+            if (record := _record_type(arg)) is not None:
+                return _build(record, raw, path, where)
+    return raw
 
 
 def git_hash() -> str | None:

@@ -1,22 +1,22 @@
-"""run(options) -> RunResult: encoders x extractors x seeds over tasks.
+"""run(...) -> RunResult: encoders x extractors x seeds over tasks.
 
-Per encoder: load it once, compute every requested view of every unique text
-with one forward (`FeatureStore`), then per (extractor, seed) build, train or
-reload an aggregator, embed, and score.  Nothing here prints; progress goes
-through the ``progress`` callback the CLI passes in.
+Every name is resolved before `run` is called (the CLI does it), so a typo never
+costs an encoder pass.  Per encoder: load it once, resolve the extractors against
+its depth, build one aggregator per extractor (cheap), compute every view of every
+unique text with one forward (`FeatureStore`), then per (extractor, seed) train or
+reload the aggregator, embed, and score.  Nothing here prints; progress goes through
+the ``progress`` callback the CLI passes in.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import functools
-import hashlib
-import json
 import logging
+import math
 import os
 import random
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -24,80 +24,71 @@ from typing import Any
 import pluggy
 
 from harness import distributed
-from harness._exceptions import ConfigError, unknown_name
+from harness._exceptions import ConfigError, HarnessError, unknown_name
 from harness.cache import FeatureCache, default_cache_dir, encoder_fingerprint
-from harness.data import file_sha256
-from harness.evaluate import Row, compare_rows, score_instances, slice_records, summarize_over_seeds
-from harness.features import FeatureStore, ProgressFactory, View, expand_extractors, view_for, with_include_embedding
+from harness.checkpoints import CheckpointStore, content_key, file_sha256
+from harness.evaluate import Row, compare_rows, sample_records, score_instances, slice_records, summarize_over_seeds
+from harness.extractors import ResolvedExtractor, resolve_extractors
+from harness.feature_store import FeatureStore, ProgressFactory
+from harness.options import AggregatorOptions, FeatureOptions, TrainingOptions
 from harness.registry import Registry, resolve_path
-from harness.results import RunResult, collect_versions, git_hash
-from harness.types import CaptionPair, Encoder, EncoderSpec, ExtractorSpec, Instance
+from harness.results import (
+    EncoderProvenance,
+    PairsProvenance,
+    Provenance,
+    RunResult,
+    TaskProvenance,
+    TaskSetProvenance,
+    TrainingRecord,
+    collect_versions,
+    git_hash,
+    jsonable,
+)
+from harness.types import Aggregator, CaptionPair, Encoder, EncoderSpec, ExtractorSpec, Instance
 
-__all__ = ["DEFAULT_PAIRS", "RunOptions", "load_task_sets", "parse_extractors", "run"]
+__all__ = ["DEFAULT_PAIRS", "TaskSet", "TrainingError", "load_task_sets", "make_aggregator", "run",
+           "shuffle_captions"]
 
 log = logging.getLogger("harness")
 DEFAULT_PAIRS = "pkg:harness_tasks/data/caption_pairs.jsonl"
+Formatter = Callable[[Instance], tuple[str, list[str]]]
+
+
+class TrainingError(HarnessError):
+    """Aggregator training produced something that must not be scored (e.g. a NaN loss)."""
 
 
 @dataclass(frozen=True)
-class RunOptions:
-    """Everything `run` needs besides plugins and registry.  All of it is recorded."""
+class TaskSet:
+    """One ``--tasks`` entry: its instances (groups are unions of their tasks) and where they came from."""
 
-    encoders: tuple[str, ...] = ("minilm",)
-    tasks: tuple[str, ...] = ("ted6k-sample",)
-    extract: tuple[str, ...] = ("last", "norm-avg")
-    aggregator: str = "context"
-    aggregator_options: dict[str, Any] = field(default_factory=dict)
-    seeds: tuple[int, ...] = (0,)
-    train_pairs: str | None = None
-    limit: int | None = None  # instances per category
-    control: str | None = None  # "shuffled"
-    batch_size: int | str = 32  # or "auto" (see FeatureStore)
-    feature_dtype: str = "float32"
-    include_embedding: bool | None = None
-    encoder_options: dict[str, Any] = field(default_factory=dict)
-    ckpt_dir: str | None = None
-    retrain: bool = False
-    bootstrap: int = 1000
-    cache_dir: str | None = None  # feature cache (default: $HARNESS_CACHE_DIR/features)
-    no_cache: bool = False
+    name: str
+    instances: list[Instance]
+    provenance: TaskSetProvenance
 
 
-def parse_extractors(pm: pluggy.PluginManager, names: Sequence[str]) -> list[ExtractorSpec]:
+def load_task_sets(pm: pluggy.PluginManager, registry: Registry, names: Sequence[str], *,
+                   limit: int | None = None) -> list[TaskSet]:
+    """Resolve and load every ``--tasks`` entry (at most ``limit`` instances per category)."""
+    loaded: dict[tuple[str, str], list[Instance]] = {}
     out = []
-    for raw in names:
-        name, _, arg = raw.partition(":")
-        spec = pm.hook.harness_make_extractor(name=name, arg=arg or None)
-        if spec is None:
-            known = [n for names_ in pm.hook.harness_extractor_names() for n in names_]
-            raise unknown_name("extractor", raw, known)
-        out.append(spec)
-    return out
-
-
-def load_task_sets(pm: pluggy.PluginManager, registry: Registry, opts: RunOptions) -> list[tuple[str, list[Instance], dict[str, Any]]]:
-    """(requested name, instances, provenance) per ``--tasks`` entry; groups are unions of their tasks."""
-    cache: dict[tuple[str, str], list[Instance]] = {}
-    out = []
-    for name in opts.tasks:
+    for name in names:
         instances: list[Instance] = []
         sources = {}
         for task in registry.resolve_tasks([name]):
             key = (task.source, task.format)
-            if key not in cache:
-                loaded = pm.hook.harness_load_instances(task=task)
-                if loaded is None:
+            if key not in loaded:
+                got = pm.hook.harness_load_instances(task=task)
+                if got is None:
                     raise ConfigError(f"No plugin loads task {task.name!r} (format {task.format!r})")
-                cache[key] = loaded
-            keep = cache[key] if task.categories is None else [i for i in cache[key] if i.category in task.categories]
+                loaded[key] = got
+            keep = loaded[key] if task.categories is None else [i for i in loaded[key] if i.category in task.categories]
             instances.extend(keep)
             path = resolve_path(task.source)
-            sources[task.name] = {"source": task.source, "format": task.format, "revision": task.revision,
-                                  "sha256": file_sha256(path) if os.path.isfile(path) else None}
-        instances = _limit(instances, opts.limit)
-        if opts.control == "shuffled":
-            instances = shuffle_captions(instances, seed=0)
-        out.append((name, instances, {"tasks": sources, "n": len(instances)}))
+            sources[task.name] = TaskProvenance(source=task.source, format=task.format, revision=task.revision,
+                                                sha256=file_sha256(path) if os.path.isfile(path) else None)
+        instances = _limit(instances, limit)
+        out.append(TaskSet(name, instances, TaskSetProvenance(tasks=sources, n=len(instances))))
     return out
 
 
@@ -127,14 +118,92 @@ def shuffle_captions(instances: list[Instance], *, seed: int) -> list[Instance]:
             for inst, p in zip(instances, perm)]
 
 
-def _encoder_spec(registry: Registry, name: str, opts: RunOptions) -> EncoderSpec:
-    spec = registry.encoder(name)
-    if not opts.encoder_options:
-        return spec
-    bad = set(opts.encoder_options) - {f.name for f in dataclasses.fields(spec.options)}
-    if bad:
-        raise ConfigError(f"Unknown encoder option(s) {sorted(bad)}")
-    return replace(spec, options=replace(spec.options, **opts.encoder_options))
+def make_aggregator(pm: pluggy.PluginManager, name: str, *, width: int, n_layers_in: int,
+                    options: AggregatorOptions) -> Aggregator:
+    """The aggregator ``name`` from whichever plugin provides it."""
+    agg = pm.hook.harness_make_aggregator(name=name, width=width, n_layers_in=n_layers_in, options=options)
+    if agg is None:
+        names = [n for ns in pm.hook.harness_aggregator_names() for n in ns]
+        raise unknown_name("aggregator", name, names)
+    return agg  # type: ignore[no-any-return]
+
+
+@dataclass
+class _Run:
+    """State shared by the per-encoder loop."""
+
+    pm: pluggy.PluginManager
+    aggregator: str
+    aggregator_options: AggregatorOptions
+    training: TrainingOptions
+    features: FeatureOptions
+    seeds: Sequence[int]
+    bootstrap: int
+    control: str | None
+    progress: ProgressFactory | None
+    tasks: list[TaskSet]
+    result: RunResult
+    store: CheckpointStore
+    correct: dict[tuple[Row, str, int], list[bool]] = field(default_factory=dict)
+    _pairs: list[CaptionPair] | None = None
+    pairs_provenance: PairsProvenance | None = None
+
+    def pairs(self) -> list[CaptionPair]:
+        """The training pairs, loaded once, cut to ``max_pairs`` before anything is encoded."""
+        if self._pairs is None:
+            source = self.training.train_pairs or DEFAULT_PAIRS
+            loaded = self.pm.hook.harness_load_pairs(source=source)
+            if not loaded:
+                raise ConfigError(f"No plugin loads caption pairs from {source!r}")
+            path = resolve_path(source)
+            sha = file_sha256(path) if os.path.isfile(path) else content_key(
+                {"pairs": [(p.a, p.b, p.group) for p in loaded]})
+            self._pairs = list(loaded)[: self.training.max_pairs]
+            self.pairs_provenance = PairsProvenance(source=source, sha256=sha, n=len(self._pairs),
+                                                    n_available=len(loaded))
+        return self._pairs
+
+
+def run(pm: pluggy.PluginManager, *, encoders: Sequence[EncoderSpec], tasks: Sequence[TaskSet],
+        extractors: Sequence[ExtractorSpec], aggregator: str = "context",
+        aggregator_options: AggregatorOptions = AggregatorOptions(),
+        training: TrainingOptions = TrainingOptions(), features: FeatureOptions = FeatureOptions(),
+        seeds: Sequence[int] = (0,), control: str | None = None, bootstrap: int = 1000,
+        recorded_options: Mapping[str, Any] | None = None,
+        progress: ProgressFactory | None = None) -> RunResult:
+    """Evaluate every (encoder, extractor, seed) on every task; see the module docstring.
+
+    ``recorded_options`` (e.g. the CLI's parsed arguments) go into the provenance as they are.
+    """
+    t0 = time.time()
+    distributed.init_from_env()  # no-op unless launched by torchrun / accelerate launch
+    if control not in (None, "shuffled"):
+        raise ConfigError(f"Unknown control {control!r}. Available: shuffled")
+    if not seeds:
+        raise ConfigError("no seeds to run: give --seeds at least one integer")
+    task_sets = list(tasks)
+    if control == "shuffled":
+        task_sets = [replace(t, instances=shuffle_captions(t.instances, seed=0)) for t in task_sets]
+    result = RunResult(provenance=Provenance(
+        harness_git=git_hash(), versions=collect_versions(), started=time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        options=jsonable({**(recorded_options or {}), "aggregator": aggregator,
+                          "aggregator_options": aggregator_options.as_dict(), "training": training.as_dict(),
+                          "features": features.as_dict(), "seeds": list(seeds), "control": control,
+                          "bootstrap": bootstrap}),
+        tasks={t.name: t.provenance for t in task_sets},
+        plugins=sorted(n for n, p in pm.list_name_plugin() if p is not None),
+    ))
+    state = _Run(pm=pm, aggregator=aggregator, aggregator_options=aggregator_options, training=training,
+                 features=features, seeds=seeds, bootstrap=bootstrap, control=control, progress=progress,
+                 tasks=task_sets, result=result,
+                 store=CheckpointStore(None if training.ckpt_dir is None else Path(training.ckpt_dir) / "aggregators"))
+    for spec in encoders:
+        _run_encoder(state, spec, extractors)
+    if len(seeds) > 1:
+        result.seed_summary = summarize_over_seeds(result.scores)
+    result.comparisons = compare_rows(state.correct, n_boot=bootstrap)
+    result.provenance.seconds = round(time.time() - t0, 2)
+    return result
 
 
 def _load_encoder(pm: pluggy.PluginManager, spec: EncoderSpec) -> Encoder:
@@ -145,68 +214,7 @@ def _load_encoder(pm: pluggy.PluginManager, spec: EncoderSpec) -> Encoder:
     return encoder  # type: ignore[no-any-return]
 
 
-def _content_key(parts: dict[str, Any]) -> str:
-    return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()
-
-
-def _ckpt_dir(opts: RunOptions) -> Path:
-    root = opts.ckpt_dir or os.environ.get("HARNESS_CACHE_DIR") or os.path.join(Path.home(), ".cache", "ted-harness")
-    path = Path(root) / "aggregators"
-    path.mkdir(parents=True, exist_ok=True)
-    return path
-
-
-@dataclass
-class _Context:
-    """Per-run state shared by the per-encoder loop."""
-
-    pm: pluggy.PluginManager
-    opts: RunOptions
-    progress: ProgressFactory | None
-    result: RunResult
-    task_sets: list[tuple[str, list[Instance], dict[str, Any]]]
-    correct: dict[tuple[Row, str, int], list[bool]] = field(default_factory=dict)
-    pairs: list[CaptionPair] | None = None
-    pairs_sha256: str | None = None
-
-    def load_pairs(self) -> list[CaptionPair]:
-        if self.pairs is None:
-            source = self.opts.train_pairs or DEFAULT_PAIRS
-            loaded = self.pm.hook.harness_load_pairs(source=source)
-            if not loaded:
-                raise ConfigError(f"No plugin loads caption pairs from {source!r}")
-            self.pairs = list(loaded)
-            path = resolve_path(source)
-            self.pairs_sha256 = file_sha256(path) if os.path.isfile(path) else _content_key(
-                {"pairs": [(p.a, p.b, p.group) for p in self.pairs]})
-            self.result.provenance["train_pairs"] = {"source": source, "sha256": self.pairs_sha256, "n": len(self.pairs)}
-        return self.pairs
-
-
-def run(pm: pluggy.PluginManager, registry: Registry, opts: RunOptions, *,
-        progress: ProgressFactory | None = None) -> RunResult:
-    """Evaluate every (encoder, extractor, seed) on every task; see module docstring."""
-    t0 = time.time()
-    distributed.init_from_env()  # no-op unless launched by torchrun / accelerate launch
-    if opts.control not in (None, "shuffled"):
-        raise ConfigError(f"Unknown control {opts.control!r}. Available: shuffled")
-    extractors = [with_include_embedding(s, opts.include_embedding) for s in parse_extractors(pm, opts.extract)]
-    ctx = _Context(pm=pm, opts=opts, progress=progress, result=RunResult(), task_sets=load_task_sets(pm, registry, opts))
-    ctx.result.provenance = {
-        "harness_git": git_hash(), "versions": collect_versions(), "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-        "options": dataclasses.asdict(opts), "tasks": {name: prov for name, _, prov in ctx.task_sets},
-        "encoders": {}, "plugins": sorted(n for n, p in pm.list_name_plugin() if p is not None),
-    }
-    for name in opts.encoders:
-        _run_encoder(ctx, _encoder_spec(registry, name, opts), extractors)
-    if len(opts.seeds) > 1:
-        ctx.result.seed_summary = summarize_over_seeds(ctx.result.scores)
-    ctx.result.comparisons = compare_rows(ctx.correct, n_boot=opts.bootstrap)
-    ctx.result.provenance["seconds"] = round(time.time() - t0, 2)
-    return ctx.result
-
-
-def _formatter(encoder: Encoder) -> Callable[[Instance], tuple[str, list[str]]]:
+def _formatter(encoder: Encoder) -> Formatter:
     @functools.cache  # templates (chat ones tokenize) run once per instance, not per use
     def fmt(inst: Instance) -> tuple[str, list[str]]:
         cap = encoder.format(inst.caption, role="caption", caption_type=inst.caption_type)
@@ -214,103 +222,105 @@ def _formatter(encoder: Encoder) -> Callable[[Instance], tuple[str, list[str]]]:
     return fmt
 
 
-def _run_encoder(ctx: _Context, spec: EncoderSpec, extractors: list[ExtractorSpec]) -> None:
-    opts = ctx.opts
+def _run_encoder(state: _Run, spec: EncoderSpec, extractors: Sequence[ExtractorSpec]) -> None:
     t_load = time.time()
-    encoder = _load_encoder(ctx.pm, spec)
+    encoder = _load_encoder(state.pm, spec)
     info = encoder.info
-    specs = expand_extractors(extractors, info)
-    views = {s.name: view_for(s, info) for s in specs}
+    resolved = resolve_extractors(extractors, info)
+    aggs = {r.name: make_aggregator(state.pm, state.aggregator, width=info.width, n_layers_in=r.n_layers_in,
+                                    options=state.aggregator_options) for r in resolved}
+    opts = state.features
     cache = None if opts.no_cache else FeatureCache(opts.cache_dir or default_cache_dir(), encoder_fingerprint(info),
-                                                    dtype=opts.feature_dtype)
-    store = FeatureStore(encoder, views.values(), batch_size=opts.batch_size, dtype=opts.feature_dtype, cache=cache)
+                                                    dtype=opts.dtype)
+    store = FeatureStore(encoder, {r.view for r in resolved}, batch_size=opts.batch_size, dtype=opts.dtype,
+                         cache=cache)
     fmt = _formatter(encoder)
-    eval_texts = sorted({t for _, insts, _ in ctx.task_sets for i in insts for t in (fmt(i)[0], *fmt(i)[1])})
-    # the pair cap is applied here, once, so pairs beyond it are never encoded
-    probe = _make_aggregator(ctx, specs[0], views[specs[0].name], info.width)
+    eval_texts = sorted({t for ts in state.tasks for i in ts.instances for t in (fmt(i)[0], *fmt(i)[1])})
     pairs = [CaptionPair(a=encoder.format(p.a, role="caption", caption_type=p.caption_type),
                          b=encoder.format(p.b, role="caption", caption_type=p.caption_type), group=p.group)
-             for p in (ctx.load_pairs()[: probe.config().get("max_pairs")] if probe.trainable else [])]
+             for p in (state.pairs() if any(a.trainable for a in aggs.values()) else [])]
     t_enc = time.time()
-    n_encoded = store.ensure([*eval_texts, *(t for p in pairs for t in (p.a, p.b))], progress=ctx.progress)
-    ctx.result.provenance["encoders"][spec.name] = {
-        "family": info.family, "checkpoint": info.checkpoint, "revision": info.revision,
-        "num_layers": info.num_layers, "width": info.width, "include_embedding_default": info.include_embedding_default,
-        "last_layer_note": info.last_layer_note, "options": dict(info.options), "feature_dtype": opts.feature_dtype,
-        "texts_encoded": n_encoded, "texts_truncated": store.n_truncated, "load_seconds": round(t_enc - t_load, 2),
-        "encode_seconds": round(time.time() - t_enc, 2), "feature_cache": None if cache is None else str(cache.dir),
-        "extractors": {s.name: {**s.as_dict(), "view": views[s.name].key} for s in specs},
-    }
-    for s in specs:
-        for seed in opts.seeds:
-            _run_cell(ctx, encoder, store, s, views[s.name], seed=seed, pairs=pairs, eval_texts=eval_texts, fmt=fmt)
+    n_encoded = store.ensure([*eval_texts, *(t for p in pairs for t in (p.a, p.b))], progress=state.progress)
+    state.result.provenance.encoders[spec.name] = EncoderProvenance(
+        family=info.family, checkpoint=info.checkpoint, revision=info.revision, num_layers=info.num_layers,
+        width=info.width, include_embedding_default=info.include_embedding_default,
+        last_layer_note=info.last_layer_note, options=jsonable(dict(info.options)), feature_dtype=opts.dtype,
+        texts_encoded=n_encoded, texts_truncated=store.n_truncated, load_seconds=round(t_enc - t_load, 2),
+        encode_seconds=round(time.time() - t_enc, 2), feature_cache=None if cache is None else str(cache.dir),
+        extractors=jsonable({r.name: r.as_dict() for r in resolved}),
+    )
+    for r in resolved:
+        for seed in state.seeds:
+            _run_cell(state, encoder, store, r, aggs[r.name], seed=seed, pairs=pairs, eval_texts=eval_texts, fmt=fmt)
     if cache is not None:
         cache.close()
 
 
-def _make_aggregator(ctx: _Context, spec: ExtractorSpec, view: View, width: int) -> Any:
-    config = {**ctx.opts.aggregator_options, "n_layers_in": len(view.layers) if view.op == "stack" else 1}
-    agg = ctx.pm.hook.harness_make_aggregator(name=ctx.opts.aggregator, width=width, config=config)
-    if agg is None:
-        names = [n for ns in ctx.pm.hook.harness_aggregator_names() for n in ns]
-        raise unknown_name("aggregator", ctx.opts.aggregator, names)
-    if view.op == "stack" and not agg.trainable:
-        log.info("aggregator %s averages the layers of %s (no learned weights)", agg.name, spec.name)
-    return agg
+def _run_cell(state: _Run, encoder: Encoder, store: FeatureStore, extractor: ResolvedExtractor, agg: Aggregator,
+              *, seed: int, pairs: list[CaptionPair], eval_texts: list[str], fmt: Formatter) -> None:
+    def features(texts: Sequence[str]) -> tuple[Any, Any]:
+        return store.batch(extractor.view, texts)
 
-
-def _run_cell(ctx: _Context, encoder: Encoder, store: FeatureStore, spec: ExtractorSpec, view: View, *,
-              seed: int, pairs: list[CaptionPair], eval_texts: list[str],
-              fmt: Callable[[Instance], tuple[str, list[str]]]) -> None:
-    agg = _make_aggregator(ctx, spec, view, encoder.info.width)
-    features = lambda texts: store.batch(view, texts)  # noqa: E731
     if agg.trainable:
-        ctx.result.training.append(_fit_or_load(ctx, agg, encoder, spec, view, seed=seed, pairs=pairs, features=features))
+        state.result.training.append(_fit_or_load(state, agg, encoder, extractor, seed=seed, pairs=pairs,
+                                                  features=features))
     vectors = dict(zip(eval_texts, agg.embed(features, eval_texts)))
-    row: Row = (encoder.info.name, spec.name, agg.name)
-    for task, instances, _ in ctx.task_sets:
-        scored = score_instances(instances, vectors, fmt)
+    row: Row = (encoder.info.name, extractor.name, agg.name)
+    for ts in state.tasks:
+        scored = score_instances(ts.instances, vectors, fmt)
         oks = [ok for _, ok in scored]
-        ctx.correct[(row, task, seed)] = oks
-        ctx.result.scores.extend(slice_records(row, task, instances, oks, seed=seed, n_boot=ctx.opts.bootstrap,
-                                               control=ctx.opts.control))
-        ctx.result.samples.extend(
-            {"encoder": row[0], "extractor": row[1], "aggregator": row[2], "task": task, "seed": seed,
-             "id": inst.id, "category": inst.category, "caption_type": inst.caption_type,
-             "scores": scores, "correct": ok, "n_candidates": len(scores)}
-            for inst, (scores, ok) in zip(instances, scored)
-        )
+        state.correct[(row, ts.name, seed)] = oks
+        state.result.scores.extend(slice_records(row, ts.name, ts.instances, oks, seed=seed,
+                                                 n_boot=state.bootstrap, control=state.control))
+        state.result.samples.extend(sample_records(row, ts.name, ts.instances, scored, seed=seed))
 
 
-def _fit_or_load(ctx: _Context, agg: Any, encoder: Encoder, spec: ExtractorSpec, view: View, *, seed: int,
-                 pairs: list[CaptionPair], features: Any) -> dict[str, Any]:
-    info = encoder.info
-    key = _content_key({
-        "format": 1, "encoder": {"family": info.family, "checkpoint": info.checkpoint, "revision": info.revision,
-                                 "options": dict(info.options)},
-        "extractor": spec.as_dict(), "view": view.key, "feature_dtype": ctx.opts.feature_dtype,
-        "pairs_sha256": ctx.pairs_sha256, "aggregator": agg.name, "config": agg.config(), "seed": seed,
+def _fit_or_load(state: _Run, agg: Aggregator, encoder: Encoder, extractor: ResolvedExtractor, *, seed: int,
+                 pairs: list[CaptionPair], features: Callable[[Sequence[str]], tuple[Any, Any]]) -> TrainingRecord:
+    info, pairs_prov = encoder.info, state.pairs_provenance
+    assert pairs_prov is not None  # loaded before encoding, whenever an aggregator is trainable
+    config = jsonable(agg.config())
+    key = content_key({
+        "encoder": encoder_fingerprint(info), "extractor": extractor.as_dict(), "feature_dtype": state.features.dtype,
+        "pairs": {"sha256": pairs_prov.sha256, "n": pairs_prov.n}, "aggregator": agg.name, "config": config,
+        "seed": seed,
     })
-    ckpt = _ckpt_dir(ctx.opts) / f"{key[:24]}.pt"
-    meta_path = ckpt.with_suffix(".json")
-    entry: dict[str, Any] = {"encoder": info.name, "extractor": spec.name, "aggregator": agg.name, "seed": seed,
-                             "key": key, "checkpoint": str(ckpt), "config": agg.config(), "layers": list(view.layers)}
-    if distributed.agree(ckpt.exists() and meta_path.exists() and not ctx.opts.retrain):  # rank 0 decides
-        agg.load(str(ckpt))
-        meta = json.loads(meta_path.read_text(encoding="utf-8"))
-        entry.update(meta, reused=True)
-    else:
-        bar = ctx.progress(f"training {info.name}/{spec.name} seed {seed}", 0) if ctx.progress else None
-        report = agg.fit(features, pairs, seed=seed, on_step=(lambda i, loss: bar.advance(1)) if bar else None)
-        meta = {"steps": report.steps, "seconds": round(report.seconds, 2), "first_loss": report.first_loss,
-                "final_loss": report.final_loss, "losses": report.losses, "layer_weights": report.layer_weights,
-                "n_pairs": len(pairs)}
-        if distributed.is_main():  # ranks hold identical weights; one writes
-            tmp = ckpt.with_suffix(".tmp")
-            agg.save(str(tmp))
-            os.replace(tmp, ckpt)
-            meta_path.write_text(json.dumps(meta), encoding="utf-8")
-        distributed.barrier()
-        entry.update(meta, reused=False)
-    entry["checkpoint_sha256"] = file_sha256(ckpt)
-    return entry
+    found = None if state.training.retrain else state.store.load(key, agg)
+    if distributed.agree(found is not None):  # rank 0 decides, so every rank takes the same branch
+        assert found is not None
+        meta = found.meta
+        return _record(info.name, extractor, agg, seed, key, config, pairs_prov, meta, path=str(found.path),
+                       sha=found.sha256, reused=True)
+    bar = state.progress(f"training {info.name}/{extractor.name} seed {seed}", 0) if state.progress else None
+    report = agg.fit(features, pairs, seed=seed, on_step=(lambda i, loss: bar.advance(1)) if bar else None)
+    if not all(math.isfinite(x) for x in report.losses):
+        first = next(i for i, x in enumerate(report.losses) if not math.isfinite(x))
+        raise TrainingError(f"aggregator {agg.name!r} on {info.name}/{extractor.name} (seed {seed}): the loss became "
+                            f"{report.losses[first]} at step {first + 1}; nothing was saved or scored. "
+                            "Lower --lr or raise --temperature")
+    meta = {"steps": report.steps, "seconds": round(report.seconds, 2), "losses": report.losses,
+            "layer_weights": report.layer_weights}
+    path = sha = None
+    if distributed.is_main():  # ranks hold identical weights; one writes
+        try:
+            saved = state.store.save(key, agg, meta)
+            path, sha = str(saved.path), saved.sha256
+        except OSError as exc:
+            log.warning("cannot save the aggregator checkpoint under %s (%s); keeping it in memory for this run",
+                        state.store.root, exc)
+    distributed.barrier()
+    return _record(info.name, extractor, agg, seed, key, config, pairs_prov, meta, path=path, sha=sha, reused=False)
+
+
+def _record(encoder: str, extractor: ResolvedExtractor, agg: Aggregator, seed: int, key: str, config: dict[str, Any],
+            pairs: PairsProvenance, meta: Mapping[str, Any], *, path: str | None, sha: str | None,
+            reused: bool) -> TrainingRecord:
+    losses = [float(x) for x in meta.get("losses", [])]
+    head, tail = losses[:10], losses[-10:]
+    return TrainingRecord(
+        encoder=encoder, extractor=extractor.name, aggregator=agg.name, seed=seed, key=key, checkpoint=path,
+        checkpoint_sha256=sha, config=config, layers=list(extractor.view.layers), pairs=pairs,
+        steps=int(meta.get("steps", 0)), seconds=float(meta.get("seconds", 0.0)),
+        first_loss=sum(head) / len(head) if head else None, final_loss=sum(tail) / len(tail) if tail else None,
+        losses=losses, layer_weights=meta.get("layer_weights"), reused=reused,
+    )

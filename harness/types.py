@@ -6,7 +6,8 @@ them, and core code touching them imports torch inside functions.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+import math
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol, runtime_checkable
 
@@ -22,7 +23,9 @@ __all__ = [
     "Aggregator",
     "FeatureBatchFn",
     "Scorer",
+    "StepCallback",
     "TaskSpec",
+    "TrainReport",
 ]
 
 CaptionType = str  # "image" | "video"; anything else is kept verbatim
@@ -176,35 +179,68 @@ class TaskSpec:
     description: str = ""
 
 
-FeatureBatchFn = Any  # Callable[[Sequence[str]], tuple[Tensor [B,(L,)T,D], Tensor [B,T] bool]]
+FeatureBatchFn = Callable[[Sequence[str]], tuple[Any, Any]]
+"""texts -> (right-padded float32 features ``[B, (L,) T, D]``, bool token mask ``[B, T]``)."""
+StepCallback = Callable[[int, float], None]
+"""(step number from 1, loss) after every optimiser step."""
 
 
+@dataclass
+class TrainReport:
+    """What one aggregator training did: steps, time, the loss per step, final layer weights."""
+
+    steps: int = 0
+    seconds: float = 0.0
+    losses: list[float] = field(default_factory=list)
+    layer_weights: list[float] | None = None
+
+    @property
+    def first_loss(self) -> float:
+        """Mean of the first 10 losses (NaN before any step)."""
+        head = self.losses[:10]
+        return sum(head) / len(head) if head else math.nan
+
+    @property
+    def final_loss(self) -> float:
+        """Mean of the last 10 losses (NaN before any step)."""
+        tail = self.losses[-10:]
+        return sum(tail) / len(tail) if tail else math.nan
+
+
+@runtime_checkable
 class Aggregator(Protocol):
     """Turns a text's token features into one vector; may be trained on caption pairs.
 
-    ``features`` maps a list of texts to right-padded float32 features and a
-    token mask, already in the view the extractor asked for.
+    The ``harness_make_aggregator`` hook returns one per (encoder, extractor); building
+    it must be cheap (weights are created by `fit` or `load`), because the runner asks
+    every aggregator whether it is ``trainable`` before deciding to encode pairs.
+    ``features`` maps a list of texts to right-padded float32 features and a token mask,
+    already in the view the extractor asked for (``[B, L, T, D]`` when ``n_layers_in > 1``).
     """
 
     name: str
     trainable: bool
 
     def config(self) -> dict[str, Any]:
-        """Every hyper-parameter that changes a number (recorded, and part of the checkpoint key)."""
+        """Every hyper-parameter that changes a number: recorded, and part of the checkpoint key."""
         ...
 
     def fit(self, features: FeatureBatchFn, pairs: Sequence[CaptionPair], *, seed: int,
-            on_step: Any = None) -> Any:
-        """Train on ``pairs``; return a report with ``losses`` and ``layer_weights`` (or None)."""
+            on_step: StepCallback | None = None) -> TrainReport:
+        """Train from a fresh, ``seed``-determined initialisation on ``pairs``."""
         ...
 
     def embed(self, features: FeatureBatchFn, texts: Sequence[str]) -> Any:
-        """Return an ``[N, D]`` float numpy array, L2-normalised rows, in the order of ``texts``."""
+        """An ``[N, D]`` float numpy array, L2-normalised rows, in the order of ``texts``."""
         ...
 
-    def save(self, path: str) -> None: ...
+    def save(self, path: str) -> None:
+        """Write the trained state to ``path`` (trainable aggregators only)."""
+        ...
 
-    def load(self, path: str) -> None: ...
+    def load(self, path: str) -> None:
+        """Read a state `save` wrote; raise on a file that does not fit."""
+        ...
 
 
 class Scorer(Protocol):

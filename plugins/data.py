@@ -7,13 +7,12 @@ from pathlib import Path
 from harness import CaptionPair, Instance, TaskSpec, hookimpl, resolve_path
 from harness.data import load_hf_instances, load_instances_file, load_pairs_file
 
-_ROOT = Path(__file__).resolve().parent.parent  # the source checkout (editable install)
+REGISTRY = Path(__file__).resolve().parent / "registry.yaml"  # package data: ships in the wheel
 
 
 @hookimpl(trylast=True)
 def harness_registry_files() -> list[Path]:
-    path = _ROOT / "registry.yaml"
-    return [path] if path.exists() else []
+    return [REGISTRY]
 
 
 @hookimpl(trylast=True)

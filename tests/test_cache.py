@@ -18,7 +18,8 @@ torch = pytest.importorskip("torch")
 
 from harness import cli  # noqa: E402
 from harness.cache import FeatureCache, encoder_fingerprint  # noqa: E402
-from harness.features import FeatureStore, View  # noqa: E402
+from harness.feature_store import FeatureStore  # noqa: E402
+from harness.views import View  # noqa: E402
 from harness.testing import FakeEncoder  # noqa: E402
 from harness.types import EncoderInfo  # noqa: E402
 
@@ -125,7 +126,8 @@ def test_corrupt_shard_is_detected_and_recomputed(tmp_path: Path, how: str,
 _KILL_SCRIPT = """
 import sys, time
 from harness.cache import FeatureCache, encoder_fingerprint
-from harness.features import FeatureStore, View
+from harness.feature_store import FeatureStore
+from harness.views import View
 from harness.testing import FakeEncoder
 
 class Slow(FakeEncoder):

@@ -29,16 +29,17 @@ def test_default_run_on_real_minilm(tmp_path: Path, capsys: pytest.CaptureFixtur
     assert [s["n"] for s in overall] == [18, 18], "9 categories x --limit 2"
     sample = res["provenance"]["tasks"]["ted6k-sample"]["tasks"]["ted6k-sample-ocr"]
     assert sample["sha256"] == file_sha256(resolve_path("pkg:harness_tasks/data/ted6k_sample.jsonl"))
-    assert res["provenance"]["train_pairs"]["n"] >= 2000
-    assert all(t["n_pairs"] == 64 and t["steps"] == 2 * 2 for t in res["training"]), "64 pairs, 2 epochs, batch 32"
+    assert all(t["pairs"]["n_available"] >= 2000 and t["pairs"]["n"] == 64 for t in res["training"])
+    assert all(t["steps"] == 2 * 2 for t in res["training"]), "64 pairs, 2 epochs, batch 32"
 
 
 def test_shipped_pairs_are_capped_unless_asked(tmp_path: Path) -> None:
-    from harness.cli import SHIPPED_PAIRS_CAP, _run_options, build_parser
+    from harness.cli import SHIPPED_PAIRS_CAP, _options, build_parser
 
-    args = build_parser().parse_args(["run"])
-    assert _run_options(args, train_only=False).aggregator_options["max_pairs"] == SHIPPED_PAIRS_CAP
-    args = build_parser().parse_args(["run", "--train-pairs", "mine.jsonl"])
-    assert "max_pairs" not in _run_options(args, train_only=False).aggregator_options, "user pairs are used whole"
-    args = build_parser().parse_args(["run", "--max-pairs", "0"])
-    assert _run_options(args, train_only=False).aggregator_options["max_pairs"] is None
+    def max_pairs(*argv: str) -> int | None:
+        return _options(build_parser().parse_args(["run", *argv]))[1].max_pairs
+
+    assert max_pairs() == SHIPPED_PAIRS_CAP
+    assert max_pairs("--train-pairs", "mine.jsonl") is None, "user pairs are used whole"
+    assert max_pairs("--max-pairs", "0") is None
+    assert max_pairs("--max-pairs", "7") == 7

@@ -10,7 +10,8 @@ import pytest
 pytest.importorskip("torch")
 
 from harness.cli import main  # noqa: E402
-from harness.runner import RunOptions, run, shuffle_captions  # noqa: E402
+from harness.extractors import parse_extractors  # noqa: E402
+from harness.runner import load_task_sets, run, shuffle_captions  # noqa: E402
 
 from conftest import TINY_PAIRS  # noqa: E402
 
@@ -32,8 +33,9 @@ def _overall(res: dict) -> dict:
 def test_results_schema_and_samples(tmp_path: Path) -> None:
     res = _run(tmp_path, "a", "--extract", "last,norm-avg,learned")
     prov = res["provenance"]
-    assert res["schema"] == 1 and prov["versions"]["torch"] and prov["tasks"]["tiny"]["tasks"]["tiny"]["sha256"]
-    assert prov["train_pairs"]["n"] == 8 and len(prov["train_pairs"]["sha256"]) == 64
+    assert res["schema"] == 2 and prov["versions"]["torch"] and prov["tasks"]["tiny"]["tasks"]["tiny"]["sha256"]
+    for t in res["training"]:
+        assert t["pairs"]["n"] == 8 and len(t["pairs"]["sha256"]) == 64 and t["pairs"]["source"] == TINY_PAIRS
     enc = prov["encoders"]["fake"]
     assert enc["extractors"]["norm-avg"]["view"] == "mean:layernorm:0,1,2,3", "fake keeps the embedding layer"
     assert enc["extractors"]["learned"]["view"] == "stack:layernorm:0,1,2,3"
@@ -83,9 +85,7 @@ def test_seeds_summary_and_mean_pool_baseline(tmp_path: Path) -> None:
 
 
 def test_shuffled_control_is_a_derangement(registry, pm) -> None:
-    from harness.runner import load_task_sets
-
-    insts = load_task_sets(pm, registry, RunOptions(tasks=("tiny",)))[0][1]
+    insts = load_task_sets(pm, registry, ["tiny"])[0].instances
     shuffled = shuffle_captions(insts, seed=0)
     assert all(a.caption != b.caption for a, b in zip(insts, shuffled))
     assert [a.positive for a in insts] == [b.positive for b in shuffled]
@@ -93,9 +93,8 @@ def test_shuffled_control_is_a_derangement(registry, pm) -> None:
 
 
 def test_runner_api_without_cli(pm, registry) -> None:
-    opts = RunOptions(encoders=("fake",), tasks=("tiny",), extract=("layer:-2", "all-layers"), aggregator="mean-pool",
-                      bootstrap=0)
-    res = run(pm, registry, opts)
+    res = run(pm, encoders=[registry.encoder("fake")], tasks=load_task_sets(pm, registry, ["tiny"]),
+              extractors=parse_extractors(pm, ["layer:-2", "all-layers"]), aggregator="mean-pool", bootstrap=0)
     rows = sorted({s.extractor for s in res.scores})
     assert rows == ["layer:-2", "layer:0", "layer:1", "layer:2", "layer:3"], "all-layers sweeps 0..N"
     lm2 = {s.value for s in res.scores if s.extractor == "layer:-2" and s.category == "all" and s.caption_type == "all"}
@@ -113,3 +112,58 @@ def test_bad_names_exit_2_with_one_line(args: list[str], needle: str, capsys: py
     assert main([*BASE, *args]) == 2
     err = capsys.readouterr().err.strip()
     assert needle in err and len(err.splitlines()) == 1, err
+
+
+def test_every_name_is_resolved_before_any_work(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """A typo in the second encoder must cost nothing: no encoding, no training, nothing cached."""
+    cache, ckpts = tmp_path / "cache", tmp_path / "ckpt"
+    argv = [*BASE, "--encoders", "fake,fak", "--cache-dir", str(cache), "--ckpt-dir", str(ckpts)]
+    assert main(argv) == 2
+    assert "Unknown encoder 'fak'" in capsys.readouterr().err
+    assert not cache.exists() and not ckpts.exists(), "work was done before the bad name was found"
+
+
+def test_corrupted_checkpoint_is_retrained_not_reused(tmp_path: Path) -> None:
+    first = _run(tmp_path, "a", "--extract", "last")
+    ckpt = Path(first["training"][0]["checkpoint"])
+    data = bytearray(ckpt.read_bytes())
+    data[len(data) // 2] ^= 0xFF  # one flipped byte
+    ckpt.write_bytes(bytes(data))
+    second = _run(tmp_path, "b", "--extract", "last")
+    assert second["training"][0]["reused"] is False, "an altered checkpoint must not be reused"
+    assert second["training"][0]["checkpoint_sha256"] == first["training"][0]["checkpoint_sha256"]
+    assert _overall(first) == _overall(second)
+    ckpt.with_suffix(".json").write_text("{trunc")  # unreadable metadata: treated as missing
+    assert _run(tmp_path, "c", "--extract", "last")["training"][0]["reused"] is False
+
+
+def test_unwritable_checkpoint_dir_still_reports(tmp_path: Path) -> None:
+    blocker = tmp_path / "file"
+    blocker.write_text("not a folder")
+    res = _run(tmp_path, "a", "--extract", "last", "--ckpt-dir", str(blocker / "sub"))
+    t = res["training"][0]
+    assert t["checkpoint"] is None and t["steps"] > 0 and _overall(res)
+
+
+def test_nan_loss_stops_the_run_before_scoring(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                               capsys: pytest.CaptureFixture[str]) -> None:
+    from harness_plugins.aggregators import context
+
+    real = context.info_nce
+    monkeypatch.setattr(context, "info_nce", lambda *a, **k: real(*a, **k) * float("nan"))
+    out = tmp_path / "out"
+    assert main([*BASE, "--extract", "last", "--output", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert "the loss became nan at step 1" in err and not out.exists()
+
+
+@pytest.mark.parametrize("args", [["--seeds", ","], ["--max-pairs", "-1"], ["--bootstrap", "-5"], ["--limit", "0"],
+                                  ["--extract", ","], ["--lr", "-1"], ["--train-batch-size", "1"], ["--epochs", "0"],
+                                  ["--temperature", "0"], ["--dim-out", "0"], ["--seeds", "a"]],
+                         ids=lambda a: " ".join(a))
+def test_degenerate_options_exit_2_in_one_line(args: list[str], capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exc:
+        main([*BASE, *args])
+    assert exc.value.code == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and args[0] in err, err

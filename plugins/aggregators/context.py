@@ -1,22 +1,23 @@
-"""Aggregators: token sequences -> one vector per text.
+"""GRAN-TED's context aggregator: model, presets, training loop and checkpoint format.
 
-`ContextModel` is GRAN-TED's context aggregator (paper Appendix A, official
-code's options): a learnable context token is prepended, two pre-LayerNorm
-transformer blocks (bias-free q/k/v/o self-attention with a padding mask and
-RoPE on text tokens; GELU MLP) run at the encoder's width, then a final
-LayerNorm and a linear projection to ``dim_out``, read out at the context
-token.  Multi-layer (``learned``) inputs are fused inside with softmax layer
-weights.  ``train_aggregator`` is the whole training loop, nanoGPT style.
+`ContextModel` follows the paper (Appendix A) and the official code's options: a
+learnable context token is prepended, two pre-LayerNorm transformer blocks (bias-free
+q/k/v/o self-attention with a padding mask and RoPE on text tokens; GELU MLP) run at
+the encoder's width, then a final LayerNorm and a linear projection to ``dim_out``,
+read out at the context token.  Multi-layer (``learned``) inputs are fused inside
+with softmax layer weights.  `train` is the whole training loop, nanoGPT style.
+`ContextAggregator` is what the ``harness_make_aggregator`` hook returns.
 
-This module imports torch; ``import harness`` does not import it.
+This module imports torch; the plugin's ``__init__`` imports it only when asked.
 """
 
 from __future__ import annotations
 
-import math
+import functools
+import io
 import time
-from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass, field, replace
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, replace
 from typing import Any
 
 import numpy as np
@@ -24,21 +25,28 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from harness._exceptions import ConfigError
+from harness import AggregatorOptions, CaptionPair, ConfigError, TrainReport, distributed
+from harness.types import FeatureBatchFn, StepCallback
+
+from harness_plugins.aggregators.mean_pool import embed_texts
 
 __all__ = [
+    "CHECKPOINT_FORMAT",
     "PRESETS",
-    "AggregatorConfig",
+    "ContextAggregator",
+    "ContextConfig",
     "ContextModel",
-    "TrainReport",
     "info_nce",
-    "masked_mean",
-    "train_aggregator",
+    "resolve_config",
+    "rope",
+    "train",
 ]
+
+CHECKPOINT_FORMAT = 1  # bump when the state dict layout changes: old checkpoints then never match
 
 
 @dataclass(frozen=True)
-class AggregatorConfig:
+class ContextConfig:
     """Every hyper-parameter of the context aggregator and its training.  Recorded in results."""
 
     dim_out: int = 1024
@@ -55,7 +63,6 @@ class AggregatorConfig:
     weight_decay: float = 1e-5
     epochs: int = 2
     batch_size: int = 32
-    max_pairs: int | None = None
     device: str = "auto"  # auto: the GPU when there is one (where the features come from), else CPU
     preset: str = "default"
 
@@ -65,10 +72,10 @@ class AggregatorConfig:
 
 # "paper": the official trainer's values, meant for ~500k pairs.  "default": measured here
 # to actually move the aggregator on thousands of pairs (MiniLM norm-avg 0.54 -> 0.63).
-PRESETS: dict[str, AggregatorConfig] = {
-    "default": AggregatorConfig(),
-    "paper": AggregatorConfig(lr=1e-5, epochs=1, batch_size=32, preset="paper"),
-    "baby": AggregatorConfig(dim_out=32, heads=2, mlp_ratio=2.0, epochs=1, batch_size=8, preset="baby"),
+PRESETS: dict[str, ContextConfig] = {
+    "default": ContextConfig(),
+    "paper": ContextConfig(lr=1e-5, epochs=1, batch_size=32, preset="paper"),
+    "baby": ContextConfig(dim_out=32, heads=2, mlp_ratio=2.0, epochs=1, batch_size=8, preset="baby"),
 }
 
 
@@ -86,7 +93,7 @@ def rope(x: torch.Tensor, offset: int = 1) -> torch.Tensor:
 class Block(nn.Module):
     """Pre-LN transformer block; RoPE on q/k of text tokens, never on the context token."""
 
-    def __init__(self, dim: int, cfg: AggregatorConfig) -> None:
+    def __init__(self, dim: int, cfg: ContextConfig) -> None:
         super().__init__()
         if dim % cfg.heads or (cfg.rope and (dim // cfg.heads) % 2):
             raise ConfigError(f"Aggregator width {dim} must split into {cfg.heads} heads of even size")
@@ -114,7 +121,7 @@ class Block(nn.Module):
 class ContextModel(nn.Module):
     """Context token + blocks + final LayerNorm + projection; optional softmax layer weights."""
 
-    def __init__(self, dim: int, cfg: AggregatorConfig, *, n_layers_in: int = 1) -> None:
+    def __init__(self, dim: int, cfg: ContextConfig, *, n_layers_in: int = 1) -> None:
         super().__init__()
         self.context = nn.Parameter(torch.zeros(1, 1, dim))
         nn.init.trunc_normal_(self.context, std=0.02)
@@ -146,15 +153,7 @@ class ContextModel(nn.Module):
         return out
 
 
-def masked_mean(x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-    """Mean over real tokens of ``[B, T, D]`` (``[B, L, T, D]``: layers averaged first)."""
-    if x.dim() == 4:
-        x = x.mean(1)
-    m = mask.to(x.dtype).unsqueeze(-1)
-    return (x * m).sum(1) / m.sum(1).clamp_min(1.0)
-
-
-def info_nce(za: torch.Tensor, zb: torch.Tensor, groups: Sequence[str | None], cfg: AggregatorConfig) -> torch.Tensor:
+def info_nce(za: torch.Tensor, zb: torch.Tensor, groups: Sequence[str | None], cfg: ContextConfig) -> torch.Tensor:
     """Symmetric InfoNCE with in-batch negatives; other items of the same group are masked out."""
     za, zb = F.normalize(za, dim=-1), F.normalize(zb, dim=-1)
     logits = (za @ zb.T / cfg.temperature).clamp(-cfg.logit_clamp, cfg.logit_clamp)
@@ -166,36 +165,13 @@ def info_nce(za: torch.Tensor, zb: torch.Tensor, groups: Sequence[str | None], c
     return 0.5 * (F.cross_entropy(logits, target) + F.cross_entropy(logits.T, target))
 
 
-@dataclass
-class TrainReport:
-    """What one training run did; the loss curve goes into the checkpoint's JSON."""
-
-    steps: int = 0
-    seconds: float = 0.0
-    losses: list[float] = field(default_factory=list)
-    layer_weights: list[float] | None = None
-
-    @property
-    def first_loss(self) -> float:
-        return float(np.mean(self.losses[:10])) if self.losses else math.nan
-
-    @property
-    def final_loss(self) -> float:
-        return float(np.mean(self.losses[-10:])) if self.losses else math.nan
-
-
-BatchFn = Callable[[Sequence[str]], tuple[torch.Tensor, torch.Tensor]]  # texts -> (features, mask)
-
-
-def train_aggregator(model: ContextModel, batch_fn: BatchFn, pairs: Sequence[Any], cfg: AggregatorConfig, *,
-                     seed: int, on_step: Callable[[int, float], None] | None = None) -> TrainReport:
-    """Train ``model`` on caption ``pairs`` (objects with .a, .b, .group) with symmetric InfoNCE.
+def train(model: ContextModel, batch_fn: FeatureBatchFn, pairs: Sequence[CaptionPair], cfg: ContextConfig, *,
+          seed: int, on_step: StepCallback | None = None) -> TrainReport:
+    """Train ``model`` on caption ``pairs`` with symmetric InfoNCE (items of one group never negatives).
 
     Under ``torchrun`` each rank computes its slice of every batch and the update
     equals the single-process one on the same batch (see `harness.distributed`).
     """
-    from harness import distributed
-
     n_ranks = distributed.world()[1]
     torch.manual_seed(seed)
     rng = np.random.default_rng(seed)
@@ -211,7 +187,7 @@ def train_aggregator(model: ContextModel, batch_fn: BatchFn, pairs: Sequence[Any
             if len(batch) < 2:  # InfoNCE needs an in-batch negative
                 continue
             if n_ranks > 1:  # this rank's slice; negatives gathered from every rank
-                loss = distributed.global_batch_loss(model, batch_fn, batch, cfg)
+                loss = distributed.global_batch_loss(model, batch_fn, batch, functools.partial(info_nce, cfg=cfg))
             else:
                 xa, ma = batch_fn([p.a for p in batch])
                 xb, mb = batch_fn([p.b for p in batch])
@@ -245,11 +221,84 @@ def _batches(pairs: Sequence[Any], size: int, rng: np.random.Generator) -> list[
     return [out[i] for i in rng.permutation(len(out))]
 
 
-def apply_preset(name: str, **overrides: Any) -> AggregatorConfig:
-    """A named preset with CLI overrides (None values ignored); ``device="auto"`` is resolved here."""
-    if name not in PRESETS:
-        raise ConfigError(f"Unknown aggregator preset {name!r}. Available: {', '.join(PRESETS)}")
-    cfg = replace(PRESETS[name], **{k: v for k, v in overrides.items() if v is not None})
+def resolve_config(options: AggregatorOptions) -> ContextConfig:
+    """The preset ``options.preset`` with the user's overrides; ``device`` resolved to cuda or cpu."""
+    if options.preset not in PRESETS:
+        raise ConfigError(f"Unknown aggregator preset {options.preset!r}. Available: {', '.join(PRESETS)}")
+    cfg = replace(PRESETS[options.preset], **options.overrides())
     if cfg.device == "auto":
         cfg = replace(cfg, device="cuda" if torch.cuda.is_available() else "cpu")
     return cfg
+
+
+class ContextAggregator:
+    """GRAN-TED's context aggregator, trained with symmetric InfoNCE (satisfies `harness.Aggregator`).
+
+    Cheap to build: the model is created by `fit` (from a seeded initialisation) or `load`.
+    """
+
+    name = "context"
+    trainable = True
+
+    def __init__(self, width: int, n_layers_in: int, options: AggregatorOptions) -> None:
+        self.cfg = resolve_config(options)
+        self.width, self.n_layers_in = width, n_layers_in
+        self.embed_batch_size = options.embed_batch_size
+        self.model: ContextModel | None = None
+
+    def config(self) -> dict[str, Any]:
+        return {**self.cfg.as_dict(), "width": self.width, "n_layers_in": self.n_layers_in,
+                "checkpoint_format": CHECKPOINT_FORMAT}
+
+    def _build(self) -> ContextModel:
+        model = ContextModel(self.width, self.cfg, n_layers_in=self.n_layers_in)
+        path = self.cfg.layer_weights_file
+        if path is not None and model.layer_logits is not None:
+            logits = _read_layer_logits(path, self.n_layers_in)
+            with torch.no_grad():
+                model.layer_logits.copy_(logits)
+        return model
+
+    def fit(self, features: FeatureBatchFn, pairs: Sequence[CaptionPair], *, seed: int,
+            on_step: StepCallback | None = None) -> TrainReport:
+        torch.manual_seed(seed)  # the initialisation depends on the seed too
+        self.model = self._build().to(self.cfg.device)
+        return train(self.model, self._on_device(features), pairs, self.cfg, seed=seed, on_step=on_step)
+
+    def _on_device(self, features: FeatureBatchFn) -> FeatureBatchFn:
+        device = self.cfg.device
+        if device == "cpu":
+            return features
+        return lambda texts: tuple(t.to(device, non_blocking=True) for t in features(texts))  # type: ignore[return-value]
+
+    def embed(self, features: FeatureBatchFn, texts: Sequence[str]) -> Any:
+        if self.model is None:
+            raise ConfigError("context aggregator: embed() before fit() or load()")
+        self.model.to(self.cfg.device).eval()
+        return embed_texts(self.model, self._on_device(features), texts, self.embed_batch_size)
+
+    def save(self, path: str) -> None:
+        if self.model is None:
+            raise ConfigError("context aggregator: nothing to save before fit()")
+        # Through memory: torch.save names the archive after the file, and the file is a unique
+        # temporary name, so saving to it directly would make identical weights differ in bytes.
+        buf = io.BytesIO()
+        torch.save(self.model.state_dict(), buf)
+        with open(path, "wb") as fh:
+            fh.write(buf.getbuffer())
+
+    def load(self, path: str) -> None:
+        model = self._build()
+        model.load_state_dict(torch.load(path, map_location="cpu", weights_only=True))
+        self.model = model.eval()
+
+
+def _read_layer_logits(path: str, n_layers: int) -> torch.Tensor:
+    """Layer logits from a JSON list or ``{"logits"|"weights": [...]}``."""
+    import json
+
+    data = json.loads(open(path, encoding="utf-8").read())
+    logits = data.get("logits", data.get("weights")) if isinstance(data, dict) else data
+    if not isinstance(logits, list) or len(logits) != n_layers:
+        raise ConfigError(f"{path}: field 'logits' must list {n_layers} numbers (one per layer)")
+    return torch.tensor(logits, dtype=torch.float32)

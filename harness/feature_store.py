@@ -1,14 +1,7 @@
-"""From hidden states of every layer to the token sequences aggregators consume.
+"""`FeatureStore`: per-text views, computed with one encoder forward per unique text.
 
-A *view* is what one extractor needs from one text: a single layer, a fused
-mean of (normalised) layers, or the stack of normalised layers that the
-``learned`` extractor weights inside its aggregator.  One encoder forward per
-unique text computes every requested view (`FeatureStore.ensure`).
-
-Layer indices follow HF ``output_hidden_states``: 0 is the embedding output,
-``i`` the output of transformer layer ``i``, ``-1`` the last one.  What "last"
-means differs by family: decoder LLMs' last entry is after the final norm;
-HF CLIP's is *before* the final LayerNorm; T5's is after the final norm.
+Views (`harness.views`) of every text are kept in RAM or written through to the
+on-disk `harness.cache.FeatureCache`; aggregators read right-padded batches.
 """
 
 from __future__ import annotations
@@ -16,170 +9,20 @@ from __future__ import annotations
 import logging
 from collections import OrderedDict
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
 from harness._exceptions import ConfigError
-from harness.types import Encoder, EncoderInfo, ExtractorSpec
+from harness.types import Encoder
+from harness.views import View, compute_views
 
 if TYPE_CHECKING:
     import torch
 
     from harness.cache import FeatureCache
 
-__all__ = [
-    "LN_EPS",
-    "RMS_EPS",
-    "FeatureStore",
-    "View",
-    "compute_view",
-    "compute_views",
-    "expand_extractors",
-    "normalize",
-    "resolve_layers",
-    "view_for",
-]
+__all__ = ["AUTO_CAP", "AUTO_CPU_BATCH", "AUTO_START", "FeatureStore", "ProgressFactory"]
 
-LN_EPS = 1e-5  # parameter-free LayerNorm, as F.layer_norm's default
-RMS_EPS = 1e-6  # as the official code's rms_norm
 log = logging.getLogger("harness")
-
-
-@dataclass(frozen=True)
-class View:
-    """One materialised feature: ``layers`` (absolute indices), ``norm``, and ``op``.
-
-    ``op`` is ``"single"`` (one layer), ``"mean"`` (mean over layers) or
-    ``"stack"`` (``[L, T, D]`` for learned weights).
-    """
-
-    op: str
-    layers: tuple[int, ...]
-    norm: str
-
-    @property
-    def key(self) -> str:
-        return f"{self.op}:{self.norm}:{','.join(map(str, self.layers))}"
-
-
-def resolve_layers(spec: ExtractorSpec, info: EncoderInfo) -> tuple[int, ...]:
-    """Absolute ``hidden_states`` indices for ``spec`` on an encoder with ``info.num_layers`` layers."""
-    n = info.num_layers
-    if spec.layers == "all":
-        emb = info.include_embedding_default if spec.include_embedding is None else spec.include_embedding
-        return tuple(range(0 if emb else 1, n + 1))
-    out = []
-    for k in spec.layers:
-        idx = k if k >= 0 else n + 1 + k
-        if not 0 <= idx <= n:
-            raise ConfigError(
-                f"Extractor {spec.name!r}: layer {k} is out of range for {info.name!r}, "
-                f"which has layers 0 (embeddings) to {n} (or -1 to {-(n + 1)})"
-            )
-        out.append(idx)
-    return tuple(out)
-
-
-def expand_extractors(specs: Iterable[ExtractorSpec], info: EncoderInfo) -> list[ExtractorSpec]:
-    """Replace ``all-layers`` sweeps by one ``layer:K`` spec per layer (0..N)."""
-    out: list[ExtractorSpec] = []
-    for spec in specs:
-        if not spec.sweep:
-            out.append(spec)
-            continue
-        emb = info.include_embedding_default if spec.include_embedding is None else spec.include_embedding
-        for k in range(0 if emb else 1, info.num_layers + 1):
-            out.append(ExtractorSpec(name=f"layer:{k}", layers=(k,), norm=spec.norm))
-    return out
-
-
-def view_for(spec: ExtractorSpec, info: EncoderInfo) -> View:
-    """The view ``spec`` needs from each text."""
-    layers = resolve_layers(spec, info)
-    if spec.fusion == "learned":
-        return View("stack", layers, spec.norm)
-    if spec.fusion == "mean" and len(layers) > 1:
-        return View("mean", layers, spec.norm)
-    if len(layers) != 1:
-        raise ConfigError(f"Extractor {spec.name!r} selects {len(layers)} layers but fuses none")
-    return View("single", layers, spec.norm)
-
-
-def normalize(h: torch.Tensor, norm: str) -> torch.Tensor:
-    """Parameter-free LayerNorm (eps 1e-5), RMS norm (eps 1e-6) or identity, in float32."""
-    import torch.nn.functional as F
-
-    h = h.float()
-    if norm == "layernorm":
-        return F.layer_norm(h, (h.shape[-1],), eps=LN_EPS)
-    if norm == "rms":
-        return h * (h.pow(2).mean(-1, keepdim=True) + RMS_EPS).rsqrt()
-    if norm == "none":
-        return h
-    raise ConfigError(f"Unknown norm {norm!r}; use layernorm, rms or none")
-
-
-def compute_view(hidden_states: Sequence[torch.Tensor], view: View) -> torch.Tensor:
-    """``[B, T, D]`` for single/mean views, ``[B, L, T, D]`` for stack views."""
-    return compute_views(hidden_states, [view])[view.key]
-
-
-def compute_views(hidden_states: Sequence[torch.Tensor], views: Iterable[View], *,
-                  dtype: torch.dtype | None = None) -> dict[str, torch.Tensor]:
-    """Every view of one batch in one pass over the layers, keyed by ``View.key``.
-
-    Each (layer, norm) is normalised once and shared by all views that read it
-    (``norm-avg`` and ``learned`` read the same normalised layers); only one
-    normalised float32 layer is alive at a time.  Results are cast to ``dtype``
-    (default float32) on the layers' device; means accumulate in float32.
-    """
-    import torch
-
-    views = list(views)
-    out_dtype = dtype or torch.float32
-    b, t, d = hidden_states[0].shape
-    dev = hidden_states[0].device
-    stacks = {(v.layers, v.norm): v for v in views if v.op == "stack"}
-    # A mean over the layers of a float32 stack is one reduction of that stack (read once)
-    # instead of a running sum (read and written once per layer).
-    derived = {v.key: stacks[(v.layers, v.norm)] for v in views
-               if v.op == "mean" and out_dtype == torch.float32 and (v.layers, v.norm) in stacks}
-    out: dict[str, torch.Tensor] = {}
-    readers: dict[int, list[View]] = {}
-    for v in views:
-        if v.key in derived:
-            continue
-        for i in dict.fromkeys(v.layers):
-            readers.setdefault(i, []).append(v)
-        if v.op == "stack":
-            # [B, L, T, D] over token-major memory: FeatureStore cuts texts out of [B, T, L, D]
-            out[v.key] = torch.empty(b, t, len(v.layers), d, dtype=out_dtype, device=dev).transpose(1, 2)
-        elif v.op == "mean":
-            out[v.key] = torch.zeros(b, t, d, dtype=torch.float32, device=dev)
-    for i in sorted(readers):
-        for norm in dict.fromkeys(v.norm for v in readers[i]):
-            h = normalize(hidden_states[i], norm)
-            for v in readers[i]:
-                if v.norm == norm:
-                    _accumulate(out, v, i, h, out_dtype)
-    for v in views:
-        if v.key in derived:
-            out[v.key] = out[derived[v.key].key].mean(1)
-        elif v.op == "mean":
-            out[v.key] = (out[v.key] / len(v.layers)).to(out_dtype)
-    return out
-
-
-def _accumulate(out: dict[str, torch.Tensor], view: View, layer: int, h: torch.Tensor, dtype: torch.dtype) -> None:
-    """Put normalised ``layer`` (``h``) where ``view`` needs it."""
-    if view.op == "single":
-        out[view.key] = h.to(dtype)
-    elif view.op == "mean":
-        out[view.key].add_(h, alpha=view.layers.count(layer))
-    else:
-        for j, k in enumerate(view.layers):
-            if k == layer:
-                out[view.key][:, j] = h
 
 
 ProgressFactory = Callable[[str, int], Any]  # (description, total) -> object with .advance(n)
@@ -393,10 +236,3 @@ def _free_cuda_cache() -> None:
     gc.collect()
     if torch.cuda.is_available():
         torch.cuda.empty_cache()
-
-
-def with_include_embedding(spec: ExtractorSpec, flag: bool | None) -> ExtractorSpec:
-    """Apply a run-wide ``--include-embedding`` to specs that did not set it."""
-    if flag is None or spec.include_embedding is not None or spec.layers != "all":
-        return spec
-    return replace(spec, include_embedding=flag)

@@ -1,4 +1,5 @@
-"""The context aggregator: architecture facts, padding invariance, loss, and that training helps."""
+"""The aggregators plugin: context aggregator architecture, padding invariance, loss, training helps;
+mean-pool; cheap construction through the hook."""
 
 from __future__ import annotations
 
@@ -8,8 +9,9 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
-from harness.aggregate import PRESETS, AggregatorConfig, ContextModel, info_nce, masked_mean, rope, train_aggregator  # noqa: E402
-from harness.types import CaptionPair  # noqa: E402
+from harness import AggregatorOptions, CaptionPair  # noqa: E402
+from harness_plugins.aggregators.context import PRESETS, ContextConfig, ContextModel, info_nce, rope, train  # noqa: E402
+from harness_plugins.aggregators.mean_pool import masked_mean  # noqa: E402
 
 BABY = PRESETS["baby"]
 
@@ -23,7 +25,7 @@ def test_official_defaults() -> None:
 
 
 def test_architecture_bias_free_attention_and_shapes() -> None:
-    model = ContextModel(64, AggregatorConfig())
+    model = ContextModel(64, ContextConfig())
     block = model.blocks[0]
     assert all(getattr(block, p).bias is None for p in "qkvo")
     assert block.mlp[0].out_features == 256 and isinstance(block.mlp[1], torch.nn.GELU)
@@ -63,12 +65,12 @@ def test_learned_weights_start_as_norm_avg_and_fuse() -> None:
     layers = torch.randn(2, 3, 5, 16)
     mask = torch.ones(2, 5, dtype=torch.bool)
     torch.testing.assert_close(model(layers, mask), model(layers.mean(1), mask), atol=1e-5, rtol=1e-5)
-    frozen = ContextModel(16, AggregatorConfig(layer_weights="frozen"), n_layers_in=3)
+    frozen = ContextModel(16, ContextConfig(layer_weights="frozen"), n_layers_in=3)
     assert not frozen.layer_logits.requires_grad
 
 
 def test_info_nce_masks_same_group_and_clamps() -> None:
-    cfg = AggregatorConfig()
+    cfg = ContextConfig()
     torch.manual_seed(0)
     z = torch.nn.functional.normalize(torch.randn(4, 8), dim=-1)
     zb = z + 0.5 * torch.randn(4, 8)
@@ -82,7 +84,7 @@ def test_info_nce_masks_same_group_and_clamps() -> None:
     torch.testing.assert_close(grouped, manual)
     assert grouped < base
     # clamp: identical vectors give logit 1/0.07 = 14.3 on the diagonal, below the clamp; 1/0.01 is clamped
-    hot = info_nce(z, z, [None] * 4, AggregatorConfig(temperature=0.01))
+    hot = info_nce(z, z, [None] * 4, ContextConfig(temperature=0.01))
     assert torch.isfinite(hot)
 
 
@@ -98,16 +100,17 @@ def _synthetic_pairs(n: int, seed: int) -> list[CaptionPair]:
 
 
 def test_training_beats_untrained_on_held_out_pairs() -> None:
-    from harness.features import FeatureStore, View
+    from harness.feature_store import FeatureStore
+    from harness.views import View
     from harness.testing import FakeEncoder
 
     enc = FakeEncoder(width=32, num_layers=2)
     view = View("single", (2,), "layernorm")
-    train, held = _synthetic_pairs(400, 0), _synthetic_pairs(64, 1)
+    train_pairs, held = _synthetic_pairs(400, 0), _synthetic_pairs(64, 1)
     store = FeatureStore(enc, [view])
-    store.ensure([t for p in train + held for t in (p.a, p.b)])
+    store.ensure([t for p in train_pairs + held for t in (p.a, p.b)])
     feats = lambda texts: store.batch(view, texts)  # noqa: E731
-    cfg = AggregatorConfig(dim_out=32, heads=4, mlp_ratio=2.0, lr=1e-3, epochs=3, batch_size=32)
+    cfg = ContextConfig(dim_out=32, heads=4, mlp_ratio=2.0, lr=1e-3, epochs=3, batch_size=32)
 
     def retrieval(model: ContextModel) -> float:
         with torch.no_grad():
@@ -118,8 +121,45 @@ def test_training_beats_untrained_on_held_out_pairs() -> None:
     torch.manual_seed(0)
     model = ContextModel(32, cfg)
     before = retrieval(model)
-    report = train_aggregator(model, feats, train, cfg, seed=0)
+    report = train(model, feats, train_pairs, cfg, seed=0)
     after = retrieval(model)
     assert report.steps == 3 * 13 and report.final_loss < report.first_loss
     assert before < 0.35, f"untrained aggregator retrieves {before:.2f}: the test is too easy"
     assert after > before + 0.3, f"training did not help: {before:.2f} -> {after:.2f}"
+
+
+def test_hook_builds_cheaply_and_resolves_options() -> None:
+    from harness.plugins import get_plugin_manager
+
+    pm = get_plugin_manager([])
+    agg = pm.hook.harness_make_aggregator(name="context", width=4096, n_layers_in=37,
+                                          options=AggregatorOptions(preset="paper", lr=3e-5, device="cpu"))
+    assert agg.trainable and agg.model is None, "construction must not build a 4096-wide model"
+    cfg = agg.config()
+    assert (cfg["lr"], cfg["epochs"], cfg["preset"], cfg["n_layers_in"], cfg["width"]) == (3e-5, 1, "paper", 37, 4096)
+    pool = pm.hook.harness_make_aggregator(name="mean-pool", width=8, n_layers_in=1, options=AggregatorOptions())
+    assert not pool.trainable and pool.config() == {"pooling": "masked-mean"}
+    assert pm.hook.harness_make_aggregator(name="nope", width=8, n_layers_in=1, options=AggregatorOptions()) is None
+
+
+def test_context_save_load_round_trip(tmp_path) -> None:
+    from harness.feature_store import FeatureStore
+    from harness.testing import FakeEncoder
+    from harness.views import View
+    from harness_plugins.aggregators.context import ContextAggregator
+
+    enc = FakeEncoder(width=16, num_layers=2)
+    view = View("stack", (0, 1, 2), "layernorm")
+    pairs = _synthetic_pairs(16, 0)
+    store = FeatureStore(enc, [view])
+    store.ensure([t for p in pairs for t in (p.a, p.b)])
+    feats = lambda texts: store.batch(view, texts)  # noqa: E731
+    opts = AggregatorOptions(preset="baby", device="cpu")
+    agg = ContextAggregator(16, 3, opts)
+    report = agg.fit(feats, pairs, seed=0)
+    assert report.steps == 2 and report.layer_weights is not None and len(report.layer_weights) == 3
+    agg.save(str(tmp_path / "a.pt"))
+    again = ContextAggregator(16, 3, opts)
+    again.load(str(tmp_path / "a.pt"))
+    texts = [p.a for p in pairs]
+    assert (agg.embed(feats, texts) == again.embed(feats, texts)).all()

@@ -1,0 +1,120 @@
+"""View math: from the hidden states of every layer to the token sequence one extractor reads.
+
+A *view* is what one extractor needs from one text: a single layer, a fused
+mean of (normalised) layers, or the stack of normalised layers that the
+``learned`` extractor weights inside its aggregator.  `compute_views` computes
+every view of a batch in one pass over the layers.
+
+Layer indices follow HF ``output_hidden_states``: 0 is the embedding output,
+``i`` the output of transformer layer ``i``.  torch is imported inside functions.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from harness._exceptions import ConfigError
+
+if TYPE_CHECKING:
+    import torch
+
+__all__ = ["LN_EPS", "RMS_EPS", "View", "compute_view", "compute_views", "normalize"]
+
+LN_EPS = 1e-5  # parameter-free LayerNorm, as F.layer_norm's default
+RMS_EPS = 1e-6  # as the official code's rms_norm
+
+
+@dataclass(frozen=True)
+class View:
+    """One materialised feature: ``layers`` (absolute indices), ``norm``, and ``op``.
+
+    ``op`` is ``"single"`` (one layer), ``"mean"`` (mean over layers) or
+    ``"stack"`` (``[L, T, D]`` for learned weights).
+    """
+
+    op: str
+    layers: tuple[int, ...]
+    norm: str
+
+    @property
+    def key(self) -> str:
+        return f"{self.op}:{self.norm}:{','.join(map(str, self.layers))}"
+
+
+def normalize(h: torch.Tensor, norm: str) -> torch.Tensor:
+    """Parameter-free LayerNorm (eps 1e-5), RMS norm (eps 1e-6) or identity, in float32."""
+    import torch.nn.functional as F
+
+    h = h.float()
+    if norm == "layernorm":
+        return F.layer_norm(h, (h.shape[-1],), eps=LN_EPS)
+    if norm == "rms":
+        return h * (h.pow(2).mean(-1, keepdim=True) + RMS_EPS).rsqrt()
+    if norm == "none":
+        return h
+    raise ConfigError(f"Unknown norm {norm!r}; use layernorm, rms or none")
+
+
+def compute_view(hidden_states: Sequence[torch.Tensor], view: View) -> torch.Tensor:
+    """``[B, T, D]`` for single/mean views, ``[B, L, T, D]`` for stack views."""
+    return compute_views(hidden_states, [view])[view.key]
+
+
+def compute_views(hidden_states: Sequence[torch.Tensor], views: Iterable[View], *,
+                  dtype: torch.dtype | None = None) -> dict[str, torch.Tensor]:
+    """Every view of one batch in one pass over the layers, keyed by ``View.key``.
+
+    Each (layer, norm) is normalised once and shared by all views that read it
+    (``norm-avg`` and ``learned`` read the same normalised layers); only one
+    normalised float32 layer is alive at a time.  Results are cast to ``dtype``
+    (default float32) on the layers' device; means accumulate in float32.
+    """
+    import torch
+
+    views = list(views)
+    out_dtype = dtype or torch.float32
+    b, t, d = hidden_states[0].shape
+    dev = hidden_states[0].device
+    stacks = {(v.layers, v.norm): v for v in views if v.op == "stack"}
+    # A mean over the layers of a float32 stack is one reduction of that stack (read once)
+    # instead of a running sum (read and written once per layer).
+    derived = {v.key: stacks[(v.layers, v.norm)] for v in views
+               if v.op == "mean" and out_dtype == torch.float32 and (v.layers, v.norm) in stacks}
+    out: dict[str, torch.Tensor] = {}
+    readers: dict[int, list[View]] = {}
+    for v in views:
+        if v.key in derived:
+            continue
+        for i in dict.fromkeys(v.layers):
+            readers.setdefault(i, []).append(v)
+        if v.op == "stack":
+            # [B, L, T, D] over token-major memory: FeatureStore cuts texts out of [B, T, L, D]
+            out[v.key] = torch.empty(b, t, len(v.layers), d, dtype=out_dtype, device=dev).transpose(1, 2)
+        elif v.op == "mean":
+            out[v.key] = torch.zeros(b, t, d, dtype=torch.float32, device=dev)
+    for i in sorted(readers):
+        for norm in dict.fromkeys(v.norm for v in readers[i]):
+            h = normalize(hidden_states[i], norm)
+            for v in readers[i]:
+                if v.norm == norm:
+                    _accumulate(out, v, i, h, out_dtype)
+    for v in views:
+        if v.key in derived:
+            out[v.key] = out[derived[v.key].key].mean(1)
+        elif v.op == "mean":
+            out[v.key] = (out[v.key] / len(v.layers)).to(out_dtype)
+    return out
+
+
+def _accumulate(out: dict[str, torch.Tensor], view: View, layer: int, h: torch.Tensor, dtype: torch.dtype) -> None:
+    """Put normalised ``layer`` (``h``) where ``view`` needs it."""
+    if view.op == "single":
+        out[view.key] = h.to(dtype)
+    elif view.op == "mean":
+        out[view.key].add_(h, alpha=view.layers.count(layer))
+    else:
+        for j, k in enumerate(view.layers):
+            if k == layer:
+                out[view.key][:, j] = h
