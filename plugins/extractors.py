@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from harness import ConfigError, ExtractorSpec, hookimpl
+from harness.types import NormType
 
 NAMES = ("last", "penultimate", "layer:K", "avg", "norm-avg", "learned", "all-layers")
 
@@ -38,9 +39,11 @@ def harness_make_extractor(name: str, arg: str | None) -> ExtractorSpec | None:
     return None
 
 
-def _norm(name: str, arg: str | None) -> str:
+def _norm(name: str, arg: str | None) -> NormType:
     if arg in (None, "ln", "layernorm"):
         return "layernorm"
-    if arg in ("rms", "none"):
-        return arg
+    if arg == "rms":
+        return "rms"
+    if arg == "none":
+        return "none"
     raise ConfigError(f"Extractor {name!r}: unknown norm {arg!r}; use {name}:ln, {name}:rms or {name}:none")

@@ -269,7 +269,7 @@ class ContextAggregator:
         device = self.cfg.device
         if device == "cpu":
             return features
-        return lambda texts: tuple(t.to(device, non_blocking=True) for t in features(texts))  # type: ignore[return-value]
+        return lambda texts: tuple(t.to(device, non_blocking=True) for t in features(texts))
 
     def embed(self, features: FeatureBatchFn, texts: Sequence[str]) -> Any:
         if self.model is None:
