@@ -17,7 +17,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from harness import distributed
-from harness._exceptions import HarnessError, unknown_name
+from harness._exceptions import ConfigError, HarnessError, unknown_name
 from harness.options import AggregatorOptions, FeatureOptions, TrainingOptions
 from harness.plugins import get_plugin_manager, plugin_listing
 from harness.registry import Registry, load_registry
@@ -28,7 +28,7 @@ __all__ = ["main"]
 _AGG_FLAGS = {  # CLI flag -> AggregatorOptions field
     "preset": "preset", "lr": "lr", "epochs": "epochs", "train_batch_size": "batch_size",
     "weight_decay": "weight_decay", "temperature": "temperature", "dim_out": "dim_out", "heads": "heads",
-    "layer_weights": "layer_weights", "layer_weights_file": "layer_weights_file",
+    "layer_weights": "layer_weights", "layer_weights_file": "layer_weights_file", "layer_lr": "layer_lr",
 }
 SHIPPED_PAIRS_CAP = 512
 _ENC_FLAGS = {"dtype": "dtype", "device": "device", "max_length": "max_length", "template": "template",
@@ -99,8 +99,10 @@ def _add_run_args(p: argparse.ArgumentParser, *, train_only: bool = False) -> No
                    help="last, penultimate, layer:K, avg, norm-avg[:rms], learned[:rms], all-layers")
     p.add_argument("--aggregator", default="context", help="context (trained) or mean-pool")
     p.add_argument("--seeds", type=_seeds, default=(0,))
-    p.add_argument("--train-pairs", help="caption-pair JSONL for the aggregator (default: shipped pairs)")
-    p.add_argument("--preset", choices=["default", "paper", "baby"], help="aggregator hyper-parameter preset")
+    p.add_argument("--train-pairs", help="caption pairs that train the aggregator: a JSONL/JSON file, or 'demo' "
+                   "(the shipped synthetic pairs; the default only on the shipped demo tasks)")
+    p.add_argument("--preset", choices=["default", "official", "paper", "baby"],
+                   help="aggregator hyper-parameters: default (small data), official (GRAN-TED trainer), paper, baby")
     for flag, typ in (("lr", _number(float, low=0, strict=True, what="a number")), ("epochs", positive),
                       ("train-batch-size", _number(int, low=1, strict=True, what="an integer")),
                       ("weight-decay", _number(float, low=0, what="a number")),
@@ -110,7 +112,11 @@ def _add_run_args(p: argparse.ArgumentParser, *, train_only: bool = False) -> No
     p.add_argument("--max-pairs", type=non_negative,
                    help=f"train on the first N pairs (shipped pairs: {SHIPPED_PAIRS_CAP} unless given; 0: all)")
     p.add_argument("--layer-weights", choices=["train", "frozen"], help="learned extractor: train or freeze α")
-    p.add_argument("--layer-weights-file", help="JSON list of layer logits to start α from")
+    p.add_argument("--layer-weights-file",
+                   help="layer logits to start α from (or keep, with --layer-weights frozen): a JSON list, "
+                        "{\"logits\": [...]}, or the official .pt holding {'layer_weights': logits}")
+    p.add_argument("--layer-lr", type=_number(float, low=0, strict=True, what="a number"),
+                   help="learning rate of the learned layer logits (own optimiser group; default 1e-2)")
     p.add_argument("--include-embedding", action=argparse.BooleanOptionalAction, default=None,
                    help="include the embedding output in avg/norm-avg/learned (default: per family)")
     p.add_argument("--batch-size", type=_batch_size, default=32,
@@ -142,6 +148,16 @@ def build_parser() -> argparse.ArgumentParser:
     ls = sub.add_parser("list", help="list encoders, tasks, extractors, aggregators, scorers, plugins, families")
     ls.add_argument("what", choices=["encoders", "tasks", "extractors", "aggregators", "scorers", "plugins", "families"])
     ls.add_argument("--include-path", action="append", default=[], metavar="DIR", help="extra folder of task YAMLs")
+    pairs = sub.add_parser("pairs", help="caption pairs from a datasets dataset with several captions per item")
+    pairs.add_argument("source", help="a datasets hub id or a local save_to_disk folder")
+    pairs.add_argument("--out", required=True, help="JSONL to write ({a, b, group, caption_type} per line)")
+    pairs.add_argument("--caption-column", default="caption", help="a string or a list of strings per row")
+    pairs.add_argument("--id-column", help="the image/video id shared by rows of one item (default: each row is one)")
+    pairs.add_argument("--caption-type-column", help="column holding image/video (default: --caption-type)")
+    pairs.add_argument("--caption-type", default="image")
+    pairs.add_argument("--split")
+    pairs.add_argument("--max-per-item", type=_number(int, low=0, strict=True),
+                       help="at most N pairs per item (a seeded sample of all combinations)")
     val = sub.add_parser("validate", help="check a TED file (or caption-pair file) and count its instances")
     val.add_argument("path")
     val.add_argument("--pairs", action="store_true", help="the file holds caption pairs")
@@ -174,16 +190,28 @@ def _encoder_specs(registry: Registry, args: argparse.Namespace) -> list[Encoder
     return [replace(s, options=replace(s.options, **overrides)) for s in map(registry.encoder, args.encoders)]
 
 
-def _options(args: argparse.Namespace) -> tuple[AggregatorOptions, TrainingOptions, FeatureOptions]:
-    """The typed options of a run, built once here and passed down as they are."""
+def _options(args: argparse.Namespace, *, demo_tasks: bool = True,
+             trains: bool = True) -> tuple[AggregatorOptions, TrainingOptions, FeatureOptions]:
+    """The typed options of a run, built once here and passed down as they are.
+
+    A trained aggregator needs ``--train-pairs``; only on the shipped demo tasks do the shipped
+    demo pairs stand in for them (``--train-pairs demo`` names them anywhere)."""
     agg = AggregatorOptions(**{field: getattr(args, flag) for flag, field in _AGG_FLAGS.items()
                                if getattr(args, flag) is not None})
+    pairs = args.train_pairs
+    if pairs is None and trains:
+        if not demo_tasks:
+            from harness.runner import PAIRS_HELP
+
+            raise ConfigError(f"aggregator {args.aggregator!r} is trained on caption pairs, and the tasks are not "
+                              f"the shipped demo: {PAIRS_HELP}")
+        pairs = "demo"
     max_pairs = args.max_pairs
-    if args.train_pairs is None and max_pairs is None:
+    if pairs == "demo" and max_pairs is None:
         # The shipped pairs are a demo set: cap them so the embedded default fits in a few minutes on
         # 2 CPU cores.  Your own --train-pairs are used whole; --max-pairs 0 lifts the cap.
         max_pairs = SHIPPED_PAIRS_CAP
-    training = TrainingOptions(train_pairs=args.train_pairs, max_pairs=max_pairs or None, retrain=args.retrain,
+    training = TrainingOptions(train_pairs=pairs, max_pairs=max_pairs or None, retrain=args.retrain,
                                ckpt_dir=args.ckpt_dir)
     features = FeatureOptions(batch_size=args.batch_size, dtype=args.feature_dtype, cache_dir=args.cache_dir,
                               no_cache=args.no_cache)
@@ -202,8 +230,9 @@ def _cmd_run(args: argparse.Namespace, pm: Any, console: Console, *, train_only:
     known = [n for ns in pm.hook.harness_aggregator_names() for n in ns]
     if args.aggregator not in known:
         raise unknown_name("aggregator", args.aggregator, known)
-    agg, training, features = _options(args)
     tasks = [] if train_only else load_task_sets(pm, registry, args.tasks, limit=args.limit)
+    agg, training, features = _options(args, demo_tasks=not train_only and all(t.demo for t in tasks),
+                                       trains=bool(pm.hook.harness_aggregator_trains(name=args.aggregator)))
     rank0 = os.environ.get("RANK", "0") == "0"  # under torchrun only rank 0 prints and writes
     with _progress(console) if rank0 else nullcontext() as bar:
         result = run(pm, encoders=encoders, tasks=tasks, extractors=extractors, aggregator=args.aggregator,
@@ -231,6 +260,17 @@ def _cmd_run(args: argparse.Namespace, pm: Any, console: Console, *, train_only:
 
         paths = write_results(result, args.output) + write_layer_weights(result.training, args.output)
         console.print("wrote " + ", ".join(str(p) for p in paths), markup=False, highlight=False)
+    return 0
+
+
+def _cmd_pairs(args: argparse.Namespace, console: Console) -> int:
+    from harness.pairs import write_pairs
+
+    report = write_pairs(args.source, args.out, caption_column=args.caption_column, id_column=args.id_column,
+                         caption_type_column=args.caption_type_column, caption_type=args.caption_type,
+                         split=args.split, max_per_item=args.max_per_item)
+    console.print(f"{report.path}: {report.pairs} caption pairs from {report.items_with_pairs} of {report.items} "
+                  "items (group = item id)", markup=False, highlight=False)
     return 0
 
 
@@ -266,35 +306,32 @@ def _cmd_list(args: argparse.Namespace, pm: Any, console: Console) -> int:
 
 def _cmd_validate(args: argparse.Namespace, console: Console) -> int:
     from harness.data import load_instances_file, load_pairs_file
+    from harness.registry import resolve_path
 
-    path = Path(args.path)
-    is_pairs = args.pairs or (path.suffix == ".jsonl" and path.exists() and _looks_like_pairs(path))
+    path = Path(resolve_path(args.path))  # as typed when it exists; else $VARS, ~ and pkg: expand
+    is_pairs = args.pairs or _looks_like_pairs(path)
+
+    def say(text: str) -> None:  # paths and caption types are data, never rich markup
+        console.print(text, markup=False, highlight=False)
+
     if is_pairs:
         pairs = load_pairs_file(path)
         groups = {p.group for p in pairs if p.group is not None}
-        console.print(f"{path}: {len(pairs)} caption pairs, {len(groups)} groups — OK")
+        say(f"{path}: {len(pairs)} caption pairs, {len(groups)} groups — OK")
         return 0
     instances = load_instances_file(path)
     cats = Counter(i.category for i in instances)
     ctypes = Counter(i.caption_type for i in instances)
     for cat, n in sorted(cats.items()):
-        console.print(f"  {cat:<14} {n}")
-    console.print(f"{path}: {len(instances)} instances, caption types {dict(ctypes)} — OK")
+        say(f"  {cat:<14} {n}")
+    say(f"{path}: {len(instances)} instances, caption types {dict(ctypes)} — OK")
     return 0
 
 
 def _looks_like_pairs(path: Path) -> bool:
-    import json
+    from harness.data import is_pairs_file
 
-    with open(path, encoding="utf-8") as fh:
-        for line in fh:
-            if line.strip():
-                try:
-                    rec = json.loads(line)
-                except json.JSONDecodeError:
-                    return False
-                return isinstance(rec, dict) and ("a" in rec or "processed_caption1" in rec)
-    return False
+    return is_pairs_file(path)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -308,6 +345,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if command == "validate":
             return _cmd_validate(args, console)
+        if command == "pairs":
+            return _cmd_pairs(args, console)
         pm = get_plugin_manager(args.plugins)
         if command == "list":
             return _cmd_list(args, pm, console)

@@ -98,6 +98,15 @@ def harness_make_aggregator(
 
 
 @hookspec(firstresult=True)
+def harness_aggregator_trains(name: str) -> bool | None:
+    """Whether aggregator ``name`` is trained on caption pairs, or None if ``name`` is not yours.
+
+    Asked before any work, to tell the user early that ``--train-pairs`` is needed.
+    """
+    raise NotImplementedError
+
+
+@hookspec(firstresult=True)
 def harness_load_instances(task: TaskSpec) -> list[Instance] | None:
     """Load the instances of ``task`` (all categories; core filters), or None if the format is not yours.
 

@@ -29,6 +29,7 @@ class AggregatorOptions:
     heads: int | None = None
     layer_weights: str | None = None  # train | frozen (learned extractor)
     layer_weights_file: str | None = None
+    layer_lr: float | None = None  # lr of the learned layer logits (own optimiser group)
     device: str | None = None  # None: the GPU when there is one, else the CPU
     embed_batch_size: int = 64
 
@@ -44,7 +45,7 @@ class AggregatorOptions:
 class TrainingOptions:
     """Which caption pairs train the aggregators, and where trained ones are kept."""
 
-    train_pairs: str | None = None  # None: the shipped demo pairs
+    train_pairs: str | None = None  # a pairs file or source, "demo" (the shipped pairs); None: none given
     max_pairs: int | None = None  # the first N pairs; None: all
     retrain: bool = False  # ignore saved checkpoints
     ckpt_dir: str | None = None  # checkpoints go to CKPT_DIR/aggregators; None: $HARNESS_CACHE_DIR or ~/.cache/ted-harness

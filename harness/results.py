@@ -151,6 +151,8 @@ class TrainingRecord:
     final_loss: float | None
     losses: list[float]
     layer_weights: list[float] | None
+    layer_weight_steps: list[int]
+    layer_weight_trajectory: list[list[float]]
     reused: bool
 
 

@@ -46,11 +46,18 @@ from harness.results import (
 )
 from harness.types import Aggregator, CaptionPair, Encoder, EncoderSpec, ExtractorSpec, Instance
 
-__all__ = ["DEFAULT_PAIRS", "TaskSet", "TrainingError", "load_task_sets", "make_aggregator", "run",
+__all__ = ["DEFAULT_PAIRS", "DEMO_SOURCES", "PAIRS_HELP", "TaskSet", "TrainingError", "load_task_sets", "make_aggregator", "run",
            "shuffle_captions"]
 
 log = logging.getLogger("harness")
-DEFAULT_PAIRS = "pkg:harness_tasks/data/caption_pairs.jsonl"
+DEFAULT_PAIRS = "pkg:harness_tasks/data/caption_pairs.jsonl"  # `--train-pairs demo`
+# Tasks whose numbers the demo pairs may produce: the shipped synthetic sample and the test task.
+DEMO_SOURCES = frozenset({"pkg:harness_tasks/data/ted6k_sample.jsonl", "pkg:harness/testing_data/tiny.jsonl"})
+PAIRS_HELP = ("give --train-pairs FILE: caption pairs of the same image or video, JSONL {a, b, group} or the "
+              "official processed_caption1/2 records; make them from a datasets dataset with several captions per "
+              "item with `harness pairs DATASET --caption-column C --id-column ID --out pairs.jsonl`. "
+              "--train-pairs demo uses the shipped synthetic demo pairs (numbers comparable to nothing); "
+              "--aggregator mean-pool needs no pairs")
 Formatter = Callable[[Instance], tuple[str, list[str]]]
 
 
@@ -65,6 +72,11 @@ class TaskSet:
     name: str
     instances: list[Instance]
     provenance: TaskSetProvenance
+
+    @property
+    def demo(self) -> bool:
+        """True when every task file is shipped demo data (the only case the demo pairs fit)."""
+        return all(t.source in DEMO_SOURCES for t in self.provenance.tasks.values())
 
 
 def load_task_sets(pm: pluggy.PluginManager, registry: Registry, names: Sequence[str], *,
@@ -151,7 +163,9 @@ class _Run:
     def pairs(self) -> list[CaptionPair]:
         """The training pairs, loaded once, cut to ``max_pairs`` before anything is encoded."""
         if self._pairs is None:
-            source = self.training.train_pairs or DEFAULT_PAIRS
+            if self.training.train_pairs is None:
+                raise ConfigError(f"aggregator {self.aggregator!r} is trained on caption pairs: {PAIRS_HELP}")
+            source = DEFAULT_PAIRS if self.training.train_pairs == "demo" else self.training.train_pairs
             loaded = self.pm.hook.harness_load_pairs(source=source)
             if not loaded:
                 raise ConfigError(f"No plugin loads caption pairs from {source!r}")
@@ -159,7 +173,7 @@ class _Run:
             sha = file_sha256(path) if os.path.isfile(path) else content_key(
                 {"pairs": [(p.a, p.b, p.group) for p in loaded]})
             self._pairs = list(loaded)[: self.training.max_pairs]
-            self.pairs_provenance = PairsProvenance(source=source, sha256=sha, n=len(self._pairs),
+            self.pairs_provenance = PairsProvenance(source=self.training.train_pairs, sha256=sha, n=len(self._pairs),
                                                     n_available=len(loaded))
         return self._pairs
 
@@ -299,7 +313,8 @@ def _fit_or_load(state: _Run, agg: Aggregator, encoder: Encoder, extractor: Reso
                             f"{report.losses[first]} at step {first + 1}; nothing was saved or scored. "
                             "Lower --lr or raise --temperature")
     meta = {"steps": report.steps, "seconds": round(report.seconds, 2), "losses": report.losses,
-            "layer_weights": report.layer_weights}
+            "layer_weights": report.layer_weights, "layer_weight_steps": report.trajectory_steps,
+            "layer_weight_trajectory": report.layer_weight_trajectory}
     path = sha = None
     if distributed.is_main():  # ranks hold identical weights; one writes
         try:
@@ -322,5 +337,6 @@ def _record(encoder: str, extractor: ResolvedExtractor, agg: Aggregator, seed: i
         checkpoint_sha256=sha, config=config, layers=list(extractor.view.layers), pairs=pairs,
         steps=int(meta.get("steps", 0)), seconds=float(meta.get("seconds", 0.0)),
         first_loss=sum(head) / len(head) if head else None, final_loss=sum(tail) / len(tail) if tail else None,
-        losses=losses, layer_weights=meta.get("layer_weights"), reused=reused,
+        losses=losses, layer_weights=meta.get("layer_weights"), layer_weight_steps=list(meta.get("layer_weight_steps", [])),
+        layer_weight_trajectory=list(meta.get("layer_weight_trajectory", [])), reused=reused,
     )

@@ -192,7 +192,9 @@ class TrainReport:
     steps: int = 0
     seconds: float = 0.0
     losses: list[float] = field(default_factory=list)
-    layer_weights: list[float] | None = None
+    layer_weights: list[float] | None = None  # final softmax α of a learned extractor
+    trajectory_steps: list[int] = field(default_factory=list)  # steps at which α was recorded (0 = init)
+    layer_weight_trajectory: list[list[float]] = field(default_factory=list)  # α at those steps
 
     @property
     def first_loss(self) -> float:

@@ -147,10 +147,10 @@ def test_unwritable_checkpoint_dir_still_reports(tmp_path: Path) -> None:
 
 def test_nan_loss_stops_the_run_before_scoring(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
                                                capsys: pytest.CaptureFixture[str]) -> None:
-    from harness_plugins.aggregators import context
+    from harness_plugins.aggregators import training
 
-    real = context.info_nce
-    monkeypatch.setattr(context, "info_nce", lambda *a, **k: real(*a, **k) * float("nan"))
+    real = training.info_nce
+    monkeypatch.setitem(training._LOSSES, "infonce", lambda *a, **k: real(*a, **k) * float("nan"))
     out = tmp_path / "out"
     assert main([*BASE, "--extract", "last", "--output", str(out)]) == 2
     err = capsys.readouterr().err

@@ -1,16 +1,19 @@
-"""Built-in aggregators (``--aggregator``): GRAN-TED's trained ``context`` and the untrained ``mean-pool``.
+"""Built-in aggregators (``--aggregator``): GRAN-TED's trained ``context``, the untrained
+``mean-pool`` and the official code's trained ``mean-pool-trained`` head.
 
-Each lives in its own module (`context`, `mean_pool`); this module holds the hooks
-and imports neither until one is asked for (they import torch).
+Models live in `context` and `mean_pool`, what trained ones share (config, presets, losses,
+loop, save format) in `training`; this module holds the hooks and imports none of them until
+one is asked for (they import torch).
 """
 
 from __future__ import annotations
 
 from harness import Aggregator, AggregatorOptions, hookimpl
 
-__all__ = ["NAMES", "harness_aggregator_names", "harness_make_aggregator"]
+__all__ = ["NAMES", "harness_aggregator_names", "harness_aggregator_trains", "harness_make_aggregator"]
 
-NAMES = ("context", "mean-pool")
+NAMES = ("context", "mean-pool", "mean-pool-trained")
+TRAINED = ("context", "mean-pool-trained")
 
 
 @hookimpl(trylast=True)
@@ -28,4 +31,13 @@ def harness_make_aggregator(name: str, width: int, n_layers_in: int, options: Ag
         from harness_plugins.aggregators.mean_pool import MeanPoolAggregator
 
         return MeanPoolAggregator(options)
+    if name == "mean-pool-trained":
+        from harness_plugins.aggregators.mean_pool import TrainedMeanPoolAggregator
+
+        return TrainedMeanPoolAggregator(width, n_layers_in, options)
     return None
+
+
+@hookimpl(trylast=True)
+def harness_aggregator_trains(name: str) -> bool | None:
+    return (name in TRAINED) if name in NAMES else None

@@ -1,21 +1,25 @@
-"""Mean-pool aggregator: the masked mean over real tokens, untrained (the paper's Table 7 baseline).
+"""Mean pooling, two ways, named plainly in results.
 
-Also home of `embed_texts`, the batched, length-sorted embedding loop every
-aggregator here uses.  torch is imported inside functions.
+* ``mean-pool``: the masked mean over real tokens, no parameters, no training (the paper's
+  Table 7 baseline as described: the similarity of mean-pooled features).
+* ``mean-pool-trained``: the official code's mean-pooling path, a trained head — masked mean
+  -> MLP -> LayerNorm -> Linear to ``dim_out`` — trained like the context aggregator.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
-from typing import TYPE_CHECKING, Any
+from collections.abc import Sequence
+from typing import Any
+
+import torch
+from torch import nn
 
 from harness import AggregatorOptions, CaptionPair, ConfigError, TrainReport
 from harness.types import FeatureBatchFn, StepCallback
 
-if TYPE_CHECKING:
-    import torch
+from harness_plugins.aggregators.training import LayerWeights, TrainConfig, TrainedAggregator, embed_texts
 
-__all__ = ["MeanPoolAggregator", "embed_texts", "masked_mean"]
+__all__ = ["MeanPoolAggregator", "MeanPoolHead", "TrainedMeanPoolAggregator", "masked_mean"]
 
 
 def masked_mean(x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
@@ -24,25 +28,6 @@ def masked_mean(x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         x = x.mean(1)
     m = mask.to(x.dtype).unsqueeze(-1)
     return (x * m).sum(1) / m.sum(1).clamp_min(1.0)
-
-
-def embed_texts(fn: Callable[[Any, Any], Any], features: FeatureBatchFn, texts: Sequence[str],
-                batch_size: int) -> Any:
-    """``fn(x, mask)`` over length-sorted batches without grad; L2-normalised rows in input order."""
-    import numpy as np
-    import torch
-    import torch.nn.functional as F
-
-    order = sorted(range(len(texts)), key=lambda i: len(texts[i]), reverse=True)
-    out: list[Any] = [None] * len(texts)
-    with torch.inference_mode():
-        for start in range(0, len(order), batch_size):
-            idx = order[start:start + batch_size]
-            x, mask = features([texts[i] for i in idx])
-            z = F.normalize(fn(x, mask).float(), dim=-1).cpu().numpy()
-            for j, i in enumerate(idx):
-                out[i] = z[j]
-    return np.stack(out) if out else np.zeros((0, 0), dtype=np.float32)
 
 
 class MeanPoolAggregator:
@@ -69,3 +54,33 @@ class MeanPoolAggregator:
 
     def load(self, path: str) -> None:
         raise ConfigError("mean-pool has no parameters to load")
+
+
+class MeanPoolHead(nn.Module):
+    """Masked mean -> MLP (Linear, GELU, Linear) -> LayerNorm -> Linear to ``dim_out``."""
+
+    def __init__(self, dim: int, cfg: TrainConfig, *, n_layers_in: int = 1) -> None:
+        super().__init__()
+        hidden = int(dim * cfg.mlp_ratio)
+        self.mlp = nn.Sequential(nn.Linear(dim, hidden), nn.GELU(), nn.Dropout(cfg.dropout), nn.Linear(hidden, dim))
+        self.norm = nn.LayerNorm(dim)
+        self.proj = nn.Linear(dim, cfg.dim_out)
+        self.layer_weights = (LayerWeights(n_layers_in, trainable=cfg.layer_weights == "train")
+                              if n_layers_in > 1 else None)
+
+    def forward(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        if x.dim() == 4:
+            if self.layer_weights is None:
+                raise ConfigError(f"aggregator built for one layer got {x.shape[1]}")
+            x = self.layer_weights(x)
+        out: torch.Tensor = self.proj(self.norm(self.mlp(masked_mean(x, mask))))
+        return out
+
+
+class TrainedMeanPoolAggregator(TrainedAggregator):
+    """The official code's trained mean-pooling head (satisfies `harness.Aggregator`)."""
+
+    name = "mean-pool-trained"
+
+    def _new_model(self) -> nn.Module:
+        return MeanPoolHead(self.width, self.cfg, n_layers_in=self.n_layers_in)
