@@ -90,7 +90,11 @@ def _add_run_args(p: argparse.ArgumentParser, *, train_only: bool = False) -> No
         p.add_argument("--tasks", type=_csv, default=("ted6k-sample",),
                        help="task names, groups, data files, task YAML files or folders of them, hf:ORG/NAME")
         p.add_argument("--limit", type=positive, help="at most N instances per category")
-        p.add_argument("--control", choices=["shuffled"], help="captions permuted across instances (chance check)")
+        p.add_argument("--control", choices=["shuffled-captions"],
+                       help="similarity control: every caption swapped for another, per seed (should sit at the "
+                            "permutation null). Not the paper's §4.4 QA control")
+        p.add_argument("--null-resamples", type=_number(int, low=0), default=100,
+                       help="caption derangements for each slice's permutation null (0: none)")
         p.add_argument("--output", "--out", dest="output", help="write results.json, samples.jsonl, figures here")
         p.add_argument("--bootstrap", type=non_negative, default=1000, help="bootstrap resamples for CIs (0: none)")
     p.add_argument("--include-path", action="append", default=[], metavar="DIR",
@@ -238,6 +242,7 @@ def _cmd_run(args: argparse.Namespace, pm: Any, console: Console, *, train_only:
         result = run(pm, encoders=encoders, tasks=tasks, extractors=extractors, aggregator=args.aggregator,
                      aggregator_options=agg, training=training, features=features, seeds=args.seeds,
                      control=None if train_only else args.control, bootstrap=0 if train_only else args.bootstrap,
+                     null_resamples=0 if train_only else args.null_resamples,
                      recorded_options={k: v for k, v in vars(args).items() if k != "command"}, progress=bar)
     if not rank0 or not distributed.is_main():
         return 0

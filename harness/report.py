@@ -25,10 +25,29 @@ def _cell(records: Sequence[ScoreRecord], *, with_ci: bool) -> str:
 
 
 def _columns(records: Sequence[ScoreRecord]) -> list[tuple[str, str]]:
+    """Overall, each category, each caption type (category x caption type slices stay in results.json)."""
     cats = {r.category for r in records if r.category != "all"}
     ordered = [c for c in CATEGORIES if c in cats] + sorted(cats - set(CATEGORIES))
     ctypes = sorted({r.caption_type for r in records if r.caption_type != "all"})
     return [("all", "all"), *((c, "all") for c in ordered), *(("all", t) for t in ctypes)]
+
+
+def _null_cell(records: Sequence[ScoreRecord]) -> str:
+    nulls = [r for r in records if r.null_mean is not None]
+    if not nulls:
+        return "-"
+    mean = sum(r.null_mean or 0.0 for r in nulls) / len(nulls)
+    if len(nulls) == 1 and nulls[0].null_low is not None and nulls[0].null_high is not None:
+        return f"{100 * mean:.1f} [{100 * nulls[0].null_low:.1f},{100 * nulls[0].null_high:.1f}]"
+    return f"{100 * mean:.1f}"
+
+
+def _chance_line(records: Sequence[ScoreRecord]) -> str:
+    overall = [r for r in records if r.category == "all" and r.caption_type == "all" and r.chance is not None]
+    if not overall:
+        return ""
+    return (f"chance (mean 1/k over the instances): {100 * (overall[0].chance or 0.0):.1f}%; null = accuracy with "
+            "every caption swapped for another (permutation null, mean [95% interval])")
 
 
 def result_tables(result: RunResult) -> list[Table]:
@@ -44,6 +63,9 @@ def result_tables(result: RunResult) -> list[Table]:
         title = f"{task}: accuracy (%)" + (f" — control: {control}" if control else "")
         caption = ("overall: 95% bootstrap CI in brackets; per-slice CIs in results.json" if n_seeds == 1
                    else f"mean and range (r, points) over {n_seeds} seeds; CIs in results.json")
+        chance = _chance_line(records)
+        if chance:
+            caption += "\n" + chance
         table = Table(title=title, caption=caption, show_lines=False)
         for head in ("encoder", "extractor", "aggregator"):
             table.add_column(head, style="bold" if head == "encoder" else None)
@@ -51,16 +73,24 @@ def result_tables(result: RunResult) -> list[Table]:
             n = max((r.n for r in records if r.category == cat and r.caption_type == ctype), default=0)
             label = "overall" if (cat, ctype) == ("all", "all") else (cat if ctype == "all" else ctype)
             table.add_column(f"{label}\n(n={n})", justify="right")
+        with_null = any(r.null_mean is not None for r in records)
+        if with_null:
+            table.add_column("null\n(overall)", justify="right", style="dim")
         cells: dict[tuple[Any, ...], list[ScoreRecord]] = defaultdict(list)
         rows: list[tuple[str, str, str]] = []
         for r in records:
+            if r.category != "all" and r.caption_type != "all":
+                continue  # category x caption type: in results.json and the report
             row = (r.encoder, r.extractor, r.aggregator)
             if row not in rows:
                 rows.append(row)
             cells[(row, r.category, r.caption_type)].append(r)
         for row in rows:
-            table.add_row(*row, *(_cell(cells[(row, c, t)], with_ci=(c, t) == ("all", "all"))
-                                  if cells[(row, c, t)] else "-" for c, t in cols))
+            values = [_cell(cells[(row, c, t)], with_ci=(c, t) == ("all", "all")) if cells[(row, c, t)] else "-"
+                      for c, t in cols]
+            if with_null:
+                values.append(_null_cell(cells[(row, "all", "all")]))
+            table.add_row(*row, *values)
         tables.append(table)
     return tables
 

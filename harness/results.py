@@ -64,6 +64,10 @@ class ScoreRecord:
     ci_low: float | None = None
     ci_high: float | None = None
     control: str | None = None
+    chance: float | None = None  # mean over the slice's instances of 1 / number of candidates
+    null_mean: float | None = None  # permutation null: accuracy with captions deranged (mean, 95% interval)
+    null_low: float | None = None
+    null_high: float | None = None
 
 
 @dataclass(frozen=True)

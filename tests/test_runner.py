@@ -11,7 +11,8 @@ pytest.importorskip("torch")
 
 from harness.cli import main  # noqa: E402
 from harness.extractors import parse_extractors  # noqa: E402
-from harness.runner import load_task_sets, run, shuffle_captions  # noqa: E402
+from harness.evaluate import derange_captions, permutation_null, score_instances  # noqa: E402
+from harness.runner import load_task_sets, run  # noqa: E402
 
 from conftest import TINY_PAIRS  # noqa: E402
 
@@ -86,7 +87,7 @@ def test_seeds_summary_and_mean_pool_baseline(tmp_path: Path) -> None:
 
 def test_shuffled_control_is_a_derangement(registry, pm) -> None:
     insts = load_task_sets(pm, registry, ["tiny"])[0].instances
-    shuffled = shuffle_captions(insts, seed=0)
+    shuffled = derange_captions(insts, seed=0)
     assert all(a.caption != b.caption for a, b in zip(insts, shuffled))
     assert [a.positive for a in insts] == [b.positive for b in shuffled]
     assert sorted(a.caption for a in insts) == sorted(b.caption for b in shuffled)
@@ -167,3 +168,61 @@ def test_degenerate_options_exit_2_in_one_line(args: list[str], capsys: pytest.C
     assert exc.value.code == 2
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and args[0] in err, err
+
+
+def test_derangement_over_captions_does_not_stall_on_ted6k_shaped_data() -> None:
+    """~17 statements per caption: a permutation of instances almost never avoids every collision."""
+    import time
+
+    from harness.types import Instance
+
+    insts = [Instance(id=f"{c}-{s}", category="action", caption=f"caption {c}", positive=f"p{c}-{s}",
+                      negatives=("n",), caption_type="video" if c % 3 else "image")
+             for c in range(100) for s in range(17)]
+    t0 = time.perf_counter()
+    out = derange_captions(insts, seed=1)
+    assert time.perf_counter() - t0 < 1.0
+    assert all(a.caption != b.caption for a, b in zip(insts, out))
+    moved = {(a.caption, b.caption) for a, b in zip(insts, out)}
+    assert len(moved) == 100, "all statements of one caption must move to the same other caption"
+    types = {a.caption: a.caption_type for a in insts}
+    assert all(b.caption_type == types[b.caption] for b in out), "the caption type travels with its caption"
+    assert derange_captions(insts, seed=1) == out and derange_captions(insts, seed=2) != out
+
+
+def test_permutation_null_is_the_shuffled_accuracy_over_derangements(pm, registry) -> None:
+    from harness.extractors import parse_extractors as parse
+
+    res = run(pm, encoders=[registry.encoder("fake")], tasks=load_task_sets(pm, registry, ["tiny"]),
+              extractors=parse(pm, ["last"]), aggregator="mean-pool", bootstrap=0, null_resamples=50)
+    overall = [s for s in res.scores if s.category == "all" and s.caption_type == "all"][0]
+    assert overall.chance == pytest.approx(sum(1 / (1 + len(i.negatives))
+                                               for i in load_task_sets(pm, registry, ["tiny"])[0].instances) / 5)
+    assert overall.null_low <= overall.null_mean <= overall.null_high
+    cross = {(s.category, s.caption_type) for s in res.scores if "all" not in (s.category, s.caption_type)}
+    assert len(cross) == 5 and ("spatial", "image") in cross, f"category x caption type slices: {cross}"
+
+
+def test_null_with_one_draw_equals_scoring_that_derangement() -> None:
+    import numpy as np
+
+    from harness.types import Instance
+
+    rng = np.random.default_rng(0)
+    insts = [Instance(id=str(i), category="c", caption=f"cap{i}", positive=f"pos{i}", negatives=(f"n{i}a", f"n{i}b"))
+             for i in range(12)]
+    texts = {t for i in insts for t in (i.caption, *i.candidates)}
+    vectors = {t: v / np.linalg.norm(v) for t, v in zip(sorted(texts), rng.normal(size=(len(texts), 8)))}
+    fmt = lambda i: (i.caption, list(i.candidates))  # noqa: E731
+    for seed in range(5):
+        null = permutation_null(insts, vectors, fmt, n_resamples=1, seed=seed)[("all", "all")]
+        direct = np.mean([ok for _, ok in score_instances(derange_captions(insts, seed=seed), vectors, fmt)])
+        assert null.mean == pytest.approx(direct)
+
+
+def test_shuffled_captions_control_per_seed(tmp_path: Path) -> None:
+    res = _run(tmp_path, "a", "--extract", "last", "--aggregator", "mean-pool", "--control", "shuffled-captions",
+               "--seeds", "0,1,2")
+    overall = [s for s in res["scores"] if s["category"] == "all" and s["caption_type"] == "all"]
+    assert [s["seed"] for s in overall] == [0, 1, 2] and all(s["control"] == "shuffled-captions" for s in overall)
+    assert all(s["null_mean"] is not None for s in overall)
