@@ -21,6 +21,7 @@ from harness._exceptions import ConfigError, HarnessError, unknown_name
 from harness.options import AggregatorOptions, FeatureOptions, TrainingOptions
 from harness.plugins import get_plugin_manager, plugin_listing
 from harness.registry import Registry, load_registry
+from harness.results import check_output_dir
 from harness.types import EncoderSpec
 
 __all__ = ["main"]
@@ -234,6 +235,8 @@ def _cmd_run(args: argparse.Namespace, pm: Any, console: Console, *, train_only:
     known = [n for ns in pm.hook.harness_aggregator_names() for n in ns]
     if args.aggregator not in known:
         raise unknown_name("aggregator", args.aggregator, known)
+    if not train_only and args.output:
+        check_output_dir(args.output)  # before any work: a bad --output must not cost a run
     tasks = [] if train_only else load_task_sets(pm, registry, args.tasks, limit=args.limit)
     agg, training, features = _options(args, demo_tasks=not train_only and all(t.demo for t in tasks),
                                        trains=bool(pm.hook.harness_aggregator_trains(name=args.aggregator)))
@@ -260,12 +263,30 @@ def _cmd_run(args: argparse.Namespace, pm: Any, console: Console, *, train_only:
         console.print(f"{name}: {enc.texts_encoded} texts encoded in {enc.encode_seconds}s "
                       f"({enc.texts_truncated} truncated)")
     if not train_only and args.output:
-        from harness.plots import write_layer_weights
-        from harness.results import write_results
-
-        paths = write_results(result, args.output) + write_layer_weights(result.training, args.output)
-        console.print("wrote " + ", ".join(str(p) for p in paths), markup=False, highlight=False)
+        _write_outputs(result, args.output, console)
     return 0
+
+
+def _write_outputs(result: Any, out_dir: str, console: Console) -> None:
+    """Write results, and on a late failure (disk full, folder gone) keep them in a temporary folder."""
+    import tempfile
+    import time
+
+    from harness.plots import write_layer_weights
+    from harness.results import write_results
+
+    try:
+        paths = write_results(result, out_dir) + write_layer_weights(result.training, out_dir)
+    except OSError as exc:
+        keep = Path(tempfile.gettempdir()) / f"ted-harness-results-{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}"
+        try:
+            write_results(result, keep)
+        except OSError:
+            raise HarnessError(f"cannot write results to {out_dir!r} ({exc.strerror or exc}), nor to {str(keep)!r}; "
+                               "the tables above are all that is left of this run") from None
+        raise HarnessError(f"cannot write results to {out_dir!r} ({exc.strerror or exc}); they are kept in "
+                           f"{str(keep)!r}") from None
+    console.print("wrote " + ", ".join(str(p) for p in paths), markup=False, highlight=False)
 
 
 def _cmd_pairs(args: argparse.Namespace, console: Console) -> int:

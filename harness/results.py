@@ -21,7 +21,7 @@ from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any, TypeVar
 
-from harness._exceptions import DataError
+from harness._exceptions import ConfigError, DataError
 
 __all__ = [
     "SCHEMA_VERSION",
@@ -36,6 +36,7 @@ __all__ = [
     "TaskProvenance",
     "TaskSetProvenance",
     "TrainingRecord",
+    "check_output_dir",
     "collect_versions",
     "git_hash",
     "jsonable",
@@ -237,10 +238,34 @@ class RunResult:
 
 
 def _atomic_write(path: Path, text: str) -> None:
+    """Write ``text`` to a unique temporary name beside ``path`` and rename it over; no partial file stays."""
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    with os.fdopen(fd, "w", encoding="utf-8") as fh:
-        fh.write(text)
-    os.replace(tmp, path)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            fh.write(text)
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        raise
+
+
+def check_output_dir(out_dir: str | Path) -> Path:
+    """Fail now, not after the run, when ``out_dir`` cannot take the results: create it and write a probe."""
+    out = Path(out_dir)
+    if out.exists() and not out.is_dir():
+        raise ConfigError(f"--output {str(out)!r} is a file; give a folder (results.json and samples.jsonl go in it)")
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        fd, probe = tempfile.mkstemp(dir=out, prefix=".write-probe.")
+        os.close(fd)
+        os.unlink(probe)
+    except OSError as exc:
+        raise ConfigError(f"--output {str(out)!r} is not a writable folder ({exc.strerror or exc}); "
+                          "choose another with --output DIR") from None
+    return out
 
 
 def jsonable(value: Any) -> Any:

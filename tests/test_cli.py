@@ -1,0 +1,54 @@
+"""CLI boundary: --output checked before any work, late write failures keep the results."""
+
+from __future__ import annotations
+
+import errno
+import json
+from pathlib import Path
+
+import pytest
+
+pytest.importorskip("torch")
+
+from harness.cli import main  # noqa: E402
+
+FAKE = ["-p", "harness.testing", "run", "--encoders", "fake", "--tasks", "tiny", "--aggregator", "mean-pool",
+        "--bootstrap", "0"]
+
+
+@pytest.mark.parametrize("where", ["file", "/proc/harness-x", "/dev/null/x"], ids=["existing-file", "proc", "dev-null"])
+def test_bad_output_fails_before_any_work(tmp_path: Path, where: str, capsys: pytest.CaptureFixture[str]) -> None:
+    out = tmp_path / "results.json" if where == "file" else Path(where)
+    if where == "file":
+        out.write_text("{}")
+    cache = tmp_path / "cache"
+    assert main([*FAKE, "--cache-dir", str(cache), "--output", str(out)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "--output" in err, err
+    assert not cache.exists(), "the run started before --output was checked"
+
+
+def test_late_write_failure_keeps_results(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                          capsys: pytest.CaptureFixture[str]) -> None:
+    import harness.results as results
+
+    real = results._atomic_write
+    target = tmp_path / "out"
+
+    def full_disk(path: Path, text: str) -> None:
+        if Path(path).parent == target:
+            raise OSError(errno.ENOSPC, "No space left on device")
+        real(path, text)
+
+    monkeypatch.setattr(results, "_atomic_write", full_disk)
+    monkeypatch.setenv("TMPDIR", str(tmp_path / "tmp"))
+    (tmp_path / "tmp").mkdir()
+    import tempfile
+
+    monkeypatch.setattr(tempfile, "tempdir", None)
+    assert main([*FAKE, "--output", str(target)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "No space left on device" in err and "kept in" in err and len(err.splitlines()) == 1, err
+    kept = Path(err.split("kept in ")[1].strip("'\" "))
+    assert json.loads((kept / "results.json").read_text())["scores"], "results were lost"
+    assert not [p for p in target.iterdir() if p.name.startswith(".")], "temp files left in --output"
