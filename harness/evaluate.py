@@ -176,9 +176,11 @@ def compare_rows(correct: Mapping[tuple[Row, str, int], Sequence[bool]], *, n_bo
             if len(a) != len(b):
                 continue
             c = paired_bootstrap(a, b, n_resamples=max(n_boot, 1), seed=seed)
+            boot = n_boot > 0  # without resamples there is no interval or bootstrap p, only McNemar
             out.append(Comparison(
-                task=task, seed=seed, row="/".join(row), reference="/".join(ref),
-                diff=c.diff, ci_low=c.low, ci_high=c.high, p_bootstrap=c.p_value,
-                p_mcnemar=c.mcnemar_p, n=c.n, only_row=c.only_a, only_reference=c.only_b,
+                task=task, seed=seed, row="/".join(row), reference="/".join(ref), diff=c.diff,
+                ci_low=c.low if boot else None, ci_high=c.high if boot else None,
+                p_bootstrap=c.p_value if boot else None, p_mcnemar=c.mcnemar_p, n=c.n, only_row=c.only_a,
+                only_reference=c.only_b, n_resamples=n_boot,
             ))
     return out

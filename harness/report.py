@@ -11,7 +11,7 @@ from rich.table import Table
 from harness.categories import CATEGORIES
 from harness.results import RunResult, ScoreRecord
 
-__all__ = ["comparison_table", "result_tables"]
+__all__ = ["comparison_table", "format_p", "result_tables"]
 
 
 def _cell(records: Sequence[ScoreRecord], *, with_ci: bool) -> str:
@@ -99,10 +99,26 @@ def comparison_table(result: RunResult) -> Table | None:
     """Paired tests of each row against the first row (same instances)."""
     if not result.comparisons:
         return None
+    boot = any(c.p_bootstrap is not None for c in result.comparisons)
+    heads = ["task", "seed", "row", "reference", "diff (pts)", *(("95% CI", "p (bootstrap)") if boot else ()),
+             "p (McNemar)"]
     table = Table(title="paired comparisons vs the first row (same instances)")
-    for head in ("task", "seed", "row", "reference", "diff (pts)", "95% CI", "p (bootstrap)", "p (McNemar)"):
+    for head in heads:
         table.add_column(head, justify="right" if head not in ("task", "row", "reference") else "left")
     for c in result.comparisons:
-        table.add_row(c.task, str(c.seed), c.row, c.reference, f"{100 * c.diff:+.1f}",
-                      f"[{100 * c.ci_low:+.1f},{100 * c.ci_high:+.1f}]", f"{c.p_bootstrap:.3g}", f"{c.p_mcnemar:.3g}")
+        cells = [c.task, str(c.seed), c.row, c.reference, f"{100 * c.diff:+.1f}"]
+        if boot:
+            ci = "-" if c.ci_low is None or c.ci_high is None else f"[{100 * c.ci_low:+.1f},{100 * c.ci_high:+.1f}]"
+            cells += [ci, format_p(c.p_bootstrap, resolution=1 / max(c.n_resamples, 1))]
+        table.add_row(*cells, format_p(c.p_mcnemar))
     return table
+
+
+def format_p(p: float | None, *, resolution: float = 1e-3) -> str:
+    """A p-value for people: "< 1e-3" below ``resolution`` (a bootstrap p of 0 means below 1/resamples)."""
+    if p is None:
+        return "-"
+    if p < resolution:
+        return f"< {resolution:.0e}".replace("e-0", "e-")
+    return f"{p:.3g}"
+

@@ -117,13 +117,14 @@ class Comparison:
     row: str
     reference: str
     diff: float
-    ci_low: float
-    ci_high: float
-    p_bootstrap: float
+    ci_low: float | None  # None without bootstrap resamples
+    ci_high: float | None
+    p_bootstrap: float | None  # resolved to 1 / n_resamples: 0.0 means below that
     p_mcnemar: float
     n: int
     only_row: int
     only_reference: int
+    n_resamples: int = 0
 
 
 @dataclass(frozen=True)

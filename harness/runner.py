@@ -111,7 +111,8 @@ def load_task_sets(pm: pluggy.PluginManager, registry: Registry, names: Sequence
             sources[task.name] = TaskProvenance(source=task.source, format=task.format, revision=task.revision,
                                                 sha256=file_sha256(path) if os.path.isfile(path) else None)
         instances = _limit(instances, limit)
-        out.append(TaskSet(name, instances, TaskSetProvenance(tasks=sources, n=len(instances))))
+        short = Path(name).stem if os.path.exists(name) else name  # a file or folder is named by its stem
+        out.append(TaskSet(short, instances, TaskSetProvenance(tasks=sources, n=len(instances))))
     return out
 
 

@@ -52,3 +52,27 @@ def test_late_write_failure_keeps_results(tmp_path: Path, monkeypatch: pytest.Mo
     kept = Path(err.split("kept in ")[1].strip("'\" "))
     assert json.loads((kept / "results.json").read_text())["scores"], "results were lost"
     assert not [p for p in target.iterdir() if p.name.startswith(".")], "temp files left in --output"
+
+
+def test_bootstrap_zero_prints_no_interval_and_tasks_have_short_names(tmp_path: Path,
+                                                                      capsys: pytest.CaptureFixture[str]) -> None:
+    from harness.registry import resolve_path
+
+    data = tmp_path / "my_set.jsonl"
+    data.write_text(Path(resolve_path("pkg:harness/testing_data/tiny.jsonl")).read_text())
+    out = tmp_path / "out"
+    argv = ["-p", "harness.testing", "run", "--encoders", "fake", "--tasks", str(data), "--aggregator", "mean-pool",
+            "--extract", "last,norm-avg", "--bootstrap", "0", "--output", str(out)]
+    assert main(argv) == 0
+    printed = capsys.readouterr().out
+    assert "my_set: accuracy" in printed and str(tmp_path) not in printed.split("wrote")[0], "task named by its path"
+    assert "95% CI" not in printed and "p (McNemar)" in printed
+    comp = json.loads((out / "results.json").read_text())["comparisons"][0]
+    assert comp["ci_low"] is None and comp["p_bootstrap"] is None and comp["n_resamples"] == 0
+
+
+def test_format_p_never_prints_zero() -> None:
+    from harness.report import format_p
+
+    assert format_p(0.0, resolution=1e-3) == "< 1e-3"
+    assert format_p(2e-5) == "< 1e-3" and format_p(0.0413) == "0.0413" and format_p(None) == "-"

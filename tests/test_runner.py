@@ -155,7 +155,7 @@ def test_nan_loss_stops_the_run_before_scoring(tmp_path: Path, monkeypatch: pyte
     out = tmp_path / "out"
     assert main([*BASE, "--extract", "last", "--output", str(out)]) == 2
     err = capsys.readouterr().err
-    assert "the loss became nan at step 1" in err and not out.exists()
+    assert "the loss became nan at step 1" in err and not (out / "results.json").exists()
 
 
 @pytest.mark.parametrize("args", [["--seeds", ","], ["--max-pairs", "-1"], ["--bootstrap", "-5"], ["--limit", "0"],
