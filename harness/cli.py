@@ -189,6 +189,34 @@ def _progress(console: Console) -> Iterator[Any]:
         yield _Bar
 
 
+def _check_flags(args: argparse.Namespace) -> None:
+    """Options whose mistakes would otherwise surface after a model has loaded."""
+    if args.device is not None:
+        import torch
+
+        try:
+            device = torch.device(args.device)
+        except (RuntimeError, ValueError):
+            raise ConfigError(f"--device {args.device!r} is not a device; use cpu, cuda, cuda:N or mps") from None
+        if device.type == "cuda" and not torch.cuda.is_available():
+            raise ConfigError(f"--device {args.device!r}: no CUDA device is visible here; use --device cpu")
+        if device.type == "cuda" and device.index is not None and device.index >= torch.cuda.device_count():
+            raise ConfigError(f"--device {args.device!r}: only {torch.cuda.device_count()} CUDA device(s) are visible")
+    if args.template is not None and args.template not in ("plain", "chat", "granted-caption"):
+        try:
+            rendered = args.template.format(text="\0", caption_type="image")
+        except (KeyError, IndexError, ValueError) as exc:
+            raise ConfigError(f"--template {args.template!r} is not a valid format string ({exc!r}); it may use "
+                              "{text} and {caption_type}, and double other braces: {{ }}") from None
+        if "\0" not in rendered:
+            raise ConfigError(f"--template {args.template!r} has no {{text}} placeholder; "
+                              "use plain, chat, granted-caption or a string with {text}")
+    path = args.layer_weights_file
+    if path is not None and not os.path.isfile(path):
+        raise ConfigError(f"--layer-weights-file {path!r} does not exist (a JSON list of layer logits, "
+                          "or the official .pt holding {'layer_weights': logits})")
+
+
 def _encoder_specs(registry: Registry, args: argparse.Namespace) -> list[EncoderSpec]:
     """Every ``--encoders`` name resolved, with the encoder flags applied on top of its registry options."""
     overrides = {field: getattr(args, flag) for flag, field in _ENC_FLAGS.items() if getattr(args, flag) is not None}
@@ -229,6 +257,7 @@ def _cmd_run(args: argparse.Namespace, pm: Any, console: Console, *, train_only:
     from harness.runner import load_task_sets, run
 
     # Resolve every name and load every task before any encoder work: a typo costs nothing.
+    _check_flags(args)
     registry = _registry(pm, args.registry, args.include_path)
     encoders = _encoder_specs(registry, args)
     extractors = [with_include_embedding(s, args.include_embedding) for s in parse_extractors(pm, args.extract)]

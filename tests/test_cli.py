@@ -76,3 +76,23 @@ def test_format_p_never_prints_zero() -> None:
 
     assert format_p(0.0, resolution=1e-3) == "< 1e-3"
     assert format_p(2e-5) == "< 1e-3" and format_p(0.0413) == "0.0413" and format_p(None) == "-"
+
+
+@pytest.mark.parametrize(("args", "needle"), [
+    (["--device", "bogus"], "is not a device"),
+    (["--device", "cuda"], "no CUDA device"),
+    (["--template", "{foo} {text}"], "not a valid format string"),
+    (["--template", "Caption: {txt"], "not a valid format string"),
+    (["--template", "no placeholder"], "has no {text} placeholder"),
+    (["--layer-weights-file", "/nonexistent/w.json"], "does not exist"),
+], ids=["device-bogus", "device-cuda", "template-key", "template-brace", "template-no-text", "weights-file"])
+def test_bad_flags_fail_before_loading(args: list[str], needle: str, tmp_path: Path,
+                                       capsys: pytest.CaptureFixture[str]) -> None:
+    import torch
+
+    if args[:2] == ["--device", "cuda"] and torch.cuda.is_available():
+        pytest.skip("a CUDA device is visible")
+    cache = tmp_path / "cache"
+    assert main([*FAKE, "--cache-dir", str(cache), *args]) == 2
+    err = capsys.readouterr().err.strip()
+    assert needle in err and len(err.splitlines()) == 1 and not cache.exists(), err
