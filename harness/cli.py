@@ -133,7 +133,9 @@ def _add_run_args(p: argparse.ArgumentParser, *, train_only: bool = False) -> No
     p.add_argument("--template", help="plain | chat | granted-caption | a string with {text}")
     p.add_argument("--system-prompt")
     p.add_argument("--drop-prefix-tokens", type=non_negative)
-    p.add_argument("--trust-remote-code", action="store_true", default=None)
+    p.add_argument("--trust-remote-code", action=argparse.BooleanOptionalAction, default=None,
+                   help="run a checkpoint's own code (pinned revisions only); --no-trust-remote-code refuses it "
+                        "even where the registry entry allows it")
     p.add_argument("--allow-missing-weights", action="store_true", default=None)
     p.add_argument("--ckpt-dir", help="aggregator checkpoints (default: $HARNESS_CACHE_DIR or ~/.cache/ted-harness)")
     p.add_argument("--retrain", action="store_true", help="ignore saved aggregator checkpoints")
@@ -166,6 +168,9 @@ def build_parser() -> argparse.ArgumentParser:
     val = sub.add_parser("validate", help="check a TED file (or caption-pair file) and count its instances")
     val.add_argument("path")
     val.add_argument("--pairs", action="store_true", help="the file holds caption pairs")
+    from harness.report_cli import add_parsers  # correlate, report
+
+    add_parsers(sub)
     return parser
 
 
@@ -302,10 +307,12 @@ def _write_outputs(result: Any, out_dir: str, console: Console) -> None:
     import time
 
     from harness.plots import write_layer_weights
+    from harness.reporting import write_report
     from harness.results import write_results
 
     try:
         paths = write_results(result, out_dir) + write_layer_weights(result.training, out_dir)
+        paths += write_report([(Path(out_dir).resolve().name, result)], out_dir)  # report.md, .html, figures
     except OSError as exc:
         keep = Path(tempfile.gettempdir()) / f"ted-harness-results-{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}"
         try:
@@ -346,7 +353,7 @@ def _cmd_list(args: argparse.Namespace, pm: Any, console: Console) -> int:
     else:
         hook = {"extractors": pm.hook.harness_extractor_names, "aggregators": pm.hook.harness_aggregator_names,
                 "families": pm.hook.harness_encoder_families}.get(what)
-        names = [n for ns in hook() for n in ns] if hook else [s.name for ss in pm.hook.harness_scorers() for s in ss]
+        names = [n for ns in (hook or pm.hook.harness_scorer_names)() for n in ns]
         rows = [(n,) for n in sorted(set(names))]
     table = Table(title=what)
     heads = {"encoders": ("name", "family", "checkpoint", "revision", "description"), "plugins": ("name", "module"),
@@ -405,6 +412,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         pm = get_plugin_manager(args.plugins)
         if command == "list":
             return _cmd_list(args, pm, console)
+        if command in ("correlate", "report"):
+            from harness.report_cli import run_command
+
+            return run_command(args, pm, console)
         return _cmd_run(args, pm, console, train_only=command == "train")
     except HarnessError as exc:
         Console(stderr=True).print(f"error: {exc}", markup=False, highlight=False, soft_wrap=True)

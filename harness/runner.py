@@ -36,7 +36,7 @@ from harness.evaluate import (
     slice_records,
     summarize_over_seeds,
 )
-from harness.extractors import ResolvedExtractor, resolve_extractors
+from harness.extractors import ResolvedExtractor, resolve_extractors, with_include_embedding
 from harness.feature_store import FeatureStore, ProgressFactory
 from harness.options import AggregatorOptions, FeatureOptions, TrainingOptions
 from harness.registry import Registry, resolve_path
@@ -240,7 +240,8 @@ def _run_encoder(state: _Run, spec: EncoderSpec, extractors: Sequence[ExtractorS
     t_load = time.time()
     encoder = _load_encoder(state.pm, spec)
     info = encoder.info
-    resolved = resolve_extractors(extractors, info)
+    # --include-embedding (already in the specs) > the registry entry's include_embedding > the family's default
+    resolved = resolve_extractors([with_include_embedding(s, spec.options.include_embedding) for s in extractors], info)
     aggs = {r.name: make_aggregator(state.pm, state.aggregator, width=info.width, n_layers_in=r.n_layers_in,
                                     options=state.aggregator_options) for r in resolved}
     opts = state.features

@@ -13,6 +13,7 @@ from typing import Any, Literal, Protocol, runtime_checkable
 
 __all__ = [
     "CaptionPair",
+    "DownstreamMetric",
     "EncodedBatch",
     "Encoder",
     "EncoderInfo",
@@ -22,6 +23,7 @@ __all__ = [
     "Instance",
     "Aggregator",
     "FeatureBatchFn",
+    "ScoredRow",
     "Scorer",
     "StepCallback",
     "TaskSpec",
@@ -68,8 +70,9 @@ class EncoderOptions:
     dtype: str = "float32"  # float32 | bfloat16 | float16
     device: str = "cpu"
     device_map: str | None = None
-    max_length: int = 512
-    template: str = "plain"  # captions and training pairs: plain | chat | granted-caption | "...{text}..."
+    max_length: int = 512  # evaluation texts (captions, statements)
+    train_max_length: int | None = None  # training pairs (None: max_length); the official code uses 1024
+    template: str = "plain"  # captions: plain | chat | granted-caption | "...{text}..." (pairs are encoded raw)
     statement_template: str = "plain"  # statements (the official code encodes them plain)
     system_prompt: str | None = None
     drop_prefix_tokens: int = 0
@@ -245,11 +248,58 @@ class Aggregator(Protocol):
         ...
 
 
+@dataclass(frozen=True)
+class ScoredRow:
+    """One row a downstream scorer is asked about: how an encoder was read, and what it was.
+
+    ``encoder``/``extractor``/``aggregator`` are the CLI names of the row (``aggregator`` None:
+    any, e.g. a paper's table that names none).  ``ted`` is its TED accuracy in percent when known
+    (from a run, or printed beside the downstream number in a paper).  ``checkpoint``,
+    ``revision`` and ``provenance`` (the run's record of the encoder) let a scorer that builds a
+    generator find the same weights.
+    """
+
+    encoder: str
+    extractor: str
+    aggregator: str | None = None
+    ted: float | None = None
+    checkpoint: str | None = None
+    revision: str | None = None
+    provenance: Mapping[str, Any] = field(default_factory=dict, hash=False, compare=False)
+
+    @property
+    def key(self) -> tuple[str, str]:
+        """(encoder, extractor): what a downstream table is joined on."""
+        return (self.encoder, self.extractor)
+
+
+@dataclass(frozen=True)
+class DownstreamMetric:
+    """One downstream number of a row: e.g. GenAI-Bench T2I, VQAScore, 76.17 over ``n`` prompts."""
+
+    benchmark: str
+    metric: str
+    value: float
+    n: int | None = None  # prompts / samples behind the value; None: not known
+    source: str = ""  # "file:line" or a description, for messages
+
+
+@runtime_checkable
 class Scorer(Protocol):
-    """A downstream judge (e.g. a diffusion model's eval score) for `harness correlate`."""
+    """A downstream judge for `harness correlate`: how good a generator built on a row is.
+
+    ``harness_make_scorer`` builds one by name.  A scorer that reads recorded numbers lists the
+    rows it knows in `rows` (with the TED value printed beside them, if any), so correlate can
+    run on them alone and name the closest keys when nothing matches; a scorer that computes its
+    numbers on demand returns an empty list there.
+    """
 
     name: str
 
-    def score(self, encoder: EncoderSpec) -> float | None:
-        """Return the downstream score of a generator built on ``encoder`` (None: unknown)."""
+    def rows(self) -> Sequence[ScoredRow]:
+        """The rows this scorer holds numbers for (empty: it scores any row on demand)."""
+        ...
+
+    def score(self, row: ScoredRow) -> list[DownstreamMetric]:
+        """The downstream metrics of ``row``; an empty list when the row is not known."""
         ...

@@ -96,3 +96,44 @@ def test_bad_flags_fail_before_loading(args: list[str], needle: str, tmp_path: P
     assert main([*FAKE, "--cache-dir", str(cache), *args]) == 2
     err = capsys.readouterr().err.strip()
     assert needle in err and len(err.splitlines()) == 1 and not cache.exists(), err
+
+
+def test_registry_include_embedding_is_applied_and_the_flag_wins(tmp_path: Path) -> None:
+    reg = tmp_path / "reg.yaml"
+    reg.write_text("encoders:\n  fake-noemb:\n    family: fake\n    checkpoint: seed-0\n"
+                   "    options: {max_length: 64, include_embedding: false}\n")
+    base = ["-p", "harness.testing", "--registry", str(reg), "run", "--encoders", "fake-noemb", "--tasks", "tiny",
+            "--aggregator", "mean-pool", "--extract", "norm-avg", "--bootstrap", "0"]
+
+    def view(*extra: str) -> str:
+        out = tmp_path / f"out{len(extra)}"
+        assert main([*base, *extra, "--output", str(out)]) == 0
+        return json.loads((out / "results.json").read_text())["provenance"]["encoders"]["fake-noemb"][
+            "extractors"]["norm-avg"]["view"]
+
+    assert view() == "mean:layernorm:1,2,3", "the registry entry's include_embedding: false was ignored"
+    assert view("--include-embedding") == "mean:layernorm:0,1,2,3", "--include-embedding must override the entry"
+
+
+def test_no_trust_remote_code_overrides_the_registry() -> None:
+    from harness.cli import _encoder_specs, _registry, build_parser
+    from harness.plugins import get_plugin_manager
+
+    pm = get_plugin_manager([])
+    reg = _registry(pm, [])
+    args = build_parser().parse_args(["run", "--encoders", "ovis-2.5-9b", "--no-trust-remote-code"])
+    (spec,) = _encoder_specs(reg, args)
+    assert spec.options.trust_remote_code is False and spec.revision and len(spec.revision) == 40
+    (spec,) = _encoder_specs(reg, build_parser().parse_args(["run", "--encoders", "ovis-2.5-9b"]))
+    assert spec.options.trust_remote_code is True
+
+
+def test_every_hub_checkpoint_in_the_registry_is_pinned() -> None:
+    from harness.cli import _registry
+    from harness.plugins import get_plugin_manager
+
+    reg = _registry(get_plugin_manager([]), [])
+    for name, spec in reg.encoders.items():
+        hub = "/" in spec.checkpoint and not spec.checkpoint.startswith(("/", "pkg:", "$"))
+        if hub:
+            assert spec.revision and len(spec.revision) == 40 and spec.revision != "main", f"{name} is not pinned"
