@@ -15,7 +15,9 @@ from __future__ import annotations
 
 import dataclasses
 import importlib.util
+import logging
 import os
+import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -28,33 +30,58 @@ from harness.types import EncoderOptions, EncoderSpec, TaskSpec
 
 __all__ = ["Registry", "load_registry", "resolve_path"]
 
+log = logging.getLogger("harness")
 _ENCODER_KEYS = {"family", "checkpoint", "revision", "description", "options", "paper", "aliases"}
 _OPTION_KEYS = {f.name for f in dataclasses.fields(EncoderOptions)}
 
 
 def resolve_path(source: str) -> str:
-    """Expand ``$VARS``, ``~`` and ``pkg:module/rel/path`` (a file shipped inside a package)."""
-    expanded = os.path.expanduser(os.path.expandvars(source))
-    if "$" in expanded:
-        var = expanded[expanded.index("$"):].split("/")[0].strip("${}")
-        raise ConfigError(f"{source!r} needs the environment variable {var}: export {var}=/path/to/file")
-    source = expanded
+    """Expand ``$VARS``, ``~`` and ``pkg:module/rel/path`` (a file shipped inside a package).
+
+    A path that exists as typed is returned as typed, so a user's file whose
+    name holds ``$`` or starts with ``~`` is read literally; only a path that does
+    not exist is expanded (``$TED6K_PATH`` in a task YAML).
+    """
+    if os.path.exists(source):
+        return source
+    # Look for unset variables in what was typed: a variable's value may itself hold a '$'.
+    unset = [v for v in re.findall(r"\$\{?([A-Za-z_][A-Za-z0-9_]*)", source) if v not in os.environ]
+    if unset:
+        var = unset[0]
+        raise ConfigError(f"{source!r} needs the environment variable {var}: export {var}=/path/to/file "
+                          "(no file of that name exists either)")
+    source = os.path.expanduser(os.path.expandvars(source))
     if not source.startswith("pkg:"):
         return source
     module, _, rel = source[4:].partition("/")
     found = importlib.util.find_spec(module)
     if found is None or not found.submodule_search_locations:
         raise ConfigError(f"{source!r} names package {module!r}, which is not installed: pip install it")
-    return str(Path(list(found.submodule_search_locations)[0]) / rel)
+    return str(Path(next(iter(found.submodule_search_locations))) / rel)
 
 
 def _read_yaml(path: Path) -> dict[str, Any]:
+    if path.is_dir():
+        raise ConfigError(f"{path}: is a directory, not a YAML file")
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+        raw = path.read_bytes()
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: does not exist") from None
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot be read ({exc.strerror or exc}); check its permissions") from None
+    try:
+        text = raw.decode("utf-8-sig")  # a leading byte-order mark is fine
+    except UnicodeDecodeError as exc:
+        line = raw.count(b"\n", 0, exc.start) + 1
+        raise ConfigError(f"{path}:{line}: not UTF-8 (byte 0x{raw[exc.start]:02x} at line {line}); "
+                          "re-save it as UTF-8") from None
+    try:
+        data = yaml.safe_load(text) or {}
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
-        line = f":{mark.line + 1}" if mark is not None else ""
-        raise ConfigError(f"{path}{line}: not valid YAML: {getattr(exc, 'problem', exc)}") from exc
+        at = f":{mark.line + 1}" if mark is not None else ""
+        problem = getattr(exc, "problem", None) or " ".join(str(exc).split())
+        raise ConfigError(f"{path}{at}: not valid YAML: {problem}") from exc
     if not isinstance(data, dict):
         raise ConfigError(f"{path}: expected a mapping at the top level")
     return data
@@ -70,6 +97,8 @@ def _encoder_spec(name: str, entry: Mapping[str, Any], path: Path) -> EncoderSpe
     for required in ("family", "checkpoint"):
         if not entry.get(required):
             raise ConfigError(f"{where}: field {required!r} is required")
+    if not isinstance(entry.get("options") or {}, Mapping):
+        raise ConfigError(f"{where}: field 'options' must be a mapping of option -> value, got {entry['options']!r}")
     options = dict(entry.get("options") or {})
     bad = set(options) - _OPTION_KEYS
     if bad:
@@ -146,23 +175,34 @@ def _data_source(source: str, fmt: str, yaml_file: Path) -> str:
     return str(local)
 
 
+def _names(data: Mapping[str, Any], key: str, path: Path) -> tuple[str, ...] | None:
+    """A field holding one name or a list of names (``category: ocr`` or ``[ocr, quantity]``)."""
+    val = data.get(key)
+    if val is None:
+        return None
+    items = [val] if isinstance(val, str) else val
+    if not isinstance(items, list) or not items or not all(isinstance(x, str) and x.strip() for x in items):
+        raise ConfigError(f"{path}: field {key!r} must be a name or a non-empty list of names, got {val!r}")
+    return tuple(items)
+
+
 def _task_spec(path: Path, search: Sequence[Path] = ()) -> TaskSpec:
     """Parse one task YAML (named by its file stem), resolving ``include:`` through ``search``."""
     data, data_from = _read_task_chain(path, search)
     src = data.get("data") or {}
-    if not isinstance(src, Mapping) or "path" not in src:
-        raise ConfigError(f"{path}: field 'data' needs a 'path'")
+    if not isinstance(src, Mapping) or not isinstance(src.get("path"), str) or not src["path"].strip():
+        raise ConfigError(f"{path}: field 'data' needs a 'path' (a data file, a folder or a hub id), got {src!r}")
     fmt = str(src.get("format", "auto"))
-    cats = data.get("category", data.get("categories"))
-    groups = data.get("group", ())
+    cats = _names(data, "category", path) if "category" in data else _names(data, "categories", path)
+    rev, split = src.get("revision"), src.get("split")
     return TaskSpec(
         name=path.stem,
         source=_data_source(str(src["path"]), fmt, data_from),
         format=fmt,
-        categories=None if cats is None else tuple([cats] if isinstance(cats, str) else cats),
-        groups=tuple([groups] if isinstance(groups, str) else groups),
-        revision=src.get("revision"),
-        split=src.get("split"),
+        categories=cats,
+        groups=_names(data, "group", path) or (),
+        revision=None if rev is None else str(rev),
+        split=None if split is None else str(split),
         description=str(data.get("description", "")),
     )
 
@@ -176,6 +216,8 @@ class Registry:
     families: set[str] = field(default_factory=set)
     task_dirs: list[Path] = field(default_factory=list)
     """Where ``include:`` bases are looked up by name (include paths first, then shipped)."""
+    skipped: dict[str, ConfigError] = field(default_factory=dict)
+    """Task files that failed to parse, by task name: raised only when that task is asked for."""
 
     @property
     def groups(self) -> dict[str, list[str]]:
@@ -215,6 +257,8 @@ class Registry:
     def _resolve_task(self, name: str) -> list[TaskSpec]:
         if name in self.tasks:
             return [self.tasks[name]]
+        if name in self.skipped:
+            raise self.skipped[name]
         if name in self.groups:
             return [self.tasks[t] for t in self.groups[name]]
         if name.startswith("hf:"):
@@ -231,6 +275,8 @@ class Registry:
             return [TaskSpec(name=path.stem, source=str(path), format=fmt)]
         hint = ("A path must exist: a task .yaml, a folder of them, or a data file or folder; "
                 "a datasets id is written hf:ORG/NAME.")
+        if self.skipped:
+            hint += f" Task files skipped because of errors: {', '.join(sorted(self.skipped))}."
         raise unknown_name("task", name, [*self.tasks, *self.groups], hint=hint)
 
 
@@ -247,7 +293,9 @@ def load_registry(
     ``--include-path DIR``), so a task in an include path replaces a shipped
     task of the same name.  Both kinds of folder are searched, include paths
     first, for ``include:`` bases.  Raises `ConfigError` for an include path
-    that is not a folder.
+    that is not a folder, or a registry file that is missing or broken.  A task
+    YAML that does not parse is skipped with a warning (logger ``harness``) and
+    kept in `Registry.skipped`; its error is raised if that task is asked for.
     """
     extra = [Path(p) for p in include_paths]
     for folder in extra:
@@ -258,6 +306,9 @@ def load_registry(
     shipped = [Path(p) for p in task_dirs]
     reg = Registry(families=set(families), task_dirs=list(dict.fromkeys([*extra, *shipped])))
     for path in registry_files:
+        if not Path(path).is_file():
+            what = "is a directory" if Path(path).is_dir() else "does not exist"
+            raise ConfigError(f"Registry file {str(path)!r} {what}; --registry takes a registry YAML file")
         data = _read_yaml(Path(path))
         entries = data.get("encoders") or {}
         if not isinstance(entries, Mapping):
@@ -265,9 +316,17 @@ def load_registry(
         for name, entry in entries.items():
             spec = _encoder_spec(str(name), entry, Path(path))
             reg.encoders[spec.name] = spec
-            for alias in entry.get("aliases") or ():  # e.g. qwen3-vl-8b -> qwen3-vl-8b-instruct
+            aliases = entry.get("aliases") or ()
+            for alias in [aliases] if isinstance(aliases, str) else aliases:  # qwen3-vl-8b -> ...-instruct
                 reg.encoders[str(alias)] = dataclasses.replace(spec, name=str(alias))
     for folder in [*shipped, *extra]:  # include paths last: they override shipped tasks
         for path in _task_files(folder):
-            reg.tasks[path.stem] = _task_spec(path, reg.task_dirs)
+            try:
+                reg.tasks[path.stem] = _task_spec(path, reg.task_dirs)
+                reg.skipped.pop(path.stem, None)
+            except ConfigError as exc:  # one broken file must not break every command
+                where = "" if str(path) in str(exc) else f" ({path})"
+                log.warning("skipping task %r%s: %s", path.stem, where, exc)
+                reg.skipped[path.stem] = exc
+                reg.tasks.pop(path.stem, None)
     return reg

@@ -142,10 +142,10 @@ def test_circular_include_is_reported(tmp_path: Path) -> None:
     _task(tmp_path, "_b.yaml", "include: _a.yaml\n")
     _task(tmp_path, "t.yaml", "include: _a.yaml\n")
     with pytest.raises(ConfigError, match=r"circular: t\.yaml -> _a\.yaml -> _b\.yaml -> _a\.yaml"):
-        load_registry([], [tmp_path], [])
+        load_registry([], [tmp_path], []).resolve_tasks(["t"])
     _task(tmp_path, "_a.yaml", "include: [x]\n")
     with pytest.raises(ConfigError, match=r"field 'include' must be a file name, got \['x'\]"):
-        load_registry([], [tmp_path], [])
+        load_registry([], [tmp_path], []).resolve_tasks(["t"])
 
 
 def test_task_yaml_path_is_a_task(tmp_path: Path, shipped: Registry) -> None:
@@ -221,3 +221,102 @@ def test_unknown_task_still_suggests(shipped: Registry, tmp_path: Path) -> None:
         shipped.resolve_tasks(["ted6k-sampel"])
     with pytest.raises(ConfigError, match="a task .yaml, a folder of them"):
         shipped.resolve_tasks([str(tmp_path / "missing.yaml")])
+
+
+# --- bad task YAMLs, registry files and user paths ----------------------------------------------
+
+@pytest.mark.parametrize(("text", "problem"), [
+    ("data: {path: [x\n", "not valid YAML"),
+    ("category: ocr\n", "field 'data' needs a 'path'"),
+    ("include: _nope.yaml\n", "field 'include' names '_nope.yaml'"),
+    ("category: 5\ndata: {path: x.jsonl}\n", "field 'category' must be a name or a non-empty list of names, got 5"),
+    ("group: [[a]]\ndata: {path: x.jsonl}\n", "field 'group' must be a name"),
+    ("- a list\n", "expected a mapping at the top level"),
+], ids=["yaml", "no-data", "include", "category-int", "group-nested", "list"])
+def test_one_broken_task_file_is_skipped(tmp_path: Path, caplog: pytest.LogCaptureFixture, text: str,
+                                         problem: str) -> None:
+    broken = _task(tmp_path, "broken.yaml", text)
+    _task(tmp_path, "fine.yaml", "data: {path: x.jsonl}\n")
+    with caplog.at_level("WARNING", logger="harness"):
+        reg = load_registry([], [SHIPPED, tmp_path], [])
+    assert "fine" in reg.tasks and "broken" not in reg.tasks and len(reg.groups["ted6k-sample"]) == 9
+    (record,) = [r for r in caplog.records if r.name == "harness"]
+    assert str(broken) in record.getMessage() and problem in record.getMessage()
+    with pytest.raises(ConfigError, match=problem) as err:
+        reg.resolve_tasks(["broken"])
+    assert err.value is reg.skipped["broken"], "asking for the task raises the stored error"
+    assert [t.name for t in reg.resolve_tasks(["fine"])] == ["fine"]
+
+
+def test_broken_task_file_is_listed_in_unknown_name_errors(tmp_path: Path) -> None:
+    _task(tmp_path, "_base.yaml", "group: [\n")  # every task including it breaks, so the group is gone
+    _task(tmp_path, "t1.yaml", "include: _base.yaml\n")
+    with pytest.raises(ConfigError, match=r"Unknown task 'mygroup'.*skipped because of errors: t1\."):
+        load_registry([], [tmp_path], []).resolve_tasks(["mygroup"])
+
+
+def test_include_path_override_that_breaks_replaces_the_shipped_task(tmp_path: Path) -> None:
+    _task(tmp_path, "ted6k-sample-ocr.yaml", "category: ocr\n")
+    reg = load_registry([], [SHIPPED], [], include_paths=[tmp_path])
+    with pytest.raises(ConfigError, match="needs a 'path'"):
+        reg.resolve_tasks(["ted6k-sample-ocr"])
+
+
+def test_list_tasks_survives_a_broken_task_file(tmp_path: Path, capsys: pytest.CaptureFixture[str],
+                                                caplog: pytest.LogCaptureFixture) -> None:
+    from harness.cli import main
+
+    _task(tmp_path, "broken.yaml", "data: {path: [x\n")
+    _task(tmp_path, "fine.yaml", "data: {path: x.jsonl}\n")
+    with caplog.at_level("WARNING", logger="harness"):
+        assert main(["-p", "harness.testing", "list", "tasks", "--include-path", str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    assert "fine" in out and "ted6k-sample-ocr" in out and "broken" not in out
+    assert "skipping task 'broken'" in caplog.text and "broken.yaml:2: not valid YAML" in caplog.text
+    assert main(["-p", "harness.testing", "run", "--encoders", "fake", "--tasks", "broken",
+                 "--include-path", str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert err.splitlines()[-1].startswith(f"error: {tmp_path / 'broken.yaml'}:2: not valid YAML"), err
+
+
+def test_missing_registry_file_is_named(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from harness.cli import main
+
+    with pytest.raises(ConfigError, match=r"Registry file '.*nope.yaml' does not exist; --registry takes"):
+        load_registry([tmp_path / "nope.yaml"], [], [])
+    with pytest.raises(ConfigError, match=r"Registry file '.*' is a directory"):
+        load_registry([tmp_path], [], [])
+    assert main(["--registry", str(tmp_path / "nope.yaml"), "list", "encoders"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "nope.yaml" in err
+
+
+def test_registry_file_bad_bytes_and_options(tmp_path: Path) -> None:
+    reg = tmp_path / "reg.yaml"
+    reg.write_bytes(b"encoders:\n  e1: {family: bert, checkpoint: caf\xe9}\n")
+    with pytest.raises(ConfigError, match=r"reg.yaml:2: not UTF-8 \(byte 0xe9 at line 2\)"):
+        load_registry([reg], [], [])
+    reg.write_text("encoders:\n  e1: {family: bert, checkpoint: x, options: 5}\n")
+    with pytest.raises(ConfigError, match="field 'options' must be a mapping"):
+        load_registry([reg], [], [])
+
+
+def test_yaml_byte_order_mark_is_accepted(tmp_path: Path) -> None:
+    reg = tmp_path / "reg.yaml"
+    reg.write_bytes(b"\xef\xbb\xbfencoders:\n  e1: {family: bert, checkpoint: x, aliases: e2}\n")
+    _task(tmp_path / "tasks", "t.yaml", "x")
+    (tmp_path / "tasks" / "t.yaml").write_bytes(b"\xef\xbb\xbfcategory: ocr\ndata: {path: x.jsonl}\n")
+    loaded = load_registry([reg], [tmp_path / "tasks"], [])
+    assert set(loaded.encoders) == {"e1", "e2"}, "a single alias string is one alias, not its letters"
+    assert loaded.tasks["t"].categories == ("ocr",)
+
+
+def test_user_path_with_dollar_is_literal(tmp_path: Path, shipped: Registry, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("RUN", raising=False)
+    data = tmp_path / "my$RUN.jsonl"
+    data.write_text("")
+    assert resolve_path(str(data)) == str(data)
+    (spec,) = shipped.resolve_tasks([str(data)])
+    assert (spec.name, spec.source) == ("my$RUN", str(data))
+    monkeypatch.setenv("TED6K_PATH", str(data))
+    assert resolve_path("$TED6K_PATH") == str(data), "a path that does not exist as typed still expands"
