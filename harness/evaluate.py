@@ -64,6 +64,8 @@ def derange_captions(instances: Sequence[Instance], *, seed: int) -> list[Instan
 
 def _derangement(n: int, rng: np.random.Generator) -> list[int]:
     """A uniform random permutation of range(n) with no fixed point (rejection: ~e draws expected)."""
+    if n < 2:
+        raise ValueError(f"no derangement of {n} item(s)")
     while True:
         perm = rng.permutation(n)
         if not bool((perm == np.arange(n)).any()):
@@ -82,8 +84,10 @@ def permutation_null(instances: Sequence[Instance], vectors: Mapping[str, np.nda
     rng = np.random.default_rng(seed)
     caps = [fmt(i)[0] for i in instances]
     distinct = list(dict.fromkeys(caps))
-    cap_idx = np.array([distinct.index(c) for c in caps]) if len(distinct) < 64 else \
-        np.array([{c: k for k, c in enumerate(distinct)}[c] for c in caps])
+    if len(distinct) < 2:  # one caption: there is nothing to swap it with
+        return {}
+    position = {c: k for k, c in enumerate(distinct)}
+    cap_idx = np.array([position[c] for c in caps])
     cap_mat = np.stack([vectors[c] for c in distinct])
     k_max = max(len(fmt(i)[1]) for i in instances)
     cand = np.zeros((len(instances), k_max, cap_mat.shape[1]), dtype=cap_mat.dtype)

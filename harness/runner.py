@@ -26,6 +26,7 @@ from harness import distributed
 from harness._exceptions import ConfigError, HarnessError, unknown_name
 from harness.cache import FeatureCache, default_cache_dir, encoder_fingerprint
 from harness.checkpoints import CheckpointStore, content_key, file_sha256
+from harness.data import select_categories
 from harness.evaluate import (
     Row,
     compare_rows,
@@ -105,7 +106,7 @@ def load_task_sets(pm: pluggy.PluginManager, registry: Registry, names: Sequence
                 if got is None:
                     raise ConfigError(f"No plugin loads task {task.name!r} (format {task.format!r})")
                 loaded[key] = got
-            keep = loaded[key] if task.categories is None else [i for i in loaded[key] if i.category in task.categories]
+            keep = select_categories(task, loaded[key])
             instances.extend(keep)
             path = resolve_path(task.source)
             sources[task.name] = TaskProvenance(source=task.source, format=task.format, revision=task.revision,

@@ -226,3 +226,17 @@ def test_shuffled_captions_control_per_seed(tmp_path: Path) -> None:
     overall = [s for s in res["scores"] if s["category"] == "all" and s["caption_type"] == "all"]
     assert [s["seed"] for s in overall] == [0, 1, 2] and all(s["control"] == "shuffled-captions" for s in overall)
     assert all(s["null_mean"] is not None for s in overall)
+
+
+def test_one_caption_has_no_permutation_null_and_does_not_hang() -> None:
+    import numpy as np
+
+    from harness.types import Instance
+
+    insts = [Instance(id=str(i), category="c", caption="the only caption", positive=f"p{i}", negatives=(f"n{i}",))
+             for i in range(3)]
+    vectors = {t: np.ones(4) / 2 for i in insts for t in (i.caption, *i.candidates)}
+    fmt = lambda i: (i.caption, list(i.candidates))  # noqa: E731
+    assert permutation_null(insts, vectors, fmt, n_resamples=10, seed=0) == {}
+    with pytest.raises(Exception, match="at least 2 distinct captions"):
+        derange_captions(insts, seed=0)
