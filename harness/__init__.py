@@ -5,13 +5,22 @@
 
 from __future__ import annotations
 
-from harness._exceptions import ConfigError, DataError, EncoderError, HarnessError, PluginError, unknown_name
+from harness._exceptions import (
+    CacheError,
+    ConfigError,
+    DataError,
+    EncoderError,
+    HarnessError,
+    PluginError,
+    unknown_name,
+)
 from harness.hookspecs import hookimpl, hookspec
 from harness.options import AggregatorOptions, FeatureOptions, TrainingOptions
 from harness.registry import resolve_path
 from harness.types import (
     Aggregator,
     CaptionPair,
+    DownstreamMetric,
     EncodedBatch,
     Encoder,
     EncoderInfo,
@@ -19,6 +28,7 @@ from harness.types import (
     EncoderSpec,
     ExtractorSpec,
     Instance,
+    ScoredRow,
     Scorer,
     TaskSpec,
     TrainReport,
@@ -29,9 +39,11 @@ __version__ = "0.1.0"
 __all__ = [
     "Aggregator",
     "AggregatorOptions",
+    "CacheError",
     "CaptionPair",
     "ConfigError",
     "DataError",
+    "DownstreamMetric",
     "EncodedBatch",
     "Encoder",
     "EncoderError",
@@ -43,6 +55,7 @@ __all__ = [
     "HarnessError",
     "Instance",
     "PluginError",
+    "ScoredRow",
     "Scorer",
     "TaskSpec",
     "TrainReport",

@@ -8,6 +8,7 @@ exception is a bug and keeps its traceback.
     +-- PluginError        a plugin could not be loaded or broke a hook contract
     +-- DataError          a bad record in a data file (names file, line, field)
     +-- EncoderError       a checkpoint failed to load or produced non-finite output
+    +-- CacheError         the feature cache folder cannot be created, read or written
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import difflib
 from collections.abc import Iterable
 
 __all__ = [
+    "CacheError",
     "ConfigError",
     "DataError",
     "EncoderError",
@@ -39,6 +41,10 @@ class PluginError(HarnessError):
 
 class EncoderError(HarnessError):
     """A model could not be loaded or its output is unusable."""
+
+
+class CacheError(HarnessError):
+    """The feature cache folder cannot be used (missing rights, read-only, disk full)."""
 
 
 class DataError(HarnessError):

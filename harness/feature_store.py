@@ -11,7 +11,7 @@ from collections import OrderedDict
 from collections.abc import Callable, Iterable, Sequence
 from typing import TYPE_CHECKING, Any
 
-from harness._exceptions import ConfigError
+from harness._exceptions import CacheError, ConfigError
 from harness.types import Encoder
 from harness.views import View, compute_views
 
@@ -38,7 +38,10 @@ class FeatureStore:
     token-major (``[T_i, L, D]``, contiguous per text) and `get` transposes them.
     Without ``cache`` they all stay in RAM; with a `harness.cache.FeatureCache` they
     go to disk as they are computed, `get` reads them back on demand (a small LRU
-    keeps recent ones) and texts already cached are never encoded again.
+    keeps recent ones) and texts already cached are never encoded again.  `ensure`
+    checks the stored bytes of every cached text it needs, so the texts of a bad shard
+    are re-encoded in normal batches and counted in its return value and ``n_encoded``.
+    A read-only cache serves the texts it holds; needing any other raises `CacheError`.
 
     ``batch_size="auto"``: on CUDA, start at 8 on the longest texts and double per
     batch up to 512, halving on out-of-memory (during the run too) and growing no
@@ -65,6 +68,7 @@ class FeatureStore:
         self.n_oom_retries = 0
         self.n_encoded = 0
         self.n_truncated = 0
+        self._texts: set[str] = set()  # every text ensured, to re-encode together if a shard goes bad
 
     def has(self, text: str) -> bool:
         if self.cache is None:
@@ -85,10 +89,8 @@ class FeatureStore:
             self._lru.move_to_end(k)
             return hit
         found = self.cache.read(self.cache.key(view.key, text))
-        if found is None:  # missing, or dropped for a bad checksum: encode it again now
-            found = self._encode_batch([text])[k]
-            self.n_encoded += 1
-            self.cache.flush()
+        if found is None:  # never ensured, or its shard went bad since `ensure`
+            found = self._recover(view, text)
         self._lru[k] = found
         self._lru_bytes += found.nbytes
         while self._lru_bytes > self._lru_limit and len(self._lru) > 1:
@@ -99,11 +101,19 @@ class FeatureStore:
         """Encode every text not stored yet, longest first; return how many were encoded."""
         from harness import distributed
 
-        todo = sorted({t for t in texts if not self.has(t)}, key=len, reverse=True)
+        wanted = set(texts)
+        self._texts |= wanted
         rank, world = distributed.world()
         shared = self.cache is not None and world > 1
+        if self.cache is not None and rank == 0:
+            # Read every needed entry's bytes once now: a bad shard is then re-encoded in full
+            # batches and counted here, not found text by text later (only rank 0 decides).
+            self.cache.verify(self.cache.key(v.key, t) for t in wanted for v in self.views)
+        todo = _longest_first(t for t in wanted if not self.has(t))
         if shared:  # rank 0's list, so every rank splits the same work
             todo = distributed.broadcast_object(todo)
+        if self.cache is not None:
+            self.cache.check_writable(len(todo))  # before any work is done
         mine = todo[rank::world] if shared else todo
         truncated = self.n_truncated
         bar = progress("encoding", len(mine)) if progress and mine else None
@@ -117,6 +127,22 @@ class FeatureStore:
             self.n_truncated = truncated + distributed.all_sum(self.n_truncated - truncated)
         self.n_encoded += len(todo)
         return len(todo)
+
+    def _recover(self, view: View, text: str) -> torch.Tensor:
+        """Encode ``text`` and every ensured text now missing (a shard dropped since), in batches."""
+        assert self.cache is not None
+        todo = _longest_first(t for t in self._texts | {text} if not self.has(t))
+        self.cache.check_writable(len(todo))
+        log.info("feature cache: re-encoding %d texts whose entries went missing", len(todo))
+        self._encode_all(todo, None)
+        self.cache.flush()
+        self.n_encoded += len(todo)
+        found = self.cache.read(self.cache.key(view.key, text))
+        if found is None:
+            raise CacheError(f"feature cache {str(self.cache.dir)!r}: features written just now fail their "
+                             "checksum; the disk may be failing. Point --cache-dir elsewhere, or run with "
+                             "--no-cache (features in RAM)")
+        return found
 
     def _encode_all(self, todo: list[str], bar: Any) -> None:
         auto = self.batch_size == "auto"
@@ -191,6 +217,10 @@ class FeatureStore:
             x[i, ..., : s.shape[-2], :] = s
             mask[i, : s.shape[-2]] = True
         return x, mask
+
+
+def _longest_first(texts: Iterable[str]) -> list[str]:
+    return sorted(texts, key=lambda t: (-len(t), t))  # the same order in every process
 
 
 def _to_host(x: torch.Tensor, *, staged: bool) -> torch.Tensor:

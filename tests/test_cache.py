@@ -2,22 +2,29 @@
 
 from __future__ import annotations
 
+import errno
 import json
 import logging
+import math
 import os
+import re
 import signal
+import struct
 import subprocess
 import sys
 import time
+import zlib
+from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 torch = pytest.importorskip("torch")
 
-from harness import cli  # noqa: E402
-from harness.cache import FeatureCache, encoder_fingerprint  # noqa: E402
+from harness import CacheError, cli  # noqa: E402
+from harness.cache import FeatureCache, _owner_tag, encoder_fingerprint  # noqa: E402
 from harness.feature_store import FeatureStore  # noqa: E402
 from harness.views import View  # noqa: E402
 from harness.testing import FakeEncoder  # noqa: E402
@@ -114,13 +121,248 @@ def test_corrupt_shard_is_detected_and_recomputed(tmp_path: Path, how: str,
         n = again.ensure(TEXTS)
         got = _snapshot(again)
     assert "feature cache: shard" in caplog.text, "corruption must be logged"
-    if how == "truncated":  # a bad header or size is found when the index is built: recomputed by ensure
-        assert n == 6 and sorted(seen) == sorted(bad), f"re-encoded {seen}, expected the bad shard's texts"
-    else:  # a bad payload is found on read: recomputed on demand
-        assert n == 0 and seen and set(seen) <= bad, f"re-encoded {seen}, expected texts of the bad shard only"
+    # a bad size is found when the index is built, a bad payload when ensure verifies it: both re-encoded there
+    assert n == 6 and sorted(seen) == sorted(bad), f"re-encoded {seen}, expected the bad shard's texts"
+    assert enc.calls == [6], "the bad shard's texts should be re-encoded as one batch"
     for k in want:
         torch.testing.assert_close(got[k], want[k], msg=f"recomputed view {k} differs")
     assert not shards[-1].exists(), "the bad shard should be removed"
+
+
+def _header(shard: Path) -> dict[str, Any]:
+    data = shard.read_bytes()
+    return json.loads(data[16:16 + int.from_bytes(data[8:12], "little")])  # type: ignore[no-any-return]
+
+
+def _rewrite_header(shard: Path, header: bytes) -> None:
+    """Give ``shard`` this header, with a valid checksum, and its old payload."""
+    data = shard.read_bytes()
+    hlen = int.from_bytes(data[8:12], "little")
+    payload = data[(16 + hlen + 63) // 64 * 64:]
+    prefix = struct.pack("<8sII", b"TEDFEAT1", len(header), zlib.crc32(header)) + header
+    shard.write_bytes(prefix + b"\0" * (-len(prefix) % 64) + payload)
+
+
+def _counting(enc: FakeEncoder) -> list[str]:
+    seen: list[str] = []
+    plain_encode = enc.encode
+    enc.encode = lambda texts, **kw: (seen.extend(texts), plain_encode(texts, **kw))[1]  # type: ignore[method-assign]
+    return seen
+
+
+MORE = [*TEXTS, *(f"more {i} " + "word " * (i % 5) + f"stop{i}" for i in range(16))]  # 40 texts
+
+
+def test_corrupt_payload_is_reencoded_in_full_batches_and_counted(tmp_path: Path) -> None:
+    first = _store(tmp_path, batch_size=32)
+    first.ensure(MORE)
+    want = {(v.key, t): first.get(v, t).clone() for v in VIEWS for t in MORE}
+    shards = set(first.cache.dir.glob("*.tedf"))  # type: ignore[union-attr]
+    big = next(s for s in shards if _header(s)["meta"]["texts"] == 32)
+    _corrupt(big, "payload")
+    enc = FakeEncoder()
+    again = _store(tmp_path, enc, batch_size=8)
+    assert again.ensure(MORE) == 32 and again.n_encoded == 32, "the bad shard's 32 texts must be counted"
+    assert enc.calls == [8, 8, 8, 8], f"re-encoded in batches {enc.calls}, expected four of 8"
+    new = set(again.cache.dir.glob("*.tedf")) - shards  # type: ignore[union-attr]
+    assert len(new) <= math.ceil(32 / 8), f"{len(new)} new shards for 32 texts at batch size 8"
+    got = {(v.key, t): again.get(v, t).clone() for v in VIEWS for t in MORE}
+    _assert_same(want, got, atol=1e-6)  # other batches: float noise only
+    assert enc.calls == [8, 8, 8, 8] and again.n_encoded == 32, "reading back encoded more"
+
+
+def test_cli_reports_texts_reencoded_for_a_corrupt_shard(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    run = [*TINY, "--cache-dir", str(tmp_path / "feat"), "--ckpt-dir", str(tmp_path / "ck")]
+    assert cli.main([*run, "--batch-size", "32", "--output", str(tmp_path / "a")]) == 0
+    assert "fake: 35 texts encoded" in capsys.readouterr().out
+    shards = set((tmp_path / "feat").glob("*/*.tedf"))
+    _corrupt(next(s for s in shards if _header(s)["meta"]["texts"] == 32), "payload")
+    assert cli.main([*run, "--batch-size", "8", "--output", str(tmp_path / "b")]) == 0
+    assert "fake: 32 texts encoded" in capsys.readouterr().out, "texts re-encoded for a bad shard went uncounted"
+    prov = json.loads((tmp_path / "b" / "results.json").read_text())["provenance"]["encoders"]["fake"]
+    assert prov["texts_encoded"] == 32, "results provenance must count the re-encoded texts"
+    assert len(set((tmp_path / "feat").glob("*/*.tedf")) - shards) <= 4, "re-encoded one text per shard"
+    assert _results(tmp_path / "a")[0] == _results(tmp_path / "b")[0], "recomputed features changed the scores"
+
+
+def test_features_going_bad_after_ensure_are_reencoded_together(tmp_path: Path) -> None:
+    enc = FakeEncoder()
+    store = _store(tmp_path, enc, batch_size=6)
+    store.ensure(TEXTS)
+    want = _snapshot(store)
+    shard = sorted(store.cache.dir.glob("*.tedf"))[1]  # type: ignore[union-attr]
+    bad = _texts_in(store, shard)
+    _corrupt(shard, "payload")
+    store._lru.clear()
+    seen = _counting(enc)
+    _assert_same(want, _snapshot(store), atol=1e-6)
+    assert sorted(seen) == sorted(bad) and enc.calls[-1] == 6, f"re-encoded {enc.calls[4:]}, expected one batch of 6"
+    assert store.n_encoded == len(TEXTS) + 6
+
+
+def _drop_key(m: dict[str, Any], key: str) -> dict[str, Any]:
+    return {k: v for k, v in m.items() if k != key}
+
+
+_CRAFTED: dict[str, Callable[[dict[str, Any]], Any]] = {
+    "list": lambda m: m["entries"],
+    "entries-dict": lambda m: {**m, "entries": {"k": 1}},
+    "entry-short": lambda m: {**m, "entries": [e[:3] for e in m["entries"]]},
+    "entry-dict": lambda m: {**m, "entries": [dict(enumerate(e)) for e in m["entries"]]},
+    "shape-str": lambda m: {**m, "entries": [[k, o, "4x16", c] for k, o, _, c in m["entries"]]},
+    "offset-past-end": lambda m: {**m, "entries": [[k, o + 10**9, s, c] for k, o, s, c in m["entries"]]},
+    "payload-str": lambda m: {**m, "payload_bytes": str(m["payload_bytes"])},
+    "payload-missing": lambda m: _drop_key(m, "payload_bytes"),
+    "not-json": lambda m: b"\xff{not json",
+}
+
+
+@pytest.mark.parametrize("edit", list(_CRAFTED.values()), ids=list(_CRAFTED))
+def test_crafted_header_is_treated_as_corrupt(tmp_path: Path, edit: Callable[[dict[str, Any]], Any],
+                                              caplog: pytest.LogCaptureFixture) -> None:
+    first = _store(tmp_path, batch_size=6)
+    first.ensure(TEXTS)
+    want = _snapshot(first)
+    shard = sorted(first.cache.dir.glob("*.tedf"))[-1]  # type: ignore[union-attr]
+    bad = _texts_in(first, shard)
+    header = edit(_header(shard))
+    _rewrite_header(shard, header if isinstance(header, bytes) else json.dumps(header).encode())
+    enc = FakeEncoder()
+    seen = _counting(enc)
+    with caplog.at_level(logging.WARNING, logger="harness"):
+        again = _store(tmp_path, enc, batch_size=6)
+        assert again.ensure(TEXTS) == 6 and sorted(seen) == sorted(bad), f"re-encoded {seen}"
+    assert "feature cache: shard" in caplog.text and not shard.exists(), "a bad header must be logged and removed"
+    _assert_same(want, _snapshot(again))
+
+
+def _dead_pid() -> int:
+    proc = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True,
+                          check=True)
+    return int(proc.stdout)
+
+
+def test_temp_files_of_dead_writers_are_removed_at_start(tmp_path: Path) -> None:
+    cache = FeatureCache(tmp_path, encoder_fingerprint(FakeEncoder().info))
+    tag, pid = _owner_tag(), _dead_pid()
+    assert re.fullmatch(rf"\.x\.tedf\.{tag}-{os.getpid()}-[0-9a-f]{{8}}\.tmp", cache._tmp_path("x.tedf").name), \
+        "temp names must carry the writer's host tag and pid"
+    names = {
+        "dead": f".a.tedf.{tag}-{pid}-0123abcd.tmp",
+        "live": f".b.tedf.{tag}-{os.getpid()}-0123abcd.tmp",  # e.g. another rank writing now
+        "other-host": f".c.tedf.{'0' * 8 if tag != '0' * 8 else '1' * 8}-{pid}-0123abcd.tmp",
+        "old-unknown": ".00000000000000000001-1-abcd0123.tedf.tmp",
+        "new-unknown": ".00000000000000000002-1-abcd0123.tedf.tmp",
+    }
+    for name in names.values():
+        (cache.dir / name).write_bytes(b"partial shard")
+    hour_ago = time.time() - 7200
+    os.utime(cache.dir / names["old-unknown"], (hour_ago, hour_ago))
+    FeatureCache(tmp_path, encoder_fingerprint(FakeEncoder().info))
+    left = {k for k, name in names.items() if (cache.dir / name).exists()}
+    assert left == {"live", "other-host", "new-unknown"}, f"kept {left}"
+
+
+def test_disk_full_fails_in_one_line_and_leaves_no_temp_file(tmp_path: Path, capsys: pytest.CaptureFixture[str],
+                                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    feat = tmp_path / "feat"
+    run = [*TINY, "--cache-dir", str(feat), "--ckpt-dir", str(tmp_path / "ck"), "--batch-size", "8"]
+    real_open, real_write = os.open, os.write
+    opened: list[str] = []
+    full: set[int] = set()
+
+    def open_(path: Any, flags: int, *args: Any, **kw: Any) -> int:
+        fd = real_open(path, flags, *args, **kw)
+        if ".tedf." in str(path) and str(path).endswith(".tmp"):
+            opened.append(str(path))
+            if len(opened) > 1:  # the first shard fits, then the disk is full
+                full.add(fd)
+        return fd
+
+    def write(fd: int, data: Any) -> int:
+        if fd in full:
+            full.discard(fd)  # once: the number is reused after close
+            real_write(fd, bytes(data)[:100])  # a partial temp file
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+        return real_write(fd, data)
+
+    monkeypatch.setattr(os, "open", open_)
+    monkeypatch.setattr(os, "write", write)
+    assert cli.main([*run, "--output", str(tmp_path / "a")]) == 2
+    monkeypatch.undo()
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("error: feature cache"), err
+    for part in (str(feat), "No space left", "Free space", "--cache-dir", "--no-cache"):
+        assert part in err[0], f"{part!r} missing from {err[0]!r}"
+    assert len(opened) > 1
+    assert not [f for _, _, fs in os.walk(feat) for f in fs if f.endswith(".tmp")], "a temp file was left behind"
+    kept = sum(_header(s)["meta"]["texts"] for s in feat.glob("*/*.tedf"))
+    assert kept >= 1, "the shard written before the disk filled up was lost"
+    assert cli.main([*run, "--output", str(tmp_path / "b")]) == 0
+    assert f"fake: {35 - kept} texts encoded" in capsys.readouterr().out, "texts already on disk were re-encoded"
+
+
+@pytest.mark.parametrize("where", ["file", "proc"])
+def test_unusable_cache_dir_fails_in_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str], where: str) -> None:
+    if where == "file":
+        path = tmp_path / "feat"
+        path.write_text("not a folder")
+    else:
+        if not Path("/proc/self").is_dir():
+            pytest.skip("no /proc here")
+        path = Path("/proc/harness-test/features")
+    assert cli.main([*TINY, "--cache-dir", str(path), "--ckpt-dir", str(tmp_path / "ck")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and str(path) in err[0] and "--no-cache" in err[0], err
+
+
+def _make_read_only(how: str, root: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    if how == "chmod":
+        if os.name != "posix" or os.geteuid() == 0:
+            pytest.skip("root ignores permissions")
+        for d in [root, *(p for p in root.rglob("*") if p.is_dir())]:
+            d.chmod(0o555)
+        return
+    real_open, real_mkdir = os.open, os.mkdir  # a read-only filesystem, simulated (works as root too)
+
+    def open_(path: Any, flags: int, *args: Any, **kw: Any) -> int:
+        if flags & (os.O_WRONLY | os.O_RDWR | os.O_CREAT) and str(path).startswith(str(root)):
+            raise OSError(errno.EROFS, os.strerror(errno.EROFS), str(path))
+        return real_open(path, flags, *args, **kw)
+
+    def mkdir(path: Any, *args: Any, **kw: Any) -> None:
+        if str(path).startswith(str(root)):
+            raise OSError(errno.EROFS, os.strerror(errno.EROFS), str(path))
+        real_mkdir(path, *args, **kw)
+
+    monkeypatch.setattr(os, "open", open_)
+    monkeypatch.setattr(os, "mkdir", mkdir)
+
+
+@pytest.mark.parametrize("how", ["chmod", "erofs"])
+def test_read_only_cache_serves_what_it_holds(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, how: str) -> None:
+    root = tmp_path / "feat"
+    full = _store(root, batch_size=6)
+    full.ensure(TEXTS)
+    want = _snapshot(full)
+    full.cache.close()  # type: ignore[union-attr]
+    _make_read_only(how, root, monkeypatch)
+    try:
+        enc = FakeEncoder()
+        store = _store(root, enc, batch_size=6)
+        assert store.ensure(TEXTS) == 0 and enc.calls == [], "a complete read-only cache must just work"
+        _assert_same(want, _snapshot(store))
+        with pytest.raises(CacheError) as info:
+            store.ensure([*TEXTS, "a text not cached yet"])
+        msg = str(info.value)
+        assert "\n" not in msg and str(store.cache.dir) in msg and "--no-cache" in msg and "1 texts" in msg, msg  # type: ignore[union-attr]
+        assert enc.calls == [], "nothing may be encoded when it cannot be stored"
+        with pytest.raises(CacheError, match="--no-cache"):  # a new encoder needs a new folder in it
+            FeatureCache(root, encoder_fingerprint(FakeEncoder(seed=1).info))
+    finally:
+        monkeypatch.undo()
+        for d in [root, *(p for p in root.rglob("*") if p.is_dir())]:
+            d.chmod(0o755)
 
 
 _KILL_SCRIPT = """
