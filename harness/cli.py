@@ -220,6 +220,15 @@ def _check_flags(args: argparse.Namespace) -> None:
     if path is not None and not os.path.isfile(path):
         raise ConfigError(f"--layer-weights-file {path!r} does not exist (a JSON list of layer logits, "
                           "or the official .pt holding {'layer_weights': logits})")
+    if not args.no_cache:  # before a model loads: an unusable cache folder must not cost the load
+        from harness.cache import default_cache_dir
+
+        root = Path(args.cache_dir) if args.cache_dir else default_cache_dir()
+        try:
+            root.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise ConfigError(f"feature cache folder {str(root)!r} cannot be created ({exc.strerror or exc}); point "
+                              "--cache-dir elsewhere, or run with --no-cache (features in RAM)") from None
 
 
 def _encoder_specs(registry: Registry, args: argparse.Namespace) -> list[EncoderSpec]:
@@ -262,6 +271,8 @@ def _cmd_run(args: argparse.Namespace, pm: Any, console: Console, *, train_only:
     from harness.runner import load_task_sets, run
 
     # Resolve every name and load every task before any encoder work: a typo costs nothing.
+    if not train_only and args.output:
+        check_output_dir(args.output)  # a bad --output must not cost a run
     _check_flags(args)
     registry = _registry(pm, args.registry, args.include_path)
     encoders = _encoder_specs(registry, args)
@@ -269,8 +280,6 @@ def _cmd_run(args: argparse.Namespace, pm: Any, console: Console, *, train_only:
     known = [n for ns in pm.hook.harness_aggregator_names() for n in ns]
     if args.aggregator not in known:
         raise unknown_name("aggregator", args.aggregator, known)
-    if not train_only and args.output:
-        check_output_dir(args.output)  # before any work: a bad --output must not cost a run
     tasks = [] if train_only else load_task_sets(pm, registry, args.tasks, limit=args.limit)
     agg, training, features = _options(args, demo_tasks=not train_only and all(t.demo for t in tasks),
                                        trains=bool(pm.hook.harness_aggregator_trains(name=args.aggregator)))

@@ -10,6 +10,7 @@ the ``progress`` callback the CLI passes in.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import logging
 import math
@@ -270,6 +271,9 @@ def _run_encoder(state: _Run, spec: EncoderSpec, extractors: Sequence[ExtractorS
             _run_cell(state, encoder, store, r, aggs[r.name], seed=seed, pairs=pairs, eval_texts=eval_texts, fmt=fmt)
     if cache is not None:
         cache.close()
+    if store.n_encoded != n_encoded:  # texts re-encoded later (a shard damaged mid-run) count too
+        prov = state.result.provenance.encoders[spec.name]
+        state.result.provenance.encoders[spec.name] = dataclasses.replace(prov, texts_encoded=store.n_encoded)
 
 
 def _run_cell(state: _Run, encoder: Encoder, store: FeatureStore, extractor: ResolvedExtractor, agg: Aggregator,
