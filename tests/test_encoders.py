@@ -1,4 +1,4 @@
-"""harness_plugins.hf: every encoder family on tiny random checkpoints, plus the real pip-shipped MiniLM.
+"""harness_plugins.encoders (hf, open_clip): every family on tiny random checkpoints, plus the real MiniLM.
 
 Offline: HF_HUB_OFFLINE=1 throughout.  Each tiny checkpoint is built once per session
 (tests/encoder_fixtures.py) and loaded through the plugin exactly as a hub folder would be.
@@ -32,10 +32,13 @@ from encoder_fixtures import (  # noqa: E402
 )
 
 from harness import ConfigError, EncoderError, EncoderSpec  # noqa: E402
+from harness.testing import check_encoder  # noqa: E402
 from harness.types import Encoder  # noqa: E402
-from harness_plugins import hf  # noqa: E402
+from harness_plugins.encoders import hf  # noqa: E402
+from harness_plugins.encoders import open_clip as open_clip_plugin  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
+REGISTRY = REPO / "plugins" / "registry.yaml"
 transformers.logging.set_verbosity_error()
 transformers.utils.logging.disable_progress_bar()
 
@@ -62,8 +65,13 @@ def tiny(tiny_root: Path) -> Any:
     return get
 
 
+def plugin(family: str) -> Any:
+    """The plugin module that owns ``family`` (a `FAMILY_BUILDS` key or a plugin family)."""
+    return open_clip_plugin if family == "open-clip" else hf
+
+
 def load(family: str, path: Path | str, **options: Any) -> Any:
-    enc = hf.harness_load_encoder(tiny_spec(family, path, **options))
+    enc = plugin(family).harness_load_encoder(tiny_spec(family, path, **options))
     assert enc is not None, f"plugin refused family {family!r}"
     return enc
 
@@ -237,7 +245,7 @@ def test_drop_prefix_counts_from_first_real_token_with_special_tokens(tiny: Any)
 
 
 def test_left_padding_is_masked_from_the_first_real_token() -> None:
-    from harness_plugins._hf_common import drop_prefix
+    from harness.encoding import drop_prefix
 
     mask = torch.tensor([[0, 0, 1, 1, 1], [1, 1, 1, 1, 1]])
     assert drop_prefix(mask, 2).tolist() == [[0, 0, 0, 0, 1], [0, 0, 1, 1, 1]]
@@ -299,9 +307,9 @@ def test_nonfinite_hidden_states_raise_with_dtype_advice(tiny: Any, tmp_path: Pa
 
 
 def test_t5_class_follows_model_type_so_umt5_keeps_its_position_biases(tiny: Any) -> None:
-    from harness_plugins._hf_common import resolve_checkpoint
-    from harness_plugins._hf_families import t5_encoder_class
-    from harness_plugins._hf_load import from_pretrained
+    from harness_plugins.encoders.hf.checkpoints import resolve_checkpoint
+    from harness_plugins.encoders.hf.families import t5_encoder_class
+    from harness_plugins.encoders.hf.loading import from_pretrained
 
     path = tiny("umt5")
     config = transformers.AutoConfig.from_pretrained(path)
@@ -320,8 +328,8 @@ def test_t5_class_follows_model_type_so_umt5_keeps_its_position_biases(tiny: Any
     ids=["qwen3-vl", "altclip"],
 )
 def test_text_class_alone_on_full_folder_is_refused(family: str, text_class: str, tiny: Any) -> None:
-    from harness_plugins._hf_common import resolve_checkpoint
-    from harness_plugins._hf_load import from_pretrained
+    from harness_plugins.encoders.hf.checkpoints import resolve_checkpoint
+    from harness_plugins.encoders.hf.loading import from_pretrained
 
     spec = tiny_spec(family, tiny(family))
     with pytest.raises(EncoderError, match="missing"):
@@ -339,7 +347,7 @@ def test_missing_folder_and_offline_hub_id_are_clear(tmp_path: Path) -> None:
     assert "--revision " + "a" * 40 in str(err.value)
     if importlib.util.find_spec("open_clip") is not None:
         with pytest.raises(ConfigError, match="names no weights"):
-            hf.harness_load_encoder(EncoderSpec(name="x", family="open-clip", checkpoint="ViT-B-32"))
+            open_clip_plugin.harness_load_encoder(EncoderSpec(name="x", family="open-clip", checkpoint="ViT-B-32"))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -380,10 +388,15 @@ def test_adapter_that_does_not_fit_is_refused(tiny: Any, tmp_path: Path) -> None
 
 
 def test_families_hook_and_foreign_family() -> None:
-    assert set(hf.harness_encoder_families()) == {
-        "bert", "t5", "causal-lm", "mllm", "clip", "open-clip", "altclip", "hf"
-    }
-    assert hf.harness_load_encoder(EncoderSpec(name="x", family="someone-else", checkpoint="x")) is None
+    from harness_plugins.encoders.hf.families import FAMILIES
+
+    assert set(hf.harness_encoder_families()) == {"bert", "t5", "causal-lm", "mllm", "clip", "altclip", "hf"}
+    assert hf.harness_encoder_families() == list(FAMILIES), "the hook must read the one family table"
+    assert open_clip_plugin.harness_encoder_families() == ["open-clip"]
+    foreign = EncoderSpec(name="x", family="someone-else", checkpoint="x")
+    assert hf.harness_load_encoder(foreign) is None and open_clip_plugin.harness_load_encoder(foreign) is None
+    assert hf.harness_load_encoder(EncoderSpec(name="x", family="open-clip", checkpoint="x")) is None, \
+        "open-clip belongs to its own plugin now"
 
 
 def test_generic_hf_family_loads_through_plugin_manager(tiny: Any) -> None:
@@ -395,21 +408,71 @@ def test_generic_hf_family_loads_through_plugin_manager(tiny: Any) -> None:
     assert enc is not None and len(enc.encode(["a cat"]).hidden_states) == 3
 
 
-def test_import_does_not_load_torch() -> None:
-    code = "import sys, harness_plugins.hf; assert 'torch' not in sys.modules and 'transformers' not in sys.modules"
+def _family_owners(pm: Any) -> dict[str, str]:
+    """family -> name of the plugin whose ``harness_encoder_families`` lists it."""
+    return {f: impl.plugin_name for impl in pm.hook.harness_encoder_families.get_hookimpls() for f in impl.function()}
+
+
+def test_families_come_from_their_own_plugins(capsys: pytest.CaptureFixture[str]) -> None:
+    from harness.cli import main
+    from harness.plugins import get_plugin_manager
+
+    pm = get_plugin_manager()
+    plugins = dict(pm.list_name_plugin())
+    assert plugins.get("hf") is hf and plugins.get("open-clip") is open_clip_plugin, "entry points not refreshed?"
+    owners = _family_owners(pm)
+    assert owners["open-clip"] == "open-clip", "open-clip must be served by the open-clip plugin"
+    assert all(owners[f] == "hf" for f in hf.harness_encoder_families()), owners
+    assert main(["list", "families"]) == 0
+    listed = set(re.findall(r"[a-z0-9-]+", capsys.readouterr().out))
+    assert {"open-clip", *hf.harness_encoder_families()} <= listed
+
+
+def test_blocking_open_clip_removes_only_open_clip(capsys: pytest.CaptureFixture[str]) -> None:
+    from harness.cli import main
+    from harness.plugins import get_plugin_manager
+
+    pm = get_plugin_manager(["no:open-clip"])
+    names = {n for n, p in pm.list_name_plugin() if p is not None}
+    assert "open-clip" not in names and "hf" in names
+    assert set(_family_owners(pm)) >= set(hf.harness_encoder_families()) and "open-clip" not in _family_owners(pm)
+    spec = EncoderSpec(name="x", family="open-clip", checkpoint="ViT-B-32@nowhere")
+    assert pm.hook.harness_load_encoder(spec=spec) is None, "a blocked plugin still loaded its family"
+    assert main(["-p", "no:open-clip", "list", "families"]) == 0
+    out = capsys.readouterr().out
+    assert "open-clip" not in out and "causal-lm" in out
+
+
+@pytest.mark.parametrize("family", list(FAMILY_BUILDS), ids=list(FAMILY_BUILDS))
+def test_every_family_passes_the_conformance_check(family: str, tiny: Any) -> None:
+    check_encoder(plugin(family).harness_load_encoder, tiny_spec(family, tiny(family)))
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+@pytest.mark.parametrize("family", list(FAMILY_BUILDS), ids=list(FAMILY_BUILDS))
+def test_every_family_passes_the_conformance_check_on_cuda_bfloat16(family: str, tiny: Any) -> None:
+    check_encoder(plugin(family).harness_load_encoder, tiny_spec(family, tiny(family), device="cuda", dtype="bfloat16"))
+
+
+@pytest.mark.parametrize("module", ["harness_plugins.encoders.hf", "harness_plugins.encoders.open_clip"],
+                         ids=["hf", "open-clip"])
+def test_import_does_not_load_torch(module: str) -> None:
+    code = (f"import sys, {module}; heavy = [m for m in ('torch', 'transformers', 'open_clip') if m in sys.modules]; "
+            "assert not heavy, heavy")
     subprocess.run([sys.executable, "-c", code], check=True)
 
 
 def test_registry_entries_parse_and_name_our_families() -> None:
     from harness.registry import load_registry
 
-    reg = load_registry([REPO / "registry.yaml"], [], families=hf.harness_encoder_families())
+    families = hf.harness_encoder_families() + open_clip_plugin.harness_encoder_families()
+    reg = load_registry([REGISTRY], [], families=families)
     for required in ("minilm", "umt5", "altclip", "clip-l", "t5-xxl", "gran-ted", "qwen3-8b", "qwen3-vl-8b-instruct",
                      "mimo-vl-7b", "ovis-2.5-9b"):
         assert required in reg.encoders, f"registry.yaml lacks {required!r}"
     for name, spec in reg.encoders.items():
         assert re.fullmatch(r"[a-z0-9]+(?:[-.][a-z0-9]+)*", name), f"{name!r} is not a lowercase-hyphen CLI name"
-        assert spec.family in hf.FAMILY_NAMES, f"{name}: family {spec.family!r} is not ours"
+        assert spec.family in families, f"{name}: family {spec.family!r} is not ours"
         assert spec.revision is None or re.fullmatch(r"[0-9a-f]{40}", spec.revision), f"{name}: revision not a commit"
     assert reg.encoders["gran-ted"].checkpoint == "$GRANTED_CHECKPOINT"
     assert reg.encoders["ovis-2.5-9b"].options.trust_remote_code
@@ -420,7 +483,7 @@ def test_real_minilm_from_registry_matches_sentence_transformers() -> None:
     from harness.registry import load_registry
 
     st = pytest.importorskip("sentence_transformers")
-    reg = load_registry([REPO / "registry.yaml"], [], families=hf.harness_encoder_families())
+    reg = load_registry([REGISTRY], [], families=hf.harness_encoder_families())
     enc = hf.harness_load_encoder(reg.encoder("minilm"))
     assert (enc.info.num_layers, enc.info.width) == (6, 384)
     text = "A red cat sits on the mat next to two dogs."
@@ -429,6 +492,6 @@ def test_real_minilm_from_registry_matches_sentence_transformers() -> None:
     mask = batch.attention_mask.unsqueeze(-1).float()
     pooled = (batch.hidden_states[-1] * mask).sum(1) / mask.sum(1)
     model = st.SentenceTransformer(enc.info.options["resolved_checkpoint"], device="cpu")
-    ref = torch.as_tensor(model.encode([text]))
+    ref = torch.as_tensor(model.encode([enc.format(text)]))  # the same string: the registry adds a prefix
     cos = torch.nn.functional.cosine_similarity(pooled, ref).item()
     assert cos > 0.999, f"MiniLM mean-pooled last layer differs from sentence-transformers (cos={cos:.5f})"

@@ -1,15 +1,46 @@
-"""One `Family` recipe per transformers-based encoder family (open-clip lives in `_hf_openclip`)."""
+"""THE family table: one `Family` recipe per transformers-based encoder family.
+
+A new family is one `Family` entry in `FAMILIES`; the plugin's hooks read the
+names from its keys.  (open-clip is its own plugin: `harness_plugins.encoders.open_clip`.)
+"""
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, Protocol
 
 from harness import ConfigError, EncoderError, EncoderSpec
+from harness_plugins.encoders.hf.checkpoints import Checkpoint
+from harness_plugins.encoders.hf.loading import from_pretrained
 
-from harness_plugins._hf_common import Checkpoint
-from harness_plugins._hf_load import Family, from_pretrained
+__all__ = ["FAMILIES", "Builder", "Family", "Selector", "language_model", "t5_encoder_class"]
 
-__all__ = ["FAMILIES", "language_model", "t5_encoder_class"]
+
+class Builder(Protocol):
+    """Loads the full model object of a family, returning it and its loading report."""
+
+    def __call__(
+        self, spec: EncoderSpec, ckpt: Checkpoint, *, config: Any, dtype: Any
+    ) -> tuple[Any, dict[str, int]]: ...
+
+
+# Picks the text transformer out of the full model (after any adapter is merged).
+Selector = Callable[[Any], Any]
+
+
+@dataclass(frozen=True)
+class Family:
+    """How one family is loaded and what its hidden states mean."""
+
+    name: str
+    build: Builder
+    select: Selector
+    include_embedding: bool
+    last_layer_note: str
+    forward_kwargs: tuple[tuple[str, Any], ...] = ()
+    absolute_positions: bool = True  # cap max_length at the position table
+
 
 # Checkpoint keys a family's class drops on purpose: heads that hidden states never use.
 _HEADS = (r"^lm_head\.", r"^cls\.", r"^pooler\.")

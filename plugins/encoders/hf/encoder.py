@@ -5,15 +5,10 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from harness import ConfigError, EncodedBatch, EncoderInfo, EncoderSpec
-
-from harness_plugins._hf_common import apply_template, check_finite, drop_prefix, tokenize
+from harness import EncodedBatch, EncoderInfo, EncoderSpec
+from harness.encoding import check_finite, drop_prefix, format_text, forward_up_to, tokenize
 
 __all__ = ["HFEncoder", "find_layers", "input_device"]
-
-
-class _Stop(Exception):
-    """Raised from a forward hook once the last requested layer has run."""
 
 
 class HFEncoder:
@@ -42,13 +37,7 @@ class HFEncoder:
 
     def format(self, text: str, *, role: str = "caption", caption_type: str = "image") -> str:
         """Apply ``options.template`` (captions) or ``options.statement_template`` (statements)."""
-        opts = self.spec.options
-        if role not in ("caption", "statement"):
-            raise ConfigError(f"role {role!r} is not one of caption, statement")
-        template = opts.template if role == "caption" else opts.statement_template
-        return apply_template(
-            text, template, caption_type=caption_type, tokenizer=self.tokenizer, system_prompt=opts.system_prompt
-        )
+        return format_text(self.spec.options, text, role=role, caption_type=caption_type, tokenizer=self.tokenizer)
 
     def encode(self, texts: Sequence[str], *, up_to_layer: int | None = None) -> EncodedBatch:
         """Tokenize formatted ``texts`` and return all hidden states (or layers 0..up_to_layer)."""
@@ -60,7 +49,13 @@ class HFEncoder:
         on_device = {k: v.to(device) for k, v in inputs.items()}
         with torch.inference_mode():
             if up_to_layer is not None and up_to_layer < self.info.num_layers and self.layers is not None:
-                hidden = self._forward_partial(on_device, max(up_to_layer, 0))
+                # Layers below the last equal the output_hidden_states entries; the last
+                # entry (after a final norm in LMs) is never produced this way.
+                hidden = forward_up_to(
+                    lambda: self.model(**on_device, **self.forward_kwargs, return_dict=True),
+                    self.layers,
+                    max(up_to_layer, 0),
+                )
             else:
                 out = self.model(**on_device, **self.forward_kwargs, output_hidden_states=True, return_dict=True)
                 hidden = tuple(out.hidden_states)
@@ -70,39 +65,6 @@ class HFEncoder:
             attention_mask=drop_prefix(mask, self.spec.options.drop_prefix_tokens),
             n_truncated=n_truncated,
         )
-
-    def _forward_partial(self, inputs: Mapping[str, Any], up_to: int) -> tuple[Any, ...]:
-        """Run layers 1..up_to only: hooks collect outputs, then stop the forward pass.
-
-        Layers below the last equal ``output_hidden_states`` entries; the last
-        entry (after a final norm in LMs) is never produced here.
-        """
-        assert self.layers is not None
-        collected: list[Any] = []
-
-        def pre_hook(module: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
-            collected.append(args[0] if args else kwargs["hidden_states"])
-            if up_to == 0:
-                raise _Stop
-
-        def make_hook(i: int) -> Any:
-            def hook(module: Any, args: Any, output: Any) -> None:
-                collected.append(output[0] if isinstance(output, (tuple, list)) else output)
-                if i + 1 >= up_to:
-                    raise _Stop
-
-            return hook
-
-        handles = [self.layers[0].register_forward_pre_hook(pre_hook, with_kwargs=True)]
-        handles += [layer.register_forward_hook(make_hook(i)) for i, layer in enumerate(self.layers[:up_to])]
-        try:
-            self.model(**inputs, **self.forward_kwargs, return_dict=True)
-        except _Stop:
-            pass
-        finally:
-            for handle in handles:
-                handle.remove()
-        return tuple(collected[: up_to + 1])
 
 
 def find_layers(model: Any, num_layers: int) -> Any | None:

@@ -1,4 +1,8 @@
-"""The ``open-clip`` family: an open_clip text tower, every block read through forward hooks.
+"""Plugin ``open-clip``: an open_clip text tower, every block read through forward hooks.
+
+Registered through its own entry point (``open-clip = "harness_plugins.encoders.open_clip"``);
+``-p no:open-clip`` removes it and nothing else.  Importing it does not import
+torch or open_clip.
 
 Checkpoint forms (``open-clip:CHECKPOINT`` on the CLI, ``checkpoint:`` in registry.yaml):
 
@@ -18,25 +22,38 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from harness import ConfigError, EncodedBatch, EncoderError, EncoderInfo, EncoderSpec, resolve_path
-
-from harness_plugins._hf_common import (
-    apply_template,
+from harness import ConfigError, EncodedBatch, Encoder, EncoderError, EncoderInfo, EncoderSpec, hookimpl, resolve_path
+from harness.encoding import (
     check_finite,
     check_loading_info,
     check_template,
     drop_prefix,
+    format_text,
+    forward_up_to,
+    hub_offline,
+    make_encoder_info,
     require,
     resolve_dtype,
 )
 
-__all__ = ["OpenClipEncoder", "load_open_clip_encoder"]
+__all__ = ["OpenClipEncoder", "harness_encoder_families", "harness_load_encoder", "load_open_clip_encoder"]
 
+FAMILY = "open-clip"
 _NOTE = "output of the last text block, BEFORE the final LayerNorm (ln_final not applied)"
 
 
-class _Stop(Exception):
-    """Raised from a block hook once the last requested layer has run."""
+@hookimpl
+def harness_encoder_families() -> list[str]:
+    """The one family this plugin builds."""
+    return [FAMILY]
+
+
+@hookimpl(trylast=True)
+def harness_load_encoder(spec: EncoderSpec) -> Encoder | None:
+    """Load ``spec`` if its family is ``open-clip``, else None."""
+    if spec.family != FAMILY:
+        return None
+    return load_open_clip_encoder(spec)
 
 
 def _parse(spec: EncoderSpec) -> tuple[str, str | None, str | None]:
@@ -50,7 +67,7 @@ def _parse(spec: EncoderSpec) -> tuple[str, str | None, str | None]:
             raise EncoderError(f"Encoder {spec.name!r}: folder {path!r} holds no .safetensors/.bin/.pth weights")
         return f"local-dir:{path}", None, weights
     if path.startswith("hf-hub:"):
-        if os.environ.get("HF_HUB_OFFLINE", "").strip().lower() in {"1", "true", "yes", "on"}:
+        if hub_offline():
             raise EncoderError(
                 f"Encoder {spec.name!r}: checkpoint {path!r} needs the hub, but HF_HUB_OFFLINE=1; download the "
                 "repo and point checkpoint at its folder"
@@ -126,17 +143,13 @@ def load_open_clip_encoder(spec: EncoderSpec) -> OpenClipEncoder:
     check_template(spec, has_chat_template=False)
     tower = _text_tower(model)
     context = int(getattr(tokenizer, "context_length", None) or 77)
-    info = EncoderInfo(
-        name=spec.name,
-        family=spec.family,
-        checkpoint=spec.checkpoint,
-        revision=spec.revision,
+    info = make_encoder_info(
+        spec,
         num_layers=len(tower.transformer.resblocks),
         width=int(tower.transformer.width),
         include_embedding_default=True,
         last_layer_note=_NOTE,
-        options={
-            **spec.options.as_dict(),
+        options_extra={
             "open_clip_model": name,
             "pretrained": tag or weights,
             "torch_dtype": str(dtype).replace("torch.", ""),
@@ -167,11 +180,7 @@ class OpenClipEncoder:
 
     def format(self, text: str, *, role: str = "caption", caption_type: str = "image") -> str:
         """Apply ``options.template`` (captions) or ``options.statement_template`` (statements)."""
-        if role not in ("caption", "statement"):
-            raise ConfigError(f"role {role!r} is not one of caption, statement")
-        opts = self.spec.options
-        template = opts.template if role == "caption" else opts.statement_template
-        return apply_template(text, template, caption_type=caption_type, tokenizer=None, system_prompt=opts.system_prompt)
+        return format_text(self.spec.options, text, role=role, caption_type=caption_type)
 
     def tokenize(self, texts: Sequence[str]) -> tuple[Any, Any, int]:
         """(ids [B, context], mask [B, context], n_truncated); ids end at the EOT token."""
@@ -197,37 +206,16 @@ class OpenClipEncoder:
 
         ids, mask, n_truncated = self.tokenize(texts)
         up_to = len(self.blocks) if up_to_layer is None else max(0, min(up_to_layer, len(self.blocks)))
-        collected: list[Any] = []
-
-        def as_nld(x: Any) -> Any:
-            return x if self.batch_first else x.transpose(0, 1)
-
-        def pre_hook(module: Any, args: tuple[Any, ...]) -> None:
-            collected.append(as_nld(args[0]))
-            if up_to == 0:
-                raise _Stop
-
-        def make_hook(i: int) -> Any:
-            def hook(module: Any, args: Any, output: Any) -> None:
-                collected.append(as_nld(output[0] if isinstance(output, tuple) else output))
-                if i + 1 >= up_to:
-                    raise _Stop
-
-            return hook
-
-        handles = [self.blocks[0].register_forward_pre_hook(pre_hook)]
-        handles += [block.register_forward_hook(make_hook(i)) for i, block in enumerate(self.blocks)]
-        try:
-            with torch.inference_mode():
-                self.model.encode_text(ids.to(self.spec.options.device))
-        except _Stop:
-            pass
-        finally:
-            for handle in handles:
-                handle.remove()
-        hidden = tuple(collected)
+        on_device = ids.to(self.spec.options.device)
+        with torch.inference_mode():
+            hidden = forward_up_to(
+                lambda: self.model.encode_text(on_device), self.blocks, up_to, to_btd=self._as_btd
+            )
         check_finite(hidden, mask, spec=self.spec, dtype=hidden[0].dtype)
         return EncodedBatch(
             hidden_states=hidden, attention_mask=drop_prefix(mask, self.spec.options.drop_prefix_tokens),
             n_truncated=n_truncated,
         )
+
+    def _as_btd(self, x: Any) -> Any:
+        return x if self.batch_first else x.transpose(0, 1)

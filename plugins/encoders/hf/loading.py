@@ -1,4 +1,4 @@
-"""Build an `HFEncoder` from a transformers checkpoint, one `Family` recipe per family.
+"""Build an `HFEncoder` from a transformers checkpoint, following one `Family` recipe.
 
 Every family goes through `load_hf_encoder`: resolve the checkpoint, load the
 model class the recipe names with ``output_loading_info=True`` (refusing
@@ -8,44 +8,19 @@ submodule, load the tokenizer, record everything that affects the numbers.
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from harness import ConfigError, EncoderError, EncoderInfo, EncoderSpec
+from harness import ConfigError, EncoderError, EncoderSpec, resolve_path
+from harness.encoding import check_loading_info, check_template, make_encoder_info, require, resolve_dtype
+from harness_plugins.encoders.hf.checkpoints import Checkpoint, hf_error, resolve_checkpoint
+from harness_plugins.encoders.hf.encoder import HFEncoder
 
-from harness_plugins._hf_common import (
-    Checkpoint,
-    check_loading_info,
-    check_template,
-    hf_error,
-    require,
-    resolve_checkpoint,
-    resolve_dtype,
-)
-from harness_plugins._hf_encoder import HFEncoder
+if TYPE_CHECKING:
+    from harness_plugins.encoders.hf.families import Family
 
-__all__ = ["Family", "from_pretrained", "load_hf_encoder"]
-
-# Loads the full model object: (spec, checkpoint, config, dtype) -> (model, loading report).
-Builder = Callable[..., tuple[Any, dict[str, int]]]
-# Picks the text transformer out of the full model (after any adapter is merged).
-Selector = Callable[[Any], Any]
+__all__ = ["from_pretrained", "load_hf_encoder"]
 
 _ROBERTA_LIKE = {"roberta", "xlm-roberta", "xlm-roberta-xl", "camembert", "altclip_text_model", "roberta-prelayernorm"}
-
-
-@dataclass(frozen=True)
-class Family:
-    """How one family is loaded and what its hidden states mean."""
-
-    name: str
-    build: Builder
-    select: Selector
-    include_embedding: bool
-    last_layer_note: str
-    forward_kwargs: tuple[tuple[str, Any], ...] = ()
-    absolute_positions: bool = True  # cap max_length at the position table
 
 
 def from_pretrained(
@@ -86,17 +61,14 @@ def load_hf_encoder(spec: EncoderSpec, family: Family) -> HFEncoder:
     tokenizer = _load_tokenizer(spec, ckpt)
     check_template(spec, has_chat_template=bool(getattr(tokenizer, "chat_template", None)))
     max_length = _effective_max_length(spec, model.config, tokenizer, family=family)
-    info = EncoderInfo(
-        name=spec.name,
-        family=spec.family,
-        checkpoint=spec.checkpoint,
-        revision=None if ckpt.local else spec.revision,
+    info = make_encoder_info(
+        spec,
         num_layers=_num_layers(spec, model.config),
         width=_width(model),
         include_embedding_default=family.include_embedding,
         last_layer_note=family.last_layer_note,
-        options={
-            **spec.options.as_dict(),
+        local=ckpt.local,
+        options_extra={
             "resolved_checkpoint": ckpt.path,
             "torch_dtype": str(dtype).replace("torch.", ""),
             "loaded_class": full_class,
@@ -145,8 +117,6 @@ def _merge_adapter(model: Any, spec: EncoderSpec) -> Any:
         from peft import PeftModel
     except ImportError as exc:
         raise EncoderError(f"Encoder {spec.name!r} has an adapter, which needs peft: pip install 'ted-harness[peft]'") from exc
-    from harness import resolve_path
-
     path = resolve_path(str(spec.options.adapter))
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
