@@ -220,15 +220,21 @@ def _check_flags(args: argparse.Namespace) -> None:
     if path is not None and not os.path.isfile(path):
         raise ConfigError(f"--layer-weights-file {path!r} does not exist (a JSON list of layer logits, "
                           "or the official .pt holding {'layer_weights': logits})")
-    if not args.no_cache:  # before a model loads: an unusable cache folder must not cost the load
-        from harness.cache import default_cache_dir
 
-        root = Path(args.cache_dir) if args.cache_dir else default_cache_dir()
-        try:
-            root.mkdir(parents=True, exist_ok=True)
-        except OSError as exc:
-            raise ConfigError(f"feature cache folder {str(root)!r} cannot be created ({exc.strerror or exc}); point "
-                              "--cache-dir elsewhere, or run with --no-cache (features in RAM)") from None
+
+
+def _check_cache_dir(args: argparse.Namespace) -> None:
+    """Before a model loads: an unusable feature cache folder must not cost the load."""
+    if args.no_cache:
+        return
+    from harness.cache import default_cache_dir
+
+    root = Path(args.cache_dir) if args.cache_dir else default_cache_dir()
+    try:
+        root.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise ConfigError(f"feature cache folder {str(root)!r} cannot be created ({exc.strerror or exc}); point "
+                          "--cache-dir elsewhere, or run with --no-cache (features in RAM)") from None
 
 
 def _encoder_specs(registry: Registry, args: argparse.Namespace) -> list[EncoderSpec]:
@@ -283,6 +289,7 @@ def _cmd_run(args: argparse.Namespace, pm: Any, console: Console, *, train_only:
     tasks = [] if train_only else load_task_sets(pm, registry, args.tasks, limit=args.limit)
     agg, training, features = _options(args, demo_tasks=not train_only and all(t.demo for t in tasks),
                                        trains=bool(pm.hook.harness_aggregator_trains(name=args.aggregator)))
+    _check_cache_dir(args)
     rank0 = os.environ.get("RANK", "0") == "0"  # under torchrun only rank 0 prints and writes
     with _progress(console) if rank0 else nullcontext() as bar:
         result = run(pm, encoders=encoders, tasks=tasks, extractors=extractors, aggregator=args.aggregator,
@@ -303,8 +310,14 @@ def _cmd_run(args: argparse.Namespace, pm: Any, console: Console, *, train_only:
         console.print(f"aggregator {t.encoder}/{t.extractor} seed {t.seed}: {state}{loss}  "
                       f"({t.checkpoint or 'not saved'})", markup=False, highlight=False)
     for name, enc in result.provenance.encoders.items():
-        console.print(f"{name}: {enc.texts_encoded} texts encoded in {enc.encode_seconds}s "
-                      f"({enc.texts_truncated} truncated)")
+        opts = enc.options
+        cut = f"{enc.texts_truncated} of {enc.n_eval_texts} evaluation texts truncated at " \
+              f"{opts.get('max_length_effective', opts.get('max_length'))} tokens"
+        if enc.n_train_texts:
+            cut += f"; {enc.train_texts_truncated} of {enc.n_train_texts} training texts at " \
+                   f"{opts.get('train_max_length_effective') or opts.get('train_max_length') or opts.get('max_length')}"
+        console.print(f"{name}: {enc.texts_encoded} texts encoded in {enc.encode_seconds}s ({cut})",
+                      markup=False, highlight=False)
     if not train_only and args.output:
         _write_outputs(result, args.output, console)
     return 0

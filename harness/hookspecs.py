@@ -10,8 +10,9 @@ third-party plugin can override them.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import pluggy
 
@@ -122,6 +123,17 @@ def harness_load_pairs(source: str) -> list[CaptionPair] | None:
 
 
 @hookspec
-def harness_scorers() -> list[Scorer]:
-    """Return downstream scorers (generator eval scores) for ``harness correlate``."""
+def harness_scorer_names() -> list[str]:
+    """Return the downstream scorer names your ``harness_make_scorer`` builds (``harness list scorers``)."""
+    raise NotImplementedError
+
+
+@hookspec(firstresult=True)
+def harness_make_scorer(name: str, options: Mapping[str, Any]) -> Scorer | None:
+    """Build the downstream scorer ``name`` for ``harness correlate``, or None if ``name`` is not yours.
+
+    Called once per ``--downstream``.  ``options`` holds what the user gave: ``{"path": FILE}``
+    for a recorded-results file, ``{"arg": ARG}`` for ``--downstream NAME:ARG``.  The result
+    satisfies `harness.Scorer`.  Raise `harness.ConfigError` or `harness.DataError` for bad options.
+    """
     raise NotImplementedError

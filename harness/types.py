@@ -72,7 +72,9 @@ class EncoderOptions:
     device_map: str | None = None
     max_length: int = 512  # evaluation texts (captions, statements)
     train_max_length: int | None = None  # training pairs (None: max_length); the official code uses 1024
-    template: str = "plain"  # captions: plain | chat | granted-caption | "...{text}..." (pairs are encoded raw)
+    # captions: granted-caption ("Caption Type: image\nCaption: ..." on every backbone, as the official
+    # evaluation) | plain | chat | "...{text}..."; training pairs are encoded raw, as the official trainer
+    template: str = "granted-caption"
     statement_template: str = "plain"  # statements (the official code encodes them plain)
     system_prompt: str | None = None
     drop_prefix_tokens: int = 0
@@ -141,8 +143,11 @@ class Encoder(Protocol):
         """
         ...
 
-    def encode(self, texts: Sequence[str], *, up_to_layer: int | None = None) -> EncodedBatch:
-        """Tokenize and run formatted ``texts``.  Layers above ``up_to_layer`` may be skipped."""
+    def encode(self, texts: Sequence[str], *, up_to_layer: int | None = None,
+               max_length: int | None = None) -> EncodedBatch:
+        """Tokenize and run formatted ``texts``, truncated at ``max_length`` tokens (None: the evaluation
+        length, ``options.max_length``; the runner passes ``options.train_max_length`` for training
+        pairs).  Layers above ``up_to_layer`` may be skipped."""
         ...
 
 
