@@ -51,10 +51,12 @@ class FeatureStore:
     """
 
     def __init__(self, encoder: Encoder, views: Iterable[View], *, batch_size: int | str = 32,
-                 dtype: str = "float32", cache: FeatureCache | None = None, lru_bytes: int = 64 << 20) -> None:
+                 dtype: str = "float32", cache: FeatureCache | None = None, lru_bytes: int = 64 << 20,
+                 max_length: int | None = None) -> None:
         if batch_size != "auto" and (not isinstance(batch_size, int) or batch_size < 1):
             raise ConfigError(f"batch size {batch_size!r} must be a positive integer or 'auto'")
         self.encoder = encoder
+        self.max_length = max_length  # truncation passed to every encode (None: the encoder's evaluation length)
         self.views = sorted(set(views), key=lambda v: v.key)
         self.batch_size = batch_size
         self.dtype = dtype
@@ -175,7 +177,8 @@ class FeatureStore:
         """Encode ``batch``, compute every view, store them (RAM or cache) and return them."""
         import torch
 
-        out = self.encoder.encode(batch, up_to_layer=self._up_to)
+        out = (self.encoder.encode(batch, up_to_layer=self._up_to) if self.max_length is None
+               else self.encoder.encode(batch, up_to_layer=self._up_to, max_length=self.max_length))
         self._device = out.hidden_states[0].device.type
         feats = compute_views(out.hidden_states, self.views, dtype=getattr(torch, self.dtype))
         out.hidden_states = ()  # free the layers (GPU memory) before copying views out

@@ -176,7 +176,11 @@ class EncoderProvenance:
     options: dict[str, Any]
     feature_dtype: str
     texts_encoded: int
-    texts_truncated: int
+    texts_truncated: int  # evaluation texts cut at options.max_length (max_length_effective)
+    train_texts_truncated: int  # training-pair texts cut at options.train_max_length
+    n_eval_texts: int
+    n_train_texts: int
+    pairs_formatting: str
     load_seconds: float
     encode_seconds: float
     feature_cache: str | None

@@ -247,43 +247,70 @@ def _run_encoder(state: _Run, spec: EncoderSpec, extractors: Sequence[ExtractorS
     aggs = {r.name: make_aggregator(state.pm, state.aggregator, width=info.width, n_layers_in=r.n_layers_in,
                                     options=state.aggregator_options) for r in resolved}
     opts = state.features
-    cache = None if opts.no_cache else FeatureCache(opts.cache_dir or default_cache_dir(), encoder_fingerprint(info),
-                                                    dtype=opts.dtype)
-    store = FeatureStore(encoder, {r.view for r in resolved}, batch_size=opts.batch_size, dtype=opts.dtype,
-                         cache=cache)
+    views = {r.view for r in resolved}
+    store, cache = _store(encoder, views, opts, max_length=None)
     fmt = _formatter(encoder)
     eval_texts = sorted({t for ts in state.tasks for i in ts.instances for t in (fmt(i)[0], *fmt(i)[1])})
-    pairs = [CaptionPair(a=encoder.format(p.a, role="caption", caption_type=p.caption_type),
-                         b=encoder.format(p.b, role="caption", caption_type=p.caption_type), group=p.group)
-             for p in (state.pairs() if any(a.trainable for a in aggs.values()) else [])]
+    # Training pairs are encoded raw (no caption prefix) and truncated at options.train_max_length, as the
+    # official trainer does; in their own store when that length differs from the evaluation length.
+    pairs = state.pairs() if any(a.trainable for a in aggs.values()) else []
+    train_len = spec.options.train_max_length
+    train_store, train_cache = ((store, None) if not pairs or train_len in (None, spec.options.max_length)
+                                else _store(encoder, views, opts, max_length=train_len))
     t_enc = time.time()
-    n_encoded = store.ensure([*eval_texts, *(t for p in pairs for t in (p.a, p.b))], progress=state.progress)
+    n_encoded = store.ensure(eval_texts, progress=state.progress)
+    truncated_eval = store.n_truncated
+    n_encoded += train_store.ensure([t for p in pairs for t in (p.a, p.b)], progress=state.progress)
+    truncated_train = train_store.n_truncated - (truncated_eval if train_store is store else 0)
     state.result.provenance.encoders[spec.name] = EncoderProvenance(
         family=info.family, checkpoint=info.checkpoint, revision=info.revision, num_layers=info.num_layers,
         width=info.width, include_embedding_default=info.include_embedding_default,
         last_layer_note=info.last_layer_note, options=jsonable(dict(info.options)), feature_dtype=opts.dtype,
-        texts_encoded=n_encoded, texts_truncated=store.n_truncated, load_seconds=round(t_enc - t_load, 2),
-        encode_seconds=round(time.time() - t_enc, 2), feature_cache=None if cache is None else str(cache.dir),
+        texts_encoded=n_encoded, texts_truncated=truncated_eval, train_texts_truncated=truncated_train,
+        n_eval_texts=len(eval_texts), n_train_texts=len({t for p in pairs for t in (p.a, p.b)}),
+        pairs_formatting="raw (no template), as the official trainer",
+        load_seconds=round(t_enc - t_load, 2), encode_seconds=round(time.time() - t_enc, 2),
+        feature_cache=None if cache is None else str(cache.dir),
         extractors=jsonable({r.name: r.as_dict() for r in resolved}),
     )
     for r in resolved:
         for seed in state.seeds:
-            _run_cell(state, encoder, store, r, aggs[r.name], seed=seed, pairs=pairs, eval_texts=eval_texts, fmt=fmt)
-    if cache is not None:
-        cache.close()
-    if store.n_encoded != n_encoded:  # texts re-encoded later (a shard damaged mid-run) count too
+            _run_cell(state, encoder, store, r, aggs[r.name], seed=seed, pairs=pairs, eval_texts=eval_texts, fmt=fmt,
+                      train_store=train_store)
+    for c in (cache, train_cache):
+        if c is not None:
+            c.close()
+    if store.n_encoded + (train_store.n_encoded if train_store is not store else 0) != n_encoded:  # texts re-encoded later (a shard damaged mid-run) count too
         prov = state.result.provenance.encoders[spec.name]
-        state.result.provenance.encoders[spec.name] = dataclasses.replace(prov, texts_encoded=store.n_encoded)
+        state.result.provenance.encoders[spec.name] = dataclasses.replace(
+            prov, texts_encoded=store.n_encoded + (train_store.n_encoded if train_store is not store else 0))
+
+
+def _store(encoder: Encoder, views: set[Any], opts: FeatureOptions, *,
+           max_length: int | None) -> tuple[FeatureStore, FeatureCache | None]:
+    """A feature store (and its cache) for texts truncated at ``max_length`` (None: the evaluation length)."""
+    fingerprint = encoder_fingerprint(encoder.info)
+    if max_length is not None:
+        fingerprint = {**fingerprint, "max_length_override": max_length}
+    cache = None if opts.no_cache else FeatureCache(opts.cache_dir or default_cache_dir(), fingerprint,
+                                                    dtype=opts.dtype)
+    store = FeatureStore(encoder, views, batch_size=opts.batch_size, dtype=opts.dtype, cache=cache,
+                         max_length=max_length)
+    return store, cache
 
 
 def _run_cell(state: _Run, encoder: Encoder, store: FeatureStore, extractor: ResolvedExtractor, agg: Aggregator,
-              *, seed: int, pairs: list[CaptionPair], eval_texts: list[str], fmt: Formatter) -> None:
+              *, seed: int, pairs: list[CaptionPair], eval_texts: list[str], fmt: Formatter,
+              train_store: FeatureStore) -> None:
     def features(texts: Sequence[str]) -> tuple[Any, Any]:
         return store.batch(extractor.view, texts)
 
+    def train_features(texts: Sequence[str]) -> tuple[Any, Any]:
+        return train_store.batch(extractor.view, texts)
+
     if agg.trainable:
         state.result.training.append(_fit_or_load(state, agg, encoder, extractor, seed=seed, pairs=pairs,
-                                                  features=features))
+                                                  features=train_features))
     vectors = dict(zip(eval_texts, agg.embed(features, eval_texts)))
     row: Row = (encoder.info.name, extractor.name, agg.name)
     for ts in state.tasks:

@@ -51,7 +51,8 @@ class FakeEncoder:
                  max_length: int = 64, options: EncoderOptions | None = None) -> None:
         import torch
 
-        self.options = options if options is not None else EncoderOptions(max_length=max_length)
+        # plain captions by default: the fake's numbers predate the official caption prefix
+        self.options = options if options is not None else EncoderOptions(max_length=max_length, template="plain")
         self.seed, self.width, self.max_length = seed, width, self.options.max_length
         g = torch.Generator().manual_seed(seed)
         self.weights = [torch.randn(width, width, generator=g) / width**0.5 for _ in range(num_layers)]
@@ -71,12 +72,14 @@ class FakeEncoder:
         g = torch.Generator().manual_seed(int.from_bytes(digest[:8], "little"))
         return torch.randn(self.width, generator=g)
 
-    def encode(self, texts: Sequence[str], *, up_to_layer: int | None = None) -> EncodedBatch:
-        """One token per word (at most ``max_length``); layers above ``up_to_layer`` are skipped."""
+    def encode(self, texts: Sequence[str], *, up_to_layer: int | None = None,
+               max_length: int | None = None) -> EncodedBatch:
+        """One token per word (at most ``max_length``, default the options'); layers above ``up_to_layer`` are skipped."""
         import torch
 
         self.calls.append(len(texts))
-        toks = [re.findall(r"\w+", t)[: self.max_length] or ["<empty>"] for t in texts]
+        limit = self.max_length if max_length is None else max_length
+        toks = [re.findall(r"\w+", t)[:limit] or ["<empty>"] for t in texts]
         t_max = max(len(t) for t in toks)
         h = torch.zeros(len(texts), t_max, self.width)
         mask = torch.zeros(len(texts), t_max, dtype=torch.long)
@@ -90,7 +93,7 @@ class FakeEncoder:
             states.append(torch.tanh(states[-1] @ w + 0.5 * ctx) * m)
         if self.options.dtype != "float32":
             states = [s.to(getattr(torch, self.options.dtype)) for s in states]
-        truncated = sum(len(re.findall(r"\w+", t)) > self.max_length for t in texts)
+        truncated = sum(len(re.findall(r"\w+", t)) > limit for t in texts)
         return EncodedBatch(hidden_states=tuple(states), attention_mask=drop_prefix(mask, self.options.drop_prefix_tokens),
                             n_truncated=truncated)
 

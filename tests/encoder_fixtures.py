@@ -221,10 +221,11 @@ def build_tiny_checkpoint(family: str, root: Path) -> Path:
 
 
 def tiny_spec(family: str, path: Path | str, **options: Any) -> EncoderSpec:
-    """An ad-hoc spec for a tiny checkpoint, as ``FAMILY:PATH`` on the CLI would give."""
+    """An ad-hoc spec for a tiny checkpoint, as ``FAMILY:PATH`` on the CLI would give, but with
+    captions plain (the default is the official caption prefix) so texts compare to direct calls."""
     plugin_family = FAMILY_BUILDS.get(family, family)
     return EncoderSpec(name=f"tiny-{family}", family=plugin_family, checkpoint=str(path),
-                       options=EncoderOptions(**options))
+                       options=EncoderOptions(**{"template": "plain", **options}))
 
 
 def _weights_file(folder: Path) -> Path:

@@ -42,6 +42,8 @@ def test_minilm_mean_pool_numbers_are_pinned(tmp_path: Path) -> None:
     res = json.loads((out / "results.json").read_text())
     got: dict[str, dict[str, tuple[int, int]]] = {}
     for s in res["scores"]:
+        if "all" not in (s["category"], s["caption_type"]):
+            continue  # category x caption type slices came later than the pin
         key = s["category"] if s["caption_type"] == "all" else s["caption_type"]
         got.setdefault(s["extractor"], {})[key] = (round(s["value"] * s["n"]), s["n"])
     assert got == PINNED, "mean-pool accuracy on the shipped sample moved"

@@ -15,6 +15,7 @@ from harness.evaluate import derange_captions, permutation_null, score_instances
 from harness.runner import load_task_sets, run  # noqa: E402
 
 from conftest import TINY_PAIRS  # noqa: E402
+from harness.registry import resolve_path  # noqa: E402
 
 BASE = ["-p", "harness.testing", "run", "--encoders", "fake", "--tasks", "tiny", "--preset", "baby",
         "--train-pairs", TINY_PAIRS]
@@ -240,3 +241,38 @@ def test_one_caption_has_no_permutation_null_and_does_not_hang() -> None:
     assert permutation_null(insts, vectors, fmt, n_resamples=10, seed=0) == {}
     with pytest.raises(Exception, match="at least 2 distinct captions"):
         derange_captions(insts, seed=0)
+
+
+def test_pairs_raw_and_truncated_at_train_length_captions_prefixed(tmp_path: Path,
+                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    """Official handling: every caption gets the prefix at evaluation; training pairs are raw and cut at 1024
+    (here 5 words), in a store of their own."""
+    from harness.testing import FakeEncoder
+
+    seen: list[tuple[str, int | None]] = []
+    real = FakeEncoder.encode
+
+    def spy(self, texts, *, up_to_layer=None, max_length=None):  # type: ignore[no-untyped-def]
+        seen.extend((t, max_length) for t in texts)
+        return real(self, texts, up_to_layer=up_to_layer, max_length=max_length)
+
+    monkeypatch.setattr(FakeEncoder, "encode", spy)
+    reg = tmp_path / "reg.yaml"
+    reg.write_text("encoders:\n  fake-t:\n    family: fake\n    checkpoint: seed-0\n"
+                   "    options: {max_length: 64, train_max_length: 5, template: '[cap] {text}'}\n")
+    out = tmp_path / "out"
+    assert main(["-p", "harness.testing", "--registry", str(reg), "run", "--encoders", "fake-t", "--tasks", "tiny",
+                 "--preset", "baby", "--train-pairs", TINY_PAIRS, "--extract", "last", "--bootstrap", "0",
+                 "--output", str(out)]) == 0
+    pairs = [json.loads(line) for line in Path(resolve_path(TINY_PAIRS)).read_text().splitlines()]
+    pair_texts = {t for p in pairs for t in (p["a"], p["b"])}
+    assert {m for t, m in seen if t in pair_texts} == {5}, "pairs must be encoded raw, at train_max_length"
+    captions = [t for t, m in seen if t.startswith("[cap] ")]
+    assert len(captions) == 5 and all(m is None for t, m in seen if t.startswith("[cap] "))
+    enc = json.loads((out / "results.json").read_text())["provenance"]["encoders"]["fake-t"]
+    import re
+
+    longer = sum(len(re.findall(r"\w+", t)) > 5 for t in pair_texts)
+    assert enc["n_train_texts"] == len(pair_texts) and 0 < longer < len(pair_texts)
+    assert enc["texts_truncated"] == 0 and enc["train_texts_truncated"] == longer
+    assert enc["pairs_formatting"].startswith("raw")

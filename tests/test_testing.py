@@ -14,12 +14,12 @@ from harness import EncodedBatch, EncoderOptions, EncoderSpec  # noqa: E402
 from harness.cache import encoder_fingerprint  # noqa: E402
 from harness.testing import FakeEncoder, check_encoder, harness_load_encoder  # noqa: E402
 
-SPEC = EncoderSpec(name="fake", family="fake", checkpoint="seed-0")
+SPEC = EncoderSpec(name="fake", family="fake", checkpoint="seed-0", options=EncoderOptions(template="plain"))
 
 
 def test_fake_encoder_passes_the_conformance_check() -> None:
     check_encoder(harness_load_encoder, SPEC)
-    check_encoder(harness_load_encoder, dataclasses.replace(SPEC, options=EncoderOptions(max_length=4, dtype="bfloat16")),
+    check_encoder(harness_load_encoder, dataclasses.replace(SPEC, options=EncoderOptions(max_length=4, dtype="bfloat16", template="plain")),
                   texts=["one", "two words", "and now three"])
 
 
@@ -134,7 +134,7 @@ def test_check_encoder_names_what_is_broken(load: Callable[[EncoderSpec], Any], 
 
 
 def test_options_change_the_fake_fingerprint() -> None:
-    base = encoder_fingerprint(FakeEncoder(options=EncoderOptions()).info)
+    base = encoder_fingerprint(FakeEncoder(options=EncoderOptions(template="plain")).info)
     for change in ({"max_length": 4}, {"template": "granted-caption"}, {"dtype": "bfloat16"}):
-        other = FakeEncoder(options=EncoderOptions(**change)).info
+        other = FakeEncoder(options=EncoderOptions(**{"template": "plain", **change})).info
         assert encoder_fingerprint(other) != base, f"{change} did not reach the cache key"

@@ -182,11 +182,11 @@ class OpenClipEncoder:
         """Apply ``options.template`` (captions) or ``options.statement_template`` (statements)."""
         return format_text(self.spec.options, text, role=role, caption_type=caption_type)
 
-    def tokenize(self, texts: Sequence[str]) -> tuple[Any, Any, int]:
+    def tokenize(self, texts: Sequence[str], *, max_length: int | None = None) -> tuple[Any, Any, int]:
         """(ids [B, context], mask [B, context], n_truncated); ids end at the EOT token."""
         import torch
 
-        limit = min(self.spec.options.max_length, self.context_length)
+        limit = min(self.spec.options.max_length if max_length is None else max_length, self.context_length)
         ids = self.tokenizer(list(texts), context_length=limit)
         ids = torch.nn.functional.pad(ids, (0, self.context_length - ids.shape[1]))
         eot = getattr(self.tokenizer, "eot_token_id", None)
@@ -200,11 +200,12 @@ class OpenClipEncoder:
             n_truncated = sum(len(self.tokenizer.encode(t)) + 2 > limit for t in texts)
         return ids, mask, n_truncated
 
-    def encode(self, texts: Sequence[str], *, up_to_layer: int | None = None) -> EncodedBatch:
+    def encode(self, texts: Sequence[str], *, up_to_layer: int | None = None,
+               max_length: int | None = None) -> EncodedBatch:
         """Tokenize formatted ``texts`` and return the embedding output plus every block's output."""
         import torch
 
-        ids, mask, n_truncated = self.tokenize(texts)
+        ids, mask, n_truncated = self.tokenize(texts, max_length=max_length)
         up_to = len(self.blocks) if up_to_layer is None else max(0, min(up_to_layer, len(self.blocks)))
         on_device = ids.to(self.spec.options.device)
         with torch.inference_mode():

@@ -28,10 +28,12 @@ class HFEncoder:
         model: Any,
         tokenizer: Any,
         max_length: int,
+        length_cap: int | None = None,
         forward_kwargs: Mapping[str, Any] | None = None,
     ) -> None:
         self.spec, self.info = spec, info
         self.model, self.tokenizer, self.max_length = model, tokenizer, max_length
+        self.length_cap = length_cap  # what the model can take at all (learned positions), None: no limit
         self.forward_kwargs = dict(forward_kwargs or {})
         self.layers = find_layers(model, info.num_layers)
 
@@ -39,11 +41,16 @@ class HFEncoder:
         """Apply ``options.template`` (captions) or ``options.statement_template`` (statements)."""
         return format_text(self.spec.options, text, role=role, caption_type=caption_type, tokenizer=self.tokenizer)
 
-    def encode(self, texts: Sequence[str], *, up_to_layer: int | None = None) -> EncodedBatch:
-        """Tokenize formatted ``texts`` and return all hidden states (or layers 0..up_to_layer)."""
+    def encode(self, texts: Sequence[str], *, up_to_layer: int | None = None,
+               max_length: int | None = None) -> EncodedBatch:
+        """Tokenize formatted ``texts`` (truncated at ``max_length`` tokens, default the evaluation
+        length) and return all hidden states (or layers 0..up_to_layer)."""
         import torch
 
-        inputs, n_truncated = tokenize(self.tokenizer, texts, max_length=self.max_length)
+        limit = self.max_length if max_length is None else max_length
+        if self.length_cap is not None:
+            limit = min(limit, self.length_cap)
+        inputs, n_truncated = tokenize(self.tokenizer, texts, max_length=limit)
         mask = inputs["attention_mask"]
         device = input_device(self.model)
         on_device = {k: v.to(device) for k, v in inputs.items()}

@@ -60,7 +60,12 @@ def load_hf_encoder(spec: EncoderSpec, family: Family) -> HFEncoder:
         model.to(spec.options.device)
     tokenizer = _load_tokenizer(spec, ckpt)
     check_template(spec, has_chat_template=bool(getattr(tokenizer, "chat_template", None)))
-    max_length = _effective_max_length(spec, model.config, tokenizer, family=family)
+    cap = _length_cap(model.config, family=family)
+    if spec.options.max_length < 1 or (spec.options.train_max_length or 1) < 1:
+        raise ConfigError(f"Encoder {spec.name!r}: max_length and train_max_length must be >= 1")
+    max_length = min(spec.options.max_length, cap) if cap is not None else spec.options.max_length
+    train_max_length = spec.options.train_max_length or spec.options.max_length
+    train_max_length = min(train_max_length, cap) if cap is not None else train_max_length
     info = make_encoder_info(
         spec,
         num_layers=_num_layers(spec, model.config),
@@ -76,12 +81,15 @@ def load_hf_encoder(spec: EncoderSpec, family: Family) -> HFEncoder:
             "tokenizer_class": type(tokenizer).__name__,
             "padding_side": tokenizer.padding_side,
             "max_length_effective": max_length,
+            "train_max_length_effective": train_max_length,
+            "loaded_revision": getattr(model.config, "_commit_hash", None),  # the hub commit actually loaded
             "loading_report": report,
             "transformers_version": _transformers_version(),
         },
     )
     return HFEncoder(
-        spec, info, model=model, tokenizer=tokenizer, max_length=max_length, forward_kwargs=dict(family.forward_kwargs)
+        spec, info, model=model, tokenizer=tokenizer, max_length=max_length, length_cap=cap,
+        forward_kwargs=dict(family.forward_kwargs)
     )
 
 
@@ -150,18 +158,13 @@ def _width(model: Any) -> int:
     return int(model.get_input_embeddings().embedding_dim)
 
 
-def _effective_max_length(spec: EncoderSpec, config: Any, tokenizer: Any, *, family: Family) -> int:
-    """``options.max_length`` capped by the tokenizer limit and, for learned positions, the table."""
-    limit = spec.options.max_length
-    if limit < 1:
-        raise ConfigError(f"Encoder {spec.name!r}: max_length {limit!r} must be >= 1")
-    tok_max = getattr(tokenizer, "model_max_length", None)
-    if isinstance(tok_max, int) and tok_max < 1_000_000:
-        limit = min(limit, tok_max)
+def _length_cap(config: Any, *, family: Family) -> int | None:
+    """The most tokens a model with learned absolute positions can take (its position table);
+    None for relative or rotary positions (T5, LLMs), where the official lengths apply as asked —
+    a tokenizer's ``model_max_length`` (512 for T5) is a default, not a limit."""
     positions = getattr(config, "max_position_embeddings", None)
-    if family.absolute_positions and isinstance(positions, int):
-        if getattr(config, "model_type", "") in _ROBERTA_LIKE:  # positions start after the pad id
-            positions -= int(getattr(config, "pad_token_id", 1) or 1) + 1
-        limit = min(limit, positions)
-    return limit
-
+    if not family.absolute_positions or not isinstance(positions, int):
+        return None
+    if getattr(config, "model_type", "") in _ROBERTA_LIKE:  # positions start after the pad id
+        positions -= int(getattr(config, "pad_token_id", 1) or 1) + 1
+    return positions
