@@ -62,7 +62,7 @@ def _import_plugin(pm: pluggy.PluginManager, modname: str) -> None:
         module = importlib.import_module(modname)
     except ImportError as exc:
         raise PluginError(f"Plugin module {modname!r} given with -p cannot be imported: {exc}") from exc
-    if pm.is_registered(module):  # e.g. -p harness_plugins.hf when its entry point already loaded it
+    if pm.is_registered(module):  # e.g. -p harness_plugins.encoders.hf when its entry point already loaded it
         return
     _register(pm, module, modname)
 

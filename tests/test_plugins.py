@@ -14,7 +14,7 @@ from harness import PluginError
 from harness.cli import main
 from harness.plugins import ENTRY_POINT_GROUP, get_plugin_manager
 
-BUILTINS = {"builtin-data", "builtin-extractors", "builtin-aggregators", "hf"}
+BUILTINS = {"builtin-data", "builtin-extractors", "builtin-aggregators", "builtin-scorers", "hf", "open-clip"}
 
 THIRD_PARTY = '''
 from harness import hookimpl, ExtractorSpec

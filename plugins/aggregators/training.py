@@ -212,7 +212,7 @@ def train(model: nn.Module, batch_fn: FeatureBatchFn, pairs: Sequence[CaptionPai
     fusion: LayerWeights | None = getattr(model, "layer_weights", None)
     fused = [] if fusion is None else [p for p in fusion.parameters() if p.requires_grad]
     rest = [p for p in model.parameters() if p.requires_grad and all(p is not q for q in fused)]
-    groups = [{"params": rest, "lr": cfg.lr, "weight_decay": cfg.weight_decay}]
+    groups: list[dict[str, Any]] = [{"params": rest, "lr": cfg.lr, "weight_decay": cfg.weight_decay}]
     if fused:
         groups.append({"params": fused, "lr": cfg.layer_lr, "weight_decay": 0.0})
     opt = torch.optim.AdamW(groups)
@@ -243,7 +243,7 @@ def train(model: nn.Module, batch_fn: FeatureBatchFn, pairs: Sequence[CaptionPai
             opt.zero_grad(set_to_none=True)
             loss.backward()  # type: ignore[no-untyped-call]
             if n_ranks > 1:
-                distributed.average_gradients([p for g in groups for p in g["params"]])
+                distributed.average_gradients([*rest, *fused])
             opt.step()
             report.steps += 1
             value = loss.item()
