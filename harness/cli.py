@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import argparse
+import functools
 import logging
 import os
 import sys
+import time
 from collections import Counter
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager, nullcontext
@@ -32,6 +34,7 @@ _AGG_FLAGS = {  # CLI flag -> AggregatorOptions field
     "layer_weights": "layer_weights", "layer_weights_file": "layer_weights_file", "layer_lr": "layer_lr",
 }
 SHIPPED_PAIRS_CAP = 512
+PLAIN_PROGRESS_S = 5.0  # seconds between progress lines when output is not a terminal
 _ENC_FLAGS = {"dtype": "dtype", "device": "device", "max_length": "max_length", "template": "template",
               "drop_prefix_tokens": "drop_prefix_tokens", "trust_remote_code": "trust_remote_code",
               "allow_missing_weights": "allow_missing_weights", "system_prompt": "system_prompt"}
@@ -183,6 +186,10 @@ def _registry(pm: Any, extra: Sequence[str], include_paths: Sequence[str] = ()) 
 
 @contextmanager
 def _progress(console: Console) -> Iterator[Any]:
+    """Bars in a terminal; plain progress lines every few seconds otherwise (batch jobs, CI logs)."""
+    if not console.is_terminal:
+        yield functools.partial(_PlainBar, console)
+        return
     cols = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
     with Progress(*cols, console=console, transient=False) as prog:
         class _Bar:
@@ -192,6 +199,24 @@ def _progress(console: Console) -> Iterator[Any]:
             def advance(self, n: int) -> None:
                 prog.advance(self.id, n)
         yield _Bar
+
+
+class _PlainBar:
+    """A progress line at most every ``PLAIN_PROGRESS_S`` seconds, and one when the total is reached."""
+
+    def __init__(self, console: Console, desc: str, total: int) -> None:
+        self.console, self.desc, self.total = console, desc, total
+        self.done, self.t0 = 0, time.monotonic()
+        self.last = self.t0
+
+    def advance(self, n: int) -> None:
+        self.done += n
+        now = time.monotonic()
+        finished = bool(self.total) and self.done >= self.total
+        if now - self.last >= PLAIN_PROGRESS_S or finished:
+            self.last = now
+            of = f"/{self.total} ({100 * self.done / self.total:.0f}%)" if self.total else ""
+            self.console.print(f"{self.desc}: {self.done}{of} {now - self.t0:.0f}s", markup=False, highlight=False)
 
 
 def _check_flags(args: argparse.Namespace) -> None:

@@ -137,3 +137,21 @@ def test_every_hub_checkpoint_in_the_registry_is_pinned() -> None:
         hub = "/" in spec.checkpoint and not spec.checkpoint.startswith(("/", "pkg:", "$"))
         if hub:
             assert spec.revision and len(spec.revision) == 40 and spec.revision != "main", f"{name} is not pinned"
+
+
+def test_plain_progress_lines_when_not_a_terminal(monkeypatch: pytest.MonkeyPatch) -> None:
+    from rich.console import Console
+
+    import harness.cli as cli
+
+    console = Console(file=__import__("io").StringIO(), force_terminal=False, width=120)
+    clock = iter([0.0, 1.0, 6.0, 7.0, 8.0])
+    monkeypatch.setattr(cli.time, "monotonic", lambda: next(clock))
+    with cli._progress(console) as make:
+        bar = make("encoding", 30)
+        bar.advance(10)  # t=1: too soon
+        bar.advance(10)  # t=6: a line
+        bar.advance(5)   # t=7: too soon
+        bar.advance(5)   # t=8: finished, a line
+    lines = console.file.getvalue().splitlines()
+    assert lines == ["encoding: 20/30 (67%) 6s", "encoding: 30/30 (100%) 8s"], lines
