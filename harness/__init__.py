@@ -15,6 +15,16 @@ from harness._exceptions import (
     unknown_name,
 )
 from harness.hookspecs import hookimpl, hookspec
+from harness.llm import (
+    ChatRequest,
+    ChatResult,
+    LLMBackend,
+    LLMOptions,
+    TokenUsage,
+    UsageSummary,
+    make_llm_backend,
+    summarize_usage,
+)
 from harness.options import AggregatorOptions, FeatureOptions, TrainingOptions
 from harness.registry import resolve_path
 from harness.types import (
@@ -41,6 +51,8 @@ __all__ = [
     "AggregatorOptions",
     "CacheError",
     "CaptionPair",
+    "ChatRequest",
+    "ChatResult",
     "ConfigError",
     "DataError",
     "DownstreamMetric",
@@ -54,15 +66,21 @@ __all__ = [
     "FeatureOptions",
     "HarnessError",
     "Instance",
+    "LLMBackend",
+    "LLMOptions",
     "PluginError",
     "ScoredRow",
     "Scorer",
     "TaskSpec",
+    "TokenUsage",
     "TrainReport",
     "TrainingOptions",
+    "UsageSummary",
     "__version__",
     "hookimpl",
     "hookspec",
+    "make_llm_backend",
     "resolve_path",
+    "summarize_usage",
     "unknown_name",
 ]

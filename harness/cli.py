@@ -156,7 +156,8 @@ def build_parser() -> argparse.ArgumentParser:
     _add_run_args(sub.add_parser("run", help="evaluate encoders x extractors on tasks"))
     _add_run_args(sub.add_parser("train", help="train (or reuse) aggregators only"), train_only=True)
     ls = sub.add_parser("list", help="list encoders, tasks, extractors, aggregators, scorers, plugins, families")
-    ls.add_argument("what", choices=["encoders", "tasks", "extractors", "aggregators", "scorers", "plugins", "families"])
+    ls.add_argument("what", choices=["encoders", "tasks", "extractors", "aggregators", "scorers", "plugins", "families",
+                                     "llm-backends"])
     ls.add_argument("--include-path", action="append", default=[], metavar="DIR", help="extra folder of task YAMLs")
     pairs = sub.add_parser("pairs", help="caption pairs from a datasets dataset with several captions per item")
     pairs.add_argument("source", help="a datasets hub id or a local save_to_disk folder")
@@ -399,7 +400,8 @@ def _cmd_list(args: argparse.Namespace, pm: Any, console: Console) -> int:
             rows += [(g, "group", f"{len(ts)} tasks", "") for g, ts in sorted(reg.groups.items())]
     else:
         hook = {"extractors": pm.hook.harness_extractor_names, "aggregators": pm.hook.harness_aggregator_names,
-                "families": pm.hook.harness_encoder_families}.get(what)
+                "families": pm.hook.harness_encoder_families,
+                "llm-backends": pm.hook.harness_llm_backend_names}.get(what)
         names = [n for ns in (hook or pm.hook.harness_scorer_names)() for n in ns]
         rows = [(n,) for n in sorted(set(names))]
     table = Table(title=what)

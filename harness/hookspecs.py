@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 import pluggy
 
 if TYPE_CHECKING:
+    from harness.llm import LLMBackend, LLMOptions
     from harness.options import AggregatorOptions
     from harness.types import (
         Aggregator,
@@ -135,5 +136,24 @@ def harness_make_scorer(name: str, options: Mapping[str, Any]) -> Scorer | None:
     Called once per ``--downstream``.  ``options`` holds what the user gave: ``{"path": FILE}``
     for a recorded-results file, ``{"arg": ARG}`` for ``--downstream NAME:ARG``.  The result
     satisfies `harness.Scorer`.  Raise `harness.ConfigError` or `harness.DataError` for bad options.
+    """
+    raise NotImplementedError
+
+
+@hookspec
+def harness_llm_backend_names() -> list[str]:
+    """Return the LLM backend names your ``harness_make_llm_backend`` builds (``harness list llm-backends``)."""
+    raise NotImplementedError
+
+
+@hookspec(firstresult=True)
+def harness_make_llm_backend(name: str, options: LLMOptions) -> LLMBackend | None:
+    """Build the chat LLM backend ``name``, or return None if ``name`` is not yours.
+
+    Called once per backend per command.  The result satisfies `harness.LLMBackend`: it answers a
+    batch in order, reports each result through ``progress`` as it arrives, and records a request
+    that failed after retries as a result with ``error`` set instead of raising.  Core adds the
+    response cache (``options.cache_dir``) around it.  Import your client inside this hook, and
+    raise `harness.ConfigError` naming the missing package or option.
     """
     raise NotImplementedError

@@ -13,7 +13,7 @@ import pytest
 import harness
 import harness_plugins
 
-HEAVY = ("torch", "transformers", "open_clip", "scipy", "matplotlib", "datasets")
+HEAVY = ("torch", "transformers", "open_clip", "scipy", "matplotlib", "datasets", "openai")
 
 
 def _modules(package: object) -> list[str]:
