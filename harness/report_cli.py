@@ -15,21 +15,12 @@ from rich.console import Console
 from rich.table import Table
 
 from harness._exceptions import ConfigError
+from harness.cli import _number
 from harness.correlate import CorrelateResult, TedSet, correlate_downstream, make_scorer, read_ted, ted_from_results
 
 __all__ = ["add_parsers", "run_command"]
 
 COMMANDS = ("correlate", "report")
-
-
-def _positive(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        value = 0
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a positive integer")
-    return value
 
 
 def _series_args(p: argparse.ArgumentParser) -> None:
@@ -39,7 +30,7 @@ def _series_args(p: argparse.ArgumentParser) -> None:
                         "scorers), NAME:ARG")
     p.add_argument("--aggregator", help="TED rows of this aggregator (default: the first in the results)")
     p.add_argument("--task", help="TED rows of this task (default: the first in the results)")
-    p.add_argument("--n-boot", type=_positive, default=2000, help="bootstrap resamples for the CI on r")
+    p.add_argument("--n-boot", type=_number(int, low=0, strict=True), default=2000, help="bootstrap resamples for the CI on r")
     p.add_argument("--seed", type=int, default=0, help="seed of the bootstrap")
 
 

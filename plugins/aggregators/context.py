@@ -16,7 +16,7 @@ from torch import nn
 
 from harness import ConfigError
 
-from harness_plugins.aggregators.training import LayerWeights, TrainConfig, TrainedAggregator
+from harness_plugins.aggregators.training import TrainConfig, TrainedAggregator, fuse_layers, layer_weights_for
 
 __all__ = ["Block", "ContextAggregator", "ContextModel", "rope"]
 
@@ -72,15 +72,11 @@ class ContextModel(nn.Module):
         self.proj = nn.Linear(dim, cfg.dim_out)
         nn.init.trunc_normal_(self.proj.weight, std=0.02)
         nn.init.zeros_(self.proj.bias)
-        self.layer_weights = (LayerWeights(n_layers_in, trainable=cfg.layer_weights == "train")
-                              if n_layers_in > 1 else None)
+        self.layer_weights = layer_weights_for(n_layers_in, cfg)
 
     def forward(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         """``x`` is ``[B, T, D]`` or ``[B, L, T, D]`` (normalised layers); ``mask`` ``[B, T]``, True = token."""
-        if x.dim() == 4:
-            if self.layer_weights is None:
-                raise ConfigError(f"aggregator built for one layer got {x.shape[1]}")
-            x = self.layer_weights(x)
+        x = fuse_layers(self.layer_weights, x)
         b = x.shape[0]
         h = torch.cat([self.context.expand(b, -1, -1), x], 1)
         keep = torch.cat([torch.ones(b, 1, dtype=torch.bool, device=mask.device), mask.bool()], 1)

@@ -17,7 +17,7 @@ from torch import nn
 from harness import AggregatorOptions, CaptionPair, ConfigError, TrainReport
 from harness.types import FeatureBatchFn, StepCallback
 
-from harness_plugins.aggregators.training import LayerWeights, TrainConfig, TrainedAggregator, embed_texts
+from harness_plugins.aggregators.training import TrainConfig, TrainedAggregator, embed_texts, fuse_layers, layer_weights_for
 
 __all__ = ["MeanPoolAggregator", "MeanPoolHead", "TrainedMeanPoolAggregator", "masked_mean"]
 
@@ -65,14 +65,10 @@ class MeanPoolHead(nn.Module):
         self.mlp = nn.Sequential(nn.Linear(dim, hidden), nn.GELU(), nn.Dropout(cfg.dropout), nn.Linear(hidden, dim))
         self.norm = nn.LayerNorm(dim)
         self.proj = nn.Linear(dim, cfg.dim_out)
-        self.layer_weights = (LayerWeights(n_layers_in, trainable=cfg.layer_weights == "train")
-                              if n_layers_in > 1 else None)
+        self.layer_weights = layer_weights_for(n_layers_in, cfg)
 
     def forward(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-        if x.dim() == 4:
-            if self.layer_weights is None:
-                raise ConfigError(f"aggregator built for one layer got {x.shape[1]}")
-            x = self.layer_weights(x)
+        x = fuse_layers(self.layer_weights, x)
         out: torch.Tensor = self.proj(self.norm(self.mlp(masked_mean(x, mask))))
         return out
 

@@ -35,7 +35,9 @@ __all__ = [
     "TrainConfig",
     "TrainedAggregator",
     "embed_texts",
+    "fuse_layers",
     "info_nce",
+    "layer_weights_for",
     "nt_xent",
     "read_layer_logits",
     "resolve_config",
@@ -144,6 +146,21 @@ class LayerWeights(nn.Module):
         if x.shape[1] != self.logits.numel():
             raise ConfigError(f"aggregator expects {self.logits.numel()} layers, got {x.shape[1]}")
         return torch.einsum("l,bltd->btd", self.weights().to(x.dtype), x)
+
+
+def layer_weights_for(n_layers_in: int, cfg: TrainConfig) -> LayerWeights | None:
+    """The softmax layer weights a model needs for ``n_layers_in`` stacked layers (None for one layer)."""
+    return LayerWeights(n_layers_in, trainable=cfg.layer_weights == "train") if n_layers_in > 1 else None
+
+
+def fuse_layers(weights: LayerWeights | None, x: torch.Tensor) -> torch.Tensor:
+    """``[B, T, D]`` as it is; ``[B, L, T, D]`` (a learned extractor's layers) fused by ``weights``."""
+    if x.dim() != 4:
+        return x
+    if weights is None:
+        raise ConfigError(f"aggregator built for one layer got {x.shape[1]}")
+    out: torch.Tensor = weights(x)
+    return out
 
 
 def _logits(sim: torch.Tensor, cfg: TrainConfig) -> torch.Tensor:
