@@ -174,6 +174,14 @@ class _Run:
             sha = file_sha256(path) if os.path.isfile(path) else content_key(
                 {"pairs": [(p.a, p.b, p.group) for p in loaded]})
             self._pairs = list(loaded)[: self.training.max_pairs]
+            groups = {p.group for p in self._pairs}
+            if len(self._pairs) < 2:
+                raise ConfigError(f"caption pairs {source!r}: {len(self._pairs)} pair(s); contrastive training needs "
+                                  "at least 2 (each pair's negatives are the other pairs of its batch)")
+            if len(groups) == 1 and None not in groups:
+                raise ConfigError(f"caption pairs {source!r}: all {len(self._pairs)} pairs are in group "
+                                  f"{next(iter(groups))!r}, so no pair has a negative (items of one group are never "
+                                  "each other's negatives); 'group' names the image or video a pair describes")
             self.pairs_provenance = PairsProvenance(source=self.training.train_pairs, sha256=sha, n=len(self._pairs),
                                                     n_available=len(loaded))
         return self._pairs
@@ -349,6 +357,10 @@ def _fit_or_load(state: _Run, agg: Aggregator, encoder: Encoder, extractor: Reso
         raise TrainingError(f"aggregator {agg.name!r} on {info.name}/{extractor.name} (seed {seed}): the loss became "
                             f"{report.losses[first]} at step {first + 1}; nothing was saved or scored. "
                             "Lower --lr or raise --temperature")
+    if report.steps == 0:
+        raise TrainingError(f"aggregator {agg.name!r} on {info.name}/{extractor.name} (seed {seed}): no training step "
+                            f"ran on {len(pairs)} pair(s) (a step needs a batch of at least 2 pairs); nothing was "
+                            "saved or scored. Give more pairs, or a smaller --train-batch-size >= 2")
     meta = {"steps": report.steps, "seconds": round(report.seconds, 2), "losses": report.losses,
             "layer_weights": report.layer_weights, "layer_weight_steps": report.trajectory_steps,
             "layer_weight_trajectory": report.layer_weight_trajectory}

@@ -276,3 +276,36 @@ def test_pairs_raw_and_truncated_at_train_length_captions_prefixed(tmp_path: Pat
     assert enc["n_train_texts"] == len(pair_texts) and 0 < longer < len(pair_texts)
     assert enc["texts_truncated"] == 0 and enc["train_texts_truncated"] == longer
     assert enc["pairs_formatting"].startswith("raw")
+
+
+@pytest.mark.parametrize(("records", "needle"), [
+    ([{"a": "one caption", "b": "the same scene"}], "1 pair(s); contrastive training needs at least 2"),
+    ([{"a": f"caption {i}", "b": f"other {i}", "group": "g"} for i in range(6)], "are in group 'g'"),
+], ids=["one-pair", "one-group"])
+def test_pairs_that_cannot_train_fail_before_encoding(tmp_path: Path, records: list, needle: str,
+                                                      capsys: pytest.CaptureFixture[str]) -> None:
+    pairs = tmp_path / "pairs.jsonl"
+    pairs.write_text("".join(json.dumps(r) + "\n" for r in records))
+    out = tmp_path / "out"
+    argv = ["-p", "harness.testing", "run", "--encoders", "fake", "--tasks", "tiny", "--preset", "baby",
+            "--train-pairs", str(pairs), "--extract", "last", "--output", str(out)]
+    assert main(argv) == 2
+    err = capsys.readouterr().err.strip()
+    assert needle in err and len(err.splitlines()) == 1, err
+    assert not (out / "results.json").exists()
+
+
+def test_no_training_step_is_not_scored(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """The official preset drops the last partial batch: 3 pairs at a global batch of 128 make no step."""
+    pairs = tmp_path / "pairs.jsonl"
+    pairs.write_text("".join(json.dumps({"a": f"c {i}", "b": f"d {i}"}) + "\n" for i in range(3)))
+    out = tmp_path / "out"
+    argv = ["-p", "harness.testing", "run", "--encoders", "fake", "--tasks", "tiny", "--preset", "official",
+            "--train-pairs", str(pairs), "--extract", "last", "--output", str(out)]
+    assert main(argv) == 2
+    err = capsys.readouterr().err.strip()
+    assert "no training step ran on 3 pair(s)" in err and len(err.splitlines()) == 1, err
+    import os
+
+    saved = Path(os.environ["HARNESS_CACHE_DIR"]) / "aggregators"  # this test's private cache (conftest)
+    assert not (out / "results.json").exists() and not list(saved.glob("*.pt")), "an untrained aggregator was saved"
