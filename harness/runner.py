@@ -221,6 +221,8 @@ def run(pm: pluggy.PluginManager, *, encoders: Sequence[EncoderSpec], tasks: Seq
                  progress=progress,
                  tasks=task_sets, result=result,
                  store=CheckpointStore(None if training.ckpt_dir is None else Path(training.ckpt_dir) / "aggregators"))
+    if pm.hook.harness_aggregator_trains(name=aggregator):
+        state.pairs()  # load and check the training pairs before any model loads
     for spec in encoders:
         _run_encoder(state, spec, extractors)
     if len(seeds) > 1:
