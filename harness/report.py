@@ -46,8 +46,10 @@ def _chance_line(records: Sequence[ScoreRecord]) -> str:
     overall = [r for r in records if r.category == "all" and r.caption_type == "all" and r.chance is not None]
     if not overall:
         return ""
-    return (f"chance (mean 1/k over the instances): {100 * (overall[0].chance or 0.0):.1f}%; null = accuracy with "
-            "every caption swapped for another (permutation null, mean [95% interval])")
+    line = f"chance (mean 1/k over the instances): {100 * (overall[0].chance or 0.0):.1f}%"
+    if any(r.null_mean is not None for r in records):
+        line += "; null = accuracy with every caption swapped for another (permutation null, mean [95% interval])"
+    return line
 
 
 def result_tables(result: RunResult) -> list[Table]:
