@@ -20,6 +20,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from harness import distributed
 from harness._exceptions import ConfigError, HarnessError, unknown_name
+from harness.build_data import add_build_data_parser, run_build_data
 from harness.options import AggregatorOptions, FeatureOptions, TrainingOptions
 from harness.plugins import get_plugin_manager, plugin_listing
 from harness.registry import Registry, load_registry
@@ -105,7 +106,8 @@ def _add_run_args(p: argparse.ArgumentParser, *, train_only: bool = False) -> No
                    help="extra folder of task YAML files (overrides shipped tasks of the same name)")
     p.add_argument("--extract", type=_csv, default=("last", "norm-avg"),
                    help="last, penultimate, layer:K, avg, norm-avg[:rms], learned[:rms], all-layers")
-    p.add_argument("--aggregator", default="context", help="context (trained) or mean-pool")
+    p.add_argument("--aggregator", default="context", help="context (trained), mean-pool, or qa / qa-choice "
+                   "(the QA baseline: an LLM answers questions; see docs/qa.md)")
     p.add_argument("--seeds", type=_seeds, default=(0,))
     p.add_argument("--train-pairs", help="caption pairs that train the aggregator: a JSONL/JSON file, or 'demo' "
                    "(the shipped synthetic pairs; the default only on the shipped demo tasks)")
@@ -144,6 +146,10 @@ def _add_run_args(p: argparse.ArgumentParser, *, train_only: bool = False) -> No
     p.add_argument("--retrain", action="store_true", help="ignore saved aggregator checkpoints")
     p.add_argument("--cache-dir", help="feature cache (default: $HARNESS_CACHE_DIR/features or ~/.cache/ted-harness/features)")
     p.add_argument("--no-cache", action="store_true", help="keep features in RAM only; never read or write the cache")
+    if not train_only:
+        from harness.qa_cli import add_qa_args
+
+        add_qa_args(p)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -157,7 +163,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_run_args(sub.add_parser("train", help="train (or reuse) aggregators only"), train_only=True)
     ls = sub.add_parser("list", help="list encoders, tasks, extractors, aggregators, scorers, plugins, families")
     ls.add_argument("what", choices=["encoders", "tasks", "extractors", "aggregators", "scorers", "plugins", "families",
-                                     "llm-backends"])
+                                     "llm-backends", "categories"])
     ls.add_argument("--include-path", action="append", default=[], metavar="DIR", help="extra folder of task YAMLs")
     pairs = sub.add_parser("pairs", help="caption pairs from a datasets dataset with several captions per item")
     pairs.add_argument("source", help="a datasets hub id or a local save_to_disk folder")
@@ -175,6 +181,7 @@ def build_parser() -> argparse.ArgumentParser:
     from harness.report_cli import add_parsers  # correlate, report
 
     add_parsers(sub)
+    add_build_data_parser(sub)
     return parser
 
 
@@ -309,6 +316,14 @@ def _cmd_run(args: argparse.Namespace, pm: Any, console: Console, *, train_only:
     registry = _registry(pm, args.registry, args.include_path)
     encoders = _encoder_specs(registry, args)
     extractors = [with_include_embedding(s, args.include_embedding) for s in parse_extractors(pm, args.extract)]
+    from harness.qa_cli import QA_NAMES
+
+    if args.aggregator in QA_NAMES:
+        if train_only:
+            raise ConfigError(f"aggregator {args.aggregator!r} trains nothing: use `harness run`")
+        from harness.qa_cli import cmd_qa
+
+        return cmd_qa(args, pm, console, registry=registry, encoders=encoders)
     known = [n for ns in pm.hook.harness_aggregator_names() for n in ns]
     if args.aggregator not in known:
         raise unknown_name("aggregator", args.aggregator, known)
@@ -387,6 +402,8 @@ def _cmd_pairs(args: argparse.Namespace, console: Console) -> int:
 def _cmd_list(args: argparse.Namespace, pm: Any, console: Console) -> int:
     from rich.table import Table
 
+    from harness.category_defs import category_dirs, load_categories, task_origins
+
     what = args.what
     rows: Sequence[tuple[str, ...]]
     if what == "plugins":
@@ -396,8 +413,13 @@ def _cmd_list(args: argparse.Namespace, pm: Any, console: Console) -> int:
         if what == "encoders":
             rows = [(n, s.family, s.checkpoint, s.revision or "-", s.description) for n, s in sorted(reg.encoders.items())]
         else:
-            rows = [(n, t.source, ",".join(t.categories or ("*",)), ",".join(t.groups)) for n, t in sorted(reg.tasks.items())]
-            rows += [(g, "group", f"{len(ts)} tasks", "") for g, ts in sorted(reg.groups.items())]
+            where = task_origins(pm, args.include_path)
+            rows = [(n, t.source, ",".join(t.categories or ("*",)), ",".join(t.groups), where.get(n, "-"))
+                    for n, t in sorted(reg.tasks.items())]
+            rows += [(g, "group", f"{len(ts)} tasks", "", "") for g, ts in sorted(reg.groups.items())]
+    elif what == "categories":
+        cats = load_categories(category_dirs(pm)).values()
+        rows = [(c.slug, c.name, f"{c.plugin}: {c.source}", c.definition) for c in cats]
     else:
         hook = {"extractors": pm.hook.harness_extractor_names, "aggregators": pm.hook.harness_aggregator_names,
                 "families": pm.hook.harness_encoder_families,
@@ -406,7 +428,8 @@ def _cmd_list(args: argparse.Namespace, pm: Any, console: Console) -> int:
         rows = [(n,) for n in sorted(set(names))]
     table = Table(title=what)
     heads = {"encoders": ("name", "family", "checkpoint", "revision", "description"), "plugins": ("name", "module"),
-             "tasks": ("name", "source", "categories", "groups")}.get(what, ("name",))
+             "tasks": ("name", "source", "categories", "groups", "from"),
+             "categories": ("slug", "name", "from", "definition")}.get(what, ("name",))
     for h in heads:
         table.add_column(h)
     for row in rows:
@@ -461,6 +484,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         pm = get_plugin_manager(args.plugins)
         if command == "list":
             return _cmd_list(args, pm, console)
+        if command == "build-data":
+            return run_build_data(args, pm, console, progress=functools.partial(_progress, console))
         if command in ("correlate", "report"):
             from harness.report_cli import run_command
 

@@ -52,6 +52,16 @@ def harness_task_dirs() -> list[Path]:
 
 
 @hookspec
+def harness_category_dirs() -> list[Path]:
+    """Return folders of statement-category YAML files (one category per file; see `harness.category_defs`).
+
+    Called when categories are listed or data is built.  A later folder's category replaces an
+    earlier one of the same slug; built-ins (``trylast``) come first.
+    """
+    raise NotImplementedError
+
+
+@hookspec
 def harness_encoder_families() -> list[str]:
     """Return the encoder family names your ``harness_load_encoder`` builds."""
     raise NotImplementedError

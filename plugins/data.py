@@ -23,6 +23,13 @@ def harness_task_dirs() -> list[Path]:
 
 
 @hookimpl(trylast=True)
+def harness_category_dirs() -> list[Path]:
+    import harness_tasks
+
+    return [Path(harness_tasks.__file__).resolve().parent / "categories"]
+
+
+@hookimpl(trylast=True)
 def harness_load_instances(task: TaskSpec) -> list[Instance] | None:
     if task.format == "hf" and not Path(resolve_path(task.source)).exists():
         return load_hf_instances(task.source, split=task.split, revision=task.revision)
