@@ -1,4 +1,6 @@
-"""The ``harness`` command: run | train | list | validate.  The only code that prints or exits."""
+"""The ``harness`` command: run | train | list | pairs | validate | correlate | report | build-data.
+
+The only code that prints or exits."""
 
 from __future__ import annotations
 
@@ -161,7 +163,8 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", parser_class=_Parser)
     _add_run_args(sub.add_parser("run", help="evaluate encoders x extractors on tasks"))
     _add_run_args(sub.add_parser("train", help="train (or reuse) aggregators only"), train_only=True)
-    ls = sub.add_parser("list", help="list encoders, tasks, extractors, aggregators, scorers, plugins, families")
+    ls = sub.add_parser("list", help="list encoders, tasks, categories, extractors, aggregators, scorers, llm-backends, "
+                                      "plugins, families")
     ls.add_argument("what", choices=["encoders", "tasks", "extractors", "aggregators", "scorers", "plugins", "families",
                                      "llm-backends", "categories"])
     ls.add_argument("--include-path", action="append", default=[], metavar="DIR", help="extra folder of task YAMLs")
@@ -289,8 +292,8 @@ def _options(args: argparse.Namespace, *, demo_tasks: bool = True,
         if not demo_tasks:
             from harness.runner import PAIRS_HELP
 
-            raise ConfigError(f"aggregator {args.aggregator!r} is trained on caption pairs, and the tasks are not "
-                              f"the shipped demo: {PAIRS_HELP}")
+            why = "" if args.command == "train" else ", and the tasks are not the shipped demo"
+            raise ConfigError(f"aggregator {args.aggregator!r} is trained on caption pairs{why}: {PAIRS_HELP}")
         pairs = "demo"
     max_pairs = args.max_pairs
     if pairs == "demo" and max_pairs is None:
@@ -352,11 +355,14 @@ def _cmd_run(args: argparse.Namespace, pm: Any, console: Console, *, train_only:
                       f"({t.checkpoint or 'not saved'})", markup=False, highlight=False)
     for name, enc in result.provenance.encoders.items():
         opts = enc.options
-        cut = f"{enc.texts_truncated} of {enc.n_eval_texts} evaluation texts truncated at " \
-              f"{opts.get('max_length_effective', opts.get('max_length'))} tokens"
+        parts = []
+        if enc.n_eval_texts:
+            parts.append(f"{enc.texts_truncated} of {enc.n_eval_texts} evaluation texts truncated at "
+                         f"{opts.get('max_length_effective', opts.get('max_length'))} tokens")
         if enc.n_train_texts:
-            cut += f"; {enc.train_texts_truncated} of {enc.n_train_texts} training texts at " \
-                   f"{opts.get('train_max_length_effective') or opts.get('train_max_length') or opts.get('max_length')}"
+            length = opts.get("train_max_length_effective") or opts.get("train_max_length") or opts.get("max_length")
+            parts.append(f"{enc.train_texts_truncated} of {enc.n_train_texts} training texts truncated at {length}")
+        cut = "; ".join(parts) or "no texts"
         console.print(f"{name}: {enc.texts_encoded} texts encoded in {enc.encode_seconds}s ({cut})",
                       markup=False, highlight=False)
     if not train_only and args.output:
