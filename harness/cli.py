@@ -363,6 +363,8 @@ def _cmd_run(args: argparse.Namespace, pm: Any, console: Console, *, train_only:
             length = opts.get("train_max_length_effective") or opts.get("train_max_length") or opts.get("max_length")
             parts.append(f"{enc.train_texts_truncated} of {enc.n_train_texts} training texts truncated at {length}")
         cut = "; ".join(parts) or "no texts"
+        if parts and enc.texts_encoded < enc.n_eval_texts + enc.n_train_texts:
+            cut += f"; truncation counted over the {enc.texts_encoded} texts encoded in this run, not the cached ones"
         console.print(f"{name}: {enc.texts_encoded} texts encoded in {enc.encode_seconds}s ({cut})",
                       markup=False, highlight=False)
     if not train_only and args.output:
