@@ -1,0 +1,48 @@
+"""``toy-t2i``: a small text-to-image generator that closes the loop on one machine.
+
+Seeded scene graphs (`sample_scene`) are rendered (`render`) and captioned (`caption_scene`); a
+deterministic checker (`check_facts`, `score_caption`) reads the facts back from pixels.  The
+scorer trains a diffusers UNet on one (encoder, extractor) row's features and reports checker
+accuracy.  Importing this package loads numpy only: torch and diffusers come in when a model is
+built (`harness_plugins.generator._model`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from harness import ConfigError, hookimpl
+from harness_plugins.generator._captions import CATEGORIES, Caption, Fact, caption_scene, fact_holds, scene_facts
+from harness_plugins.generator._checker import check_facts, find_blobs, read_word, score_caption
+from harness_plugins.generator._render import render, to_pil
+from harness_plugins.generator._scene import PALETTE, Group, Scene, sample_scene, sample_scenes, variants
+from harness_plugins.generator._scorer import BENCHMARK, CONFIGS, ToyT2IScorer, make_config
+
+__all__ = ["BENCHMARK", "CATEGORIES", "CONFIGS", "PALETTE", "Caption", "Fact", "Group", "Scene", "ToyT2IScorer",
+           "caption_scene", "check_facts", "fact_holds", "find_blobs", "make_config", "read_word", "render",
+           "sample_scene", "sample_scenes", "scene_facts", "score_caption", "to_pil", "variants"]
+
+_OPTIONS = ("arg", "config", "unconditioned", "baseline", "encoders", "out_dir", "steps", "n_train", "layer_weights",
+            "seed")
+
+
+@hookimpl(trylast=True)
+def harness_scorer_names() -> list[str]:
+    return [BENCHMARK]
+
+
+@hookimpl(trylast=True)
+def harness_make_scorer(name: str, options: Mapping[str, Any]) -> ToyT2IScorer | None:
+    """``toy-t2i[:CONFIG]`` (``smoke`` or ``cpu``, default ``cpu``); options: ``unconditioned``,
+    ``baseline``, ``encoders`` (name -> loaded encoder), ``out_dir`` (ω files) and the config
+    overrides ``steps``, ``n_train``, ``layer_weights``, ``seed``."""
+    if name != BENCHMARK:
+        return None
+    bad = sorted(set(options) - set(_OPTIONS) - {"path"})
+    if bad:
+        raise ConfigError(f"scorer 'toy-t2i': unknown options {bad!r}; allowed: {', '.join(_OPTIONS)}")
+    overrides = {k: options[k] for k in ("steps", "n_train", "layer_weights", "seed") if options.get(k) is not None}
+    cfg = make_config(str(options.get("config") or options.get("arg") or "cpu"), **overrides)
+    return ToyT2IScorer(cfg, unconditioned=bool(options.get("unconditioned")), baseline=bool(options.get("baseline")),
+                        encoders=options.get("encoders"), out_dir=options.get("out_dir"))

@@ -1,0 +1,182 @@
+"""A small text-to-image diffusion model (diffusers) conditioned on a frozen encoder's features.
+
+The caption's features (one extractor's view, read from a `harness.feature_store.FeatureStore`)
+go through `TextConditioner` -- for a ``learned`` (stack) view, softmax layer weights ω over the
+normalised layers first -- and a linear projection into the UNet's cross-attention
+(``encoder_hidden_states`` with ``encoder_attention_mask``): the place a text encoder takes in
+Lumina or Wan.  `train_generator` is the whole training loop in one flat function.
+torch and diffusers are imported here only; import this module lazily.
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+# diffusers ships without usable types: its objects are `Any` here.
+_diffusers: Any = importlib.import_module("diffusers")
+
+__all__ = ["LAYER_MODES", "GeneratorConfig", "TextConditioner", "TrainedGenerator", "build_unet",
+           "denoising_loss", "sample_images", "train_generator", "write_layer_weights"]
+
+LAYER_MODES = ("two-step", "continuous", "frozen")
+
+
+@dataclass(frozen=True)
+class GeneratorConfig:
+    """Size and schedule of the toy generator.  ``n1``: steps the layer weights learn (two-step)."""
+
+    image_size: int = 32
+    channels: tuple[int, ...] = (32, 64, 64)  # attention only at the last (coarsest) level
+    norm_groups: int = 16
+    cross_dim: int = 64
+    n_train: int = 1024
+    n_heldout: int = 64
+    steps: int = 600
+    batch: int = 64
+    lr: float = 1e-3
+    layer_lr: float = 5e-2
+    layer_weights: str = "two-step"  # two-step | continuous | frozen (uniform = norm-avg)
+    n1: int = 300
+    train_timesteps: int = 1000
+    sample_steps: int = 20
+    eval_batches: int = 4  # fixed (noise, t) draws per held-out image for the denoising loss
+    seed: int = 0
+    extra: dict[str, Any] = field(default_factory=dict, hash=False, compare=False)
+
+
+class TextConditioner(nn.Module):
+    """Features ``[B, (L,) T, D]`` -> ``[B, T, cross_dim]``; ω = softmax(logits) over L stacked layers."""
+
+    def __init__(self, width: int, cross_dim: int, *, n_layers: int = 1, mode: str = "two-step",
+                 init_logits: list[float] | None = None) -> None:
+        super().__init__()
+        if mode not in LAYER_MODES:
+            raise ValueError(f"layer weights {mode!r}: use one of {', '.join(LAYER_MODES)}")
+        self.n_layers, self.mode = n_layers, mode
+        init = torch.zeros(n_layers) if init_logits is None else torch.tensor(init_logits, dtype=torch.float32)
+        self.logits = nn.Parameter(init, requires_grad=n_layers > 1 and mode != "frozen")
+        self.proj = nn.Linear(width, cross_dim)
+
+    def weights(self) -> torch.Tensor:
+        return torch.softmax(self.logits, 0)
+
+    def freeze_weights(self) -> None:
+        self.logits.requires_grad_(False)
+        self.logits.grad = None
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if x.dim() == 4:  # [B, L, T, D] stack of normalised layers
+            x = torch.einsum("l,bltd->btd", self.weights(), x)
+        return self.proj(x)  # type: ignore[no-any-return]
+
+
+def build_unet(cfg: GeneratorConfig) -> Any:
+    n = len(cfg.channels)
+    return _diffusers.UNet2DConditionModel(
+        sample_size=cfg.image_size, in_channels=3, out_channels=3, layers_per_block=1,
+        block_out_channels=cfg.channels, norm_num_groups=cfg.norm_groups,
+        down_block_types=("DownBlock2D",) * (n - 1) + ("CrossAttnDownBlock2D",),
+        up_block_types=("CrossAttnUpBlock2D",) + ("UpBlock2D",) * (n - 1),
+        cross_attention_dim=cfg.cross_dim, attention_head_dim=8)
+
+
+@dataclass
+class TrainedGenerator:
+    unet: Any  # diffusers UNet2DConditionModel
+    text: TextConditioner
+    scheduler: Any  # diffusers DDPMScheduler
+    losses: list[float]
+    omega: list[list[float]]  # ω after each step (empty without a stack view)
+    conditioned: bool = True
+
+
+def _condition(gen_text: TextConditioner, x: torch.Tensor, conditioned: bool) -> torch.Tensor:
+    return gen_text(x if conditioned else torch.zeros_like(x))  # type: ignore[no-any-return]
+
+
+def train_generator(cfg: GeneratorConfig, feats: torch.Tensor, mask: torch.Tensor, images: torch.Tensor,
+                    *, conditioned: bool = True, init_logits: list[float] | None = None) -> TrainedGenerator:
+    """Train on ``images`` ``[N, 3, H, W]`` in [-1, 1] with their caption features and masks.
+
+    ``conditioned=False`` zeroes the features (the same model without text: the baseline).  Under
+    ``two-step`` the layer logits get their own lr (``layer_lr``) for ``n1`` steps, then freeze.
+    """
+    torch.manual_seed(cfg.seed)
+    g = torch.Generator().manual_seed(cfg.seed)
+    n_layers = feats.shape[1] if feats.dim() == 4 else 1
+    text = TextConditioner(feats.shape[-1], cfg.cross_dim, n_layers=n_layers, mode=cfg.layer_weights,
+                           init_logits=init_logits)
+    unet, sched = build_unet(cfg), _diffusers.DDPMScheduler(num_train_timesteps=cfg.train_timesteps)
+    groups = [{"params": list(unet.parameters()) + list(text.proj.parameters()), "lr": cfg.lr},
+              {"params": [text.logits], "lr": cfg.layer_lr, "weight_decay": 0.0}]
+    opt = torch.optim.AdamW(groups)
+    losses: list[float] = []
+    omega: list[list[float]] = []
+    for step in range(cfg.steps):
+        if cfg.layer_weights == "two-step" and step == cfg.n1:
+            text.freeze_weights()  # the paper's second step: ω stays as learned
+        idx = torch.randint(0, images.shape[0], (cfg.batch,), generator=g)
+        x0 = images[idx]
+        noise = torch.randn(x0.shape, generator=g)
+        t = torch.randint(0, cfg.train_timesteps, (cfg.batch,), generator=g)
+        pred = unet(sched.add_noise(x0, noise, t), t, encoder_hidden_states=_condition(text, feats[idx], conditioned),
+                    encoder_attention_mask=mask[idx]).sample
+        loss = nn.functional.mse_loss(pred, noise)
+        opt.zero_grad(set_to_none=True)
+        torch.autograd.backward(loss)
+        opt.step()
+        losses.append(float(loss.detach()))
+        if n_layers > 1:
+            omega.append(text.weights().detach().tolist())
+    return TrainedGenerator(unet, text, sched, losses, omega, conditioned)
+
+
+@torch.no_grad()
+def denoising_loss(gen: TrainedGenerator, feats: torch.Tensor, mask: torch.Tensor, images: torch.Tensor,
+                   *, draws: int = 4, seed: int = 1) -> float:
+    """Mean ε-MSE on held-out images over ``draws`` fixed (noise, t) draws each (same for every row)."""
+    g = torch.Generator().manual_seed(seed)
+    cond = _condition(gen.text, feats, gen.conditioned)
+    total = 0.0
+    for _ in range(draws):
+        noise = torch.randn(images.shape, generator=g)
+        t = torch.randint(0, gen.scheduler.config.num_train_timesteps, (images.shape[0],), generator=g)
+        pred = gen.unet(gen.scheduler.add_noise(images, noise, t), t, encoder_hidden_states=cond,
+                        encoder_attention_mask=mask).sample
+        total += float(nn.functional.mse_loss(pred, noise))
+    return total / draws
+
+
+@torch.no_grad()
+def sample_images(gen: TrainedGenerator, feats: torch.Tensor, mask: torch.Tensor, *, steps: int = 20,
+                  seed: int = 2) -> torch.Tensor:
+    """DDIM samples for the captions' features: uint8 ``[B, H, W, 3]``."""
+    ddim = _diffusers.DDIMScheduler.from_config(gen.scheduler.config)
+    ddim.set_timesteps(steps)
+    g = torch.Generator().manual_seed(seed)
+    size = gen.unet.config.sample_size
+    x = torch.randn((feats.shape[0], 3, size, size), generator=g)
+    cond = _condition(gen.text, feats, gen.conditioned)
+    for t in ddim.timesteps:
+        eps = gen.unet(x, t, encoder_hidden_states=cond, encoder_attention_mask=mask).sample
+        x = ddim.step(eps, t, x).prev_sample
+    return ((x.clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8).permute(0, 2, 3, 1)
+
+
+def write_layer_weights(gen: TrainedGenerator, out_dir: str | Path, *, layers: list[int], n1: int,
+                        mode: str) -> list[Path]:
+    """``omega_trajectory.json`` (ω per step) and ``layer_logits.json`` (``{"logits": [...]}``,
+    what ``--layer-weights-file`` reads)."""
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    traj, final = out / "omega_trajectory.json", out / "layer_logits.json"
+    traj.write_text(json.dumps({"layers": layers, "mode": mode, "n1": n1, "omega": gen.omega}))
+    final.write_text(json.dumps({"logits": gen.text.logits.detach().tolist(), "layers": layers}))
+    return [traj, final]

@@ -1,0 +1,106 @@
+"""The toy-t2i generator plugin: scenes, renderer, checker, two-step layer weights, scorer."""
+
+from __future__ import annotations
+
+import json
+import random
+import subprocess
+import sys
+
+import pytest
+
+from harness import ScoredRow
+from harness.plugins import get_plugin_manager
+from harness_plugins.generator import (
+    caption_scene,
+    check_facts,
+    fact_holds,
+    render,
+    sample_scenes,
+    scene_facts,
+    variants,
+)
+
+
+def test_ground_truth_images_pass_the_checker() -> None:
+    ok = total = 0
+    for i, scene in enumerate(sample_scenes(100, seed=3)):
+        cap = caption_scene(scene, random.Random(i))
+        assert all(fact_holds(f, scene) for f in cap.facts), f"caption of scene {i} states a false fact"
+        for size in (32, 64):
+            res = check_facts(render(scene, size), cap.facts)
+            ok, total = ok + sum(res), total + len(res)
+    assert ok / total >= 0.98, f"checker reads only {ok}/{total} facts of rendered ground truth"
+
+
+@pytest.mark.parametrize("kind", ["colour", "position", "count", "letter"])
+def test_one_changed_fact_fails_alone(kind: str) -> None:
+    checked = 0
+    for scene in sample_scenes(60, seed=5):
+        facts = scene_facts(scene)
+        for new in variants(scene, kind):
+            flipped = [f for f in facts if not fact_holds(f, new)]
+            if len(flipped) != 1:
+                continue  # this change touches several facts; the test wants exactly one
+            res = check_facts(render(new), facts)
+            failed = [f for f, r in zip(facts, res) if not r]
+            assert failed == flipped, f"{kind} change {new}: checker failed {failed}, expected {flipped}"
+            checked += 1
+            break
+    assert checked >= 5, f"only {checked} scenes had a one-fact {kind} change"
+
+
+def test_two_step_layer_weights_move_then_freeze(tmp_path) -> None:
+    torch = pytest.importorskip("torch")
+    pytest.importorskip("diffusers")
+    from harness_plugins.generator._model import train_generator, write_layer_weights
+    from harness_plugins.generator._scorer import make_config
+
+    feats, mask = torch.randn(8, 4, 5, 16), torch.ones(8, 5, dtype=torch.bool)
+    imgs = torch.rand(8, 3, 32, 32) * 2 - 1
+    runs = {m: train_generator(make_config("smoke", steps=6, n1=3, layer_weights=m), feats, mask, imgs)
+            for m in ("two-step", "continuous", "frozen")}
+    om = runs["two-step"].omega
+    assert om[0] != [0.25] * 4 and om[2] != om[0], "ω did not move during the first N1 steps"
+    assert om[2] == om[3] == om[5], "ω changed after N1 (two-step must freeze it)"
+    assert runs["continuous"].omega[5] != runs["continuous"].omega[3], "continuous ω stopped moving"
+    assert runs["frozen"].omega[5] == pytest.approx([0.25] * 4), "frozen (norm-avg) ω is not uniform"
+    paths = write_layer_weights(runs["two-step"], tmp_path, layers=[0, 1, 2, 3], n1=3, mode="two-step")
+    logits = json.loads(paths[1].read_text())["logits"]
+    assert torch.softmax(torch.tensor(logits), 0).tolist() == pytest.approx(om[-1])
+    assert len(json.loads(paths[0].read_text())["omega"]) == 6
+
+
+def _scorer(**options: object):
+    from harness.testing import FakeEncoder
+
+    pm = get_plugin_manager(["harness_plugins.generator"])
+    assert "toy-t2i" in [n for ns in pm.hook.harness_scorer_names() for n in ns]
+    return pm.hook.harness_make_scorer(name="toy-t2i", options={"config": "smoke", "encoders": {"fake": FakeEncoder()},
+                                                                **options})
+
+
+def test_smoke_scorer_returns_named_metrics(tmp_path) -> None:
+    pytest.importorskip("diffusers")
+    metrics = _scorer(out_dir=str(tmp_path)).score(ScoredRow("fake", "learned"))
+    names = {m.metric: m for m in metrics}
+    assert {"checker-acc", "checker-acc:adjective", "checker-acc:quantity", "denoise-loss"} <= set(names)
+    assert names["checker-acc"].n == 4 and names["denoise-loss"].n == 4, "smoke config samples 4 held-out captions"
+    assert all(m.benchmark == "toy-t2i" and 0 <= m.value for m in metrics)
+    assert 0 <= names["checker-acc"].value <= 1
+    assert (tmp_path / "fake--learned" / "layer_logits.json").exists(), "learned row must export its ω"
+
+
+def test_unconditioned_flag_ignores_the_text() -> None:
+    pytest.importorskip("diffusers")
+    a = _scorer(unconditioned=True).score(ScoredRow("fake", "last"))
+    b = _scorer(unconditioned=True).score(ScoredRow("fake", "norm-avg"))
+    assert [m.value for m in a] == pytest.approx([m.value for m in b]), "zero condition must not see the extractor"
+    both = _scorer(baseline=True).score(ScoredRow("fake", "last"))
+    assert {m.benchmark for m in both} == {"toy-t2i", "toy-t2i:uncond"}
+
+
+def test_import_leaves_torch_out() -> None:
+    code = "import sys, harness_plugins.generator; print('torch' in sys.modules, 'diffusers' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.split() == ["False", "False"], "importing the generator plugin loaded torch or diffusers"
