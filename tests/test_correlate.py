@@ -159,7 +159,8 @@ def test_scorers_are_built_by_name_through_the_factory_hook(tmp_path: Path) -> N
 
     pm = get_plugin_manager(["harness_plugins.scorers"])
     pm.register(_Plugin(), name="linear-scorer")
-    assert sorted(n for ns in pm.hook.harness_scorer_names() for n in ns) == ["linear", "recorded"]
+    names = {n for ns in pm.hook.harness_scorer_names() for n in ns}
+    assert {"linear", "recorded"} <= names, names  # plus whatever other scorer plugins are installed
     ted = read_ted([str(_results(tmp_path, TED))])
     result = correlate_downstream(ted, make_scorer(pm, "linear"))
     line = next(x for x in result.lines if x.category == "all")
