@@ -25,13 +25,28 @@ from harness.build_data._pipeline import (
     build_statements,
 )
 from harness.category_defs import category_dirs, load_categories, select_categories
-from harness.cli import _number
 
 __all__ = ["add_build_data_parser", "run_build_data"]
 
 
-_positive_int = _number(int, low=0, strict=True)
-_non_negative = _number(int, low=0)
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a positive integer")
+    return value
+
+
+def _non_negative(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = -1
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"{text!r} is not an integer >= 0")
+    return value
 
 
 def add_build_data_parser(sub: Any) -> None:
