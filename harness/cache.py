@@ -43,12 +43,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeGuard
 
 from harness._exceptions import CacheError
+from harness.checkpoints import content_key
 from harness.types import EncoderInfo
 
 if TYPE_CHECKING:
     import torch
 
-__all__ = ["CACHE_FORMAT", "FeatureCache", "default_cache_dir", "encoder_fingerprint"]
+__all__ = ["CACHE_FORMAT", "FeatureCache", "default_cache_dir", "encoder_fingerprint", "ensure_cache_folder"]
 
 log = logging.getLogger("harness")
 
@@ -73,6 +74,23 @@ def default_cache_dir() -> Path:
     return Path(root) / "features"
 
 
+def ensure_cache_folder(folder: str | os.PathLike[str], *, root: str | os.PathLike[str] | None = None) -> Path:
+    """Create ``folder`` (inside the cache ``root``, default itself), or raise `CacheError` in one line.
+
+    The CLI calls it on the root before a model loads, so an unusable ``--cache-dir`` costs nothing.
+    """
+    path, root = Path(folder), Path(root if root is not None else folder)
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        if root.is_file():
+            raise CacheError(f"feature cache folder {str(root)!r} is a file. Point --cache-dir at a folder, "
+                             "or run with --no-cache (features in RAM)") from exc
+        raise CacheError(f"feature cache folder {str(path)!r} cannot be created ({_reason(exc)}). "
+                         f"{_fix(exc)}") from exc
+    return path
+
+
 def encoder_fingerprint(info: EncoderInfo) -> dict[str, Any]:
     """Everything about a loaded encoder that changes its hidden states.
 
@@ -87,10 +105,6 @@ def encoder_fingerprint(info: EncoderInfo) -> dict[str, Any]:
         fp["files"] = sorted((e.name, e.stat().st_size, e.stat().st_mtime_ns)
                              for e in os.scandir(info.checkpoint) if e.is_file())
     return fp
-
-
-def _digest(obj: Any) -> str:
-    return hashlib.sha256(json.dumps(obj, sort_keys=True, default=str).encode()).hexdigest()
 
 
 def _align(n: int) -> int:
@@ -112,16 +126,8 @@ class FeatureCache:
         self.fsync = fsync
         self.max_pending_bytes = max_pending_bytes
         self.fingerprint = dict(fingerprint)
-        digest = _digest({"encoder": self.fingerprint, "dtype": dtype})
-        self.dir = Path(root) / digest[:24]
-        try:
-            self.dir.mkdir(parents=True, exist_ok=True)
-        except OSError as exc:
-            if Path(root).is_file():
-                raise CacheError(f"feature cache folder {str(root)!r} is a file. Point --cache-dir at a folder, "
-                                 "or run with --no-cache (features in RAM)") from exc
-            raise CacheError(f"feature cache folder {str(self.dir)!r} cannot be created ({_reason(exc)}). "
-                             f"{_fix(exc)}") from exc
+        digest = content_key({"encoder": self.fingerprint, "dtype": dtype})
+        self.dir = ensure_cache_folder(Path(root) / digest[:24], root=root)
         self._itemsize = _ITEMSIZE.get(dtype) or _torch_itemsize(dtype)
         self._seed = hashlib.sha256(f"{digest}\0".encode())
         self._index: dict[str, Location] = {}

@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from harness.data import file_sha256
 from harness.types import Aggregator
 
 __all__ = ["CheckpointStore", "Loaded", "content_key", "default_ckpt_dir", "file_sha256"]
@@ -31,14 +32,6 @@ log = logging.getLogger("harness")
 def content_key(parts: Any) -> str:
     """sha256 hex of ``parts`` as canonical JSON (sorted keys; unknown objects as ``str``)."""
     return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()
-
-
-def file_sha256(path: str | os.PathLike[str]) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 def default_ckpt_dir() -> Path:

@@ -261,16 +261,10 @@ def _check_flags(args: argparse.Namespace) -> None:
 
 def _check_cache_dir(args: argparse.Namespace) -> None:
     """Before a model loads: an unusable feature cache folder must not cost the load."""
-    if args.no_cache:
-        return
-    from harness.cache import default_cache_dir
+    if not args.no_cache:
+        from harness.cache import default_cache_dir, ensure_cache_folder
 
-    root = Path(args.cache_dir) if args.cache_dir else default_cache_dir()
-    try:
-        root.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise ConfigError(f"feature cache folder {str(root)!r} cannot be created ({exc.strerror or exc}); point "
-                          "--cache-dir elsewhere, or run with --no-cache (features in RAM)") from None
+        ensure_cache_folder(args.cache_dir or default_cache_dir())
 
 
 def _encoder_specs(registry: Registry, args: argparse.Namespace) -> list[EncoderSpec]:

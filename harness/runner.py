@@ -26,8 +26,8 @@ import pluggy
 from harness import distributed
 from harness._exceptions import ConfigError, HarnessError, unknown_name
 from harness.cache import FeatureCache, default_cache_dir, encoder_fingerprint
-from harness.checkpoints import CheckpointStore, content_key, file_sha256
-from harness.data import select_categories
+from harness.checkpoints import CheckpointStore, content_key
+from harness.data import file_sha256, select_categories
 from harness.evaluate import (
     Row,
     compare_rows,
