@@ -13,8 +13,10 @@ from __future__ import annotations
 
 import hashlib
 import json
+import string
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
 from harness._exceptions import ConfigError, unknown_name
@@ -28,9 +30,55 @@ __all__ = [
     "TokenUsage",
     "UsageSummary",
     "make_llm_backend",
+    "PROMPTS",
+    "fill_prompt",
+    "load_prompt",
+    "prompt_names",
     "request_key",
     "summarize_usage",
 ]
+
+# Prompts ship as files, package data of the built-in LLM plugin; any of them can be replaced by a path.
+PROMPTS = "pkg:harness_plugins/llm/prompts"
+
+
+def _prompt_dir() -> Path:
+    from harness.registry import resolve_path
+
+    return Path(resolve_path(PROMPTS))
+
+
+def prompt_names() -> list[str]:
+    """The shipped prompts, by name (file stem under the prompts folder)."""
+    folder = _prompt_dir()
+    return sorted(p.stem for p in folder.glob("*.txt")) if folder.is_dir() else []
+
+
+def load_prompt(name_or_path: str) -> str:
+    """The text of a shipped prompt (``qa-rewrite``) or of a user's file (a path, ``$VARS``, ``~``, ``pkg:``)."""
+    from harness.registry import resolve_path
+
+    if "/" in name_or_path or name_or_path.endswith(".txt") or Path(name_or_path).exists():
+        path = Path(resolve_path(name_or_path))
+        if not path.is_file():
+            raise ConfigError(f"Prompt file {name_or_path!r} does not exist; give a file or one of: "
+                              f"{', '.join(prompt_names())}")
+        return path.read_text(encoding="utf-8")
+    shipped = _prompt_dir() / f"{name_or_path}.txt"
+    if not shipped.is_file():
+        raise unknown_name("prompt", name_or_path, prompt_names(), "Or give the path of a .txt file.")
+    return shipped.read_text(encoding="utf-8")
+
+
+def fill_prompt(template: str, **fields: object) -> str:
+    """Substitute ``$name`` / ``${name}`` fields (`string.Template`: braces in JSON examples stay as they are)."""
+    try:
+        return string.Template(template).substitute({k: str(v) for k, v in fields.items()})
+    except KeyError as exc:
+        raise ConfigError(f"Prompt needs the field {exc.args[0]!r}; given: {', '.join(sorted(fields)) or '(none)'}") \
+            from None
+    except ValueError as exc:
+        raise ConfigError(f"Prompt template is malformed: {exc} (write a literal $ as $$)") from None
 
 Message = Mapping[str, str]
 

@@ -42,8 +42,7 @@ from harness.evaluate import (
     summarize_over_seeds,
 )
 from harness.feature_store import ProgressFactory
-from harness.llm import ChatRequest, ChatResult, LLMBackend, summarize_usage
-from harness.registry import resolve_path
+from harness.llm import ChatRequest, ChatResult, LLMBackend, fill_prompt, load_prompt, summarize_usage
 from harness.results import (
     Provenance,
     RunResult,
@@ -63,8 +62,8 @@ QA_AGGREGATORS = {"qa": "open", "qa-choice": "choice"}  # --aggregator name -> m
 QA_CONTROL = "qa-shuffled-captions"
 MIN_CONTROL_SEEDS = 5
 # The shipped prompt files (data, referenced by path as runner.DEFAULT_PAIRS is; core imports no plugin).
-REWRITE_PROMPT = "pkg:harness_plugins/llm/prompts/qa-rewrite.txt"
-JUDGE_PROMPT = "pkg:harness_plugins/llm/prompts/judge.txt"
+REWRITE_PROMPT = "qa-rewrite"  # shipped prompt names (harness.llm.load_prompt), or a path
+JUDGE_PROMPT = "judge"
 LETTERS = string.ascii_uppercase
 _ANSWER_OPEN = ("CAPTION: $caption\n\nQUESTION: $question\n\nAnswer in one short sentence, using only what the "
                 "caption says.")
@@ -88,21 +87,6 @@ class Question:
 
     def as_dict(self) -> dict[str, Any]:
         return {"id": self.id, "question": self.question, "options": list(self.options), "answer": self.answer}
-
-
-def _fill(template: str, **fields: object) -> str:
-    try:
-        return string.Template(template).substitute({k: str(v) for k, v in fields.items()})
-    except (KeyError, ValueError) as exc:
-        raise ConfigError(f"QA prompt template does not fit the fields {sorted(fields)}: {exc!r}") from None
-
-
-def _read_prompt(source: str) -> str:
-    path = resolve_path(source)
-    if not os.path.isfile(path):
-        raise ConfigError(f"QA prompt {source!r} does not exist; give a .txt file (fields: $positive, $negatives "
-                          "for the rewriter; $caption, $question, $options for the judge)")
-    return Path(path).read_text(encoding="utf-8")
 
 
 def load_questions(path: Path, instances: Sequence[Instance] = ()) -> dict[str, Question]:
@@ -189,7 +173,7 @@ def _rewrite(rewriter: LLMBackend, template: str, instances: Sequence[Instance],
             opts, ans = list(inst.candidates), 0  # the statements themselves: always well-formed
         return Question(inst.id, data["question"].strip(), tuple(opts), ans)
 
-    prompts = [_fill(template, positive=i.positive, negatives="\n".join(f"- {n}" for n in i.negatives))
+    prompts = [fill_prompt(template, positive=i.positive, negatives="\n".join(f"- {n}" for n in i.negatives))
                for i in instances]
     got = _ask(rewriter, prompts, parse, reminder=_REMINDER["rewrite"], retries=retries, seed=0, max_tokens=512,
                json_mode=True, log=log, progress=progress, desc="qa: writing questions")
@@ -223,14 +207,14 @@ def _answer_cell(answerer: LLMBackend, judge: LLMBackend | None, judge_template:
             pos = LETTERS.index(m.group(1)) if m else len(orders[i])
             return orders[i][pos] if pos < len(orders[i]) else None
 
-        prompts = [_fill(_ANSWER_CHOICE, caption=i.caption, question=q.question, options=o)
+        prompts = [fill_prompt(_ANSWER_CHOICE, caption=i.caption, question=q.question, options=o)
                    for i, q, o in zip(instances, questions, listed)]
         letters = ", ".join(LETTERS[: max(len(q.options) for q in questions)])
-        chosen = _ask(answerer, prompts, pick, reminder=_fill(_REMINDER["choice"], letters=letters), retries=retries,
+        chosen = _ask(answerer, prompts, pick, reminder=fill_prompt(_REMINDER["choice"], letters=letters), retries=retries,
                       seed=seed, max_tokens=8, json_mode=False, log=logs["answer"], progress=progress, desc=desc)
         raw = [""] * len(chosen)
         return _Cell(chosen, raw, sum(c is None for c in chosen))
-    prompts = [_fill(_ANSWER_OPEN, caption=i.caption, question=q.question) for i, q in zip(instances, questions)]
+    prompts = [fill_prompt(_ANSWER_OPEN, caption=i.caption, question=q.question) for i, q in zip(instances, questions)]
     answers = _ask(answerer, prompts, lambda r, i: r.text.strip() or None, reminder=_REMINDER["open"],
                    retries=retries, seed=seed, max_tokens=64, json_mode=False, log=logs["answer"], progress=progress,
                    desc=desc)
@@ -249,7 +233,7 @@ def _answer_cell(answerer: LLMBackend, judge: LLMBackend | None, judge_template:
             return None
         return (order[a],)
 
-    jprompts = [_fill(judge_template, caption=answers[n], question=questions[n].question,
+    jprompts = [fill_prompt(judge_template, caption=answers[n], question=questions[n].question,
                       options="\n".join(f"{k}. {questions[n].options[j]}" for k, j in enumerate(orders[n])))
                 for n in asked]
     verdicts = _ask(judge, jprompts, judged, reminder=_REMINDER["judge"], retries=retries, seed=seed, max_tokens=128,
@@ -298,9 +282,9 @@ def run_qa(pm: Any, *, encoders: Sequence[EncoderSpec], tasks: Sequence[TaskSet]
     agg = "qa" if mode == "open" else "qa-choice"
     logs: dict[str, list[ChatResult]] = {"rewrite": [], "answer": [], "judge": []}
     all_instances = [i for ts in tasks for i in ts.instances]
-    questions = _questions(rewriter, _read_prompt(rewrite_prompt), all_instances, Path(questions_file),
+    questions = _questions(rewriter, load_prompt(rewrite_prompt), all_instances, Path(questions_file),
                            retries=retries, log=logs["rewrite"], progress=progress)
-    judge_template = _read_prompt(judge_prompt) if mode == "open" else ""
+    judge_template = load_prompt(judge_prompt) if mode == "open" else ""
     result = RunResult(provenance=Provenance(
         harness_git=git_hash(), versions=collect_versions(), started=time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         tasks={t.name: t.provenance for t in tasks}, plugins=sorted(n for n, p in pm.list_name_plugin() if p),

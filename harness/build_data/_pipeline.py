@@ -9,13 +9,11 @@ from __future__ import annotations
 
 import json
 import os
-import string
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from harness._exceptions import ConfigError
 from harness.build_data._validate import check_negatives, check_positive
 from harness.category_defs import CategoryDef
 from harness.llm import (
@@ -23,16 +21,18 @@ from harness.llm import (
     ChatResult,
     LLMBackend,
     UsageSummary,
+    fill_prompt,
+    load_prompt,
     summarize_usage,
 )
 
 __all__ = ["ITEMS_FILE", "BuildOptions", "BuildReport", "CaptionItem", "ItemRecord", "ProgressFactory",
-           "build_statements", "fill", "read_records"]
+           "build_statements", "read_records"]
 
 ITEMS_FILE = "items.jsonl"
 ProgressFactory = Callable[[str, int], Any]  # (description, total) -> a bar with .advance(n)
-DEFAULT_POSITIVE_PROMPT = "pkg:harness_plugins.llm/prompts/positive.txt"
-DEFAULT_NEGATIVES_PROMPT = "pkg:harness_plugins.llm/prompts/negatives.txt"
+DEFAULT_POSITIVE_PROMPT = "positive"  # shipped prompt names (harness.llm.load_prompt), or a path
+DEFAULT_NEGATIVES_PROMPT = "negatives"
 FINAL = ("ok", "null", "rejected")  # statuses a rerun does not ask again ("error": the backend failed)
 
 
@@ -121,15 +121,6 @@ def _append(path: Path, records: Sequence[ItemRecord]) -> None:
         os.fsync(fh.fileno())
 
 
-def fill(template: str, **fields: str) -> str:
-    """``$name`` fields (`string.Template`, as the shipped prompts are written); a missing one raises."""
-    try:
-        return string.Template(template).substitute(fields)
-    except (KeyError, ValueError) as exc:
-        raise ConfigError(f"prompt template needs a field it was not given, or is malformed ({exc!r}); "
-                          f"fields: {', '.join(sorted(fields))} (write a literal $ as $$)") from None
-
-
 def _examples(cat: CategoryDef, *, with_negatives: bool) -> str:
     lines = []
     for ex in cat.examples:
@@ -201,18 +192,13 @@ def build_statements(backend: LLMBackend, captions: Sequence[CaptionItem], categ
     (from a killed or earlier run) are taken from it and not asked again.  Never raises for a bad
     answer: it is re-asked, then reported in the record and in ``report.problems``.
     """
-    from harness.registry import resolve_path
-
-    def prompt_text(source: str) -> str:
-        return Path(resolve_path(source)).read_text(encoding="utf-8")
-
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     items_path = out / ITEMS_FILE
     done = read_records(items_path)
     report = report or BuildReport()
     report.captions = len(captions)
-    pos_template, neg_template = prompt_text(options.positive_prompt), prompt_text(options.negatives_prompt)
+    pos_template, neg_template = load_prompt(options.positive_prompt), load_prompt(options.negatives_prompt)
     records: list[ItemRecord] = []
     todo: list[ItemRecord] = []
     for cap in captions:
@@ -250,13 +236,13 @@ def build_statements(backend: LLMBackend, captions: Sequence[CaptionItem], categ
         return problem
 
     bar = progress("positive statements", len(todo)) if progress and todo else None
-    asks = [_Ask(r, fill(pos_template, **fields(r), examples=_examples(by_slug[r.category], with_negatives=False)))
+    asks = [_Ask(r, fill_prompt(pos_template, **fields(r), examples=_examples(by_slug[r.category], with_negatives=False)))
             for r in todo]
     _stage(backend, asks, check_pos, options=options, bar=bar, results=results)
     _append(items_path, [r for r in todo if r.status in ("null", "rejected", "error")])
     with_pos = [r for r in todo if r.status == "positive"]
     bar = progress("negative statements", len(with_pos)) if progress and with_pos else None
-    asks = [_Ask(r, fill(neg_template, **fields(r), positive=r.positive or "",
+    asks = [_Ask(r, fill_prompt(neg_template, **fields(r), positive=r.positive or "",
                          examples=_examples(by_slug[r.category], with_negatives=True))) for r in with_pos]
     _stage(backend, asks, check_neg, options=options, bar=bar, results=results)
     _append(items_path, with_pos)
