@@ -18,9 +18,19 @@ from pathlib import Path
 from typing import Any, NoReturn
 
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TextColumn,
+    TimeElapsedColumn,
+)
 
 from harness import distributed
+from harness._argtypes import batch_size as _batch_size
+from harness._argtypes import csv_list as _csv
+from harness._argtypes import int_list as _seeds
+from harness._argtypes import number as _number
 from harness._exceptions import ConfigError, HarnessError, unknown_name
 from harness.build_data import add_build_data_parser, run_build_data
 from harness.options import AggregatorOptions, FeatureOptions, TrainingOptions
@@ -48,46 +58,6 @@ class _Parser(argparse.ArgumentParser):
 
     def error(self, message: str) -> NoReturn:
         self.exit(2, f"error: {self.prog}: {message}\n")
-
-
-def _csv(text: str) -> tuple[str, ...]:
-    items = tuple(x.strip() for x in text.split(",") if x.strip())
-    if not items:
-        raise argparse.ArgumentTypeError(f"{text!r} names nothing; give a comma-separated list")
-    return items
-
-
-def _seeds(text: str) -> tuple[int, ...]:
-    try:
-        return tuple(int(x) for x in _csv(text))
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a comma-separated list of integers") from None
-
-
-def _number(kind: type, *, low: float, strict: bool = False, what: str = "") -> Any:
-    """An argparse type: ``kind`` >= ``low`` (> ``low`` when ``strict``)."""
-    def parse(text: str) -> Any:
-        try:
-            value = kind(text)
-        except ValueError:
-            value = None
-        if value is None or value != value or (value <= low if strict else value < low):
-            bound = f"> {low:g}" if strict else f">= {low:g}"
-            raise argparse.ArgumentTypeError(f"{text!r} is not {what or kind.__name__} {bound}")
-        return value
-    return parse
-
-
-def _batch_size(text: str) -> int | str:
-    if text == "auto":
-        return text
-    try:
-        value = int(text)
-    except ValueError:
-        value = 0
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a positive integer or 'auto'")
-    return value
 
 
 def _add_run_args(p: argparse.ArgumentParser, *, train_only: bool = False) -> None:

@@ -7,6 +7,8 @@ import os
 from pathlib import Path
 from typing import Any
 
+from harness._argtypes import non_negative_int, positive_int
+
 __all__ = ["GENERATIVE_FAMILIES", "QA_NAMES", "add_qa_args", "cmd_qa"]
 
 QA_NAMES = ("qa", "qa-choice")  # must match harness.qa.QA_AGGREGATORS (kept here so the CLI imports stay light)
@@ -25,7 +27,7 @@ def add_qa_args(p: argparse.ArgumentParser) -> None:
     g.add_argument("--llm-base-url", metavar="URL", help="OpenAI-compatible server of the rewriter and judge "
                    "(default: $OPENAI_BASE_URL)")
     g.add_argument("--llm-api-key", help="API key (default: $OPENAI_API_KEY)")
-    g.add_argument("--llm-concurrency", type=int, default=8, help="requests in flight at once")
+    g.add_argument("--llm-concurrency", type=positive_int, default=8, help="requests in flight at once")
     g.add_argument("--qa-questions", metavar="FILE", help="questions JSONL to reuse and extend (edit it freely; an "
                    "edited question wins). Default: OUTPUT/qa-questions.jsonl, else in the cache folder")
     g.add_argument("--qa-mode", choices=["open", "choice"],
@@ -33,7 +35,7 @@ def add_qa_args(p: argparse.ArgumentParser) -> None:
     g.add_argument("--qa-shuffle-control", action="store_true",
                    help="paper §4.4: the same option questions with captions shuffled across instances, per seed "
                         "(>= 5 seeds; choice mode). Not the similarity control --control shuffled-captions")
-    g.add_argument("--qa-retries", type=int, default=2, help="re-asks of a malformed answer before it is unanswerable")
+    g.add_argument("--qa-retries", type=non_negative_int, default=2, help="re-asks of a malformed answer before it is unanswerable")
 
 
 def _backend(pm: Any, model: str, *, base_url: str | None, args: argparse.Namespace, cache: str | None,

@@ -14,9 +14,16 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
+from harness._argtypes import positive_int
 from harness._exceptions import ConfigError
-from harness.cli import _number
-from harness.correlate import CorrelateResult, TedSet, correlate_downstream, make_scorer, read_ted, ted_from_results
+from harness.correlate import (
+    CorrelateResult,
+    TedSet,
+    correlate_downstream,
+    make_scorer,
+    read_ted,
+    ted_from_results,
+)
 
 __all__ = ["add_parsers", "run_command"]
 
@@ -30,7 +37,7 @@ def _series_args(p: argparse.ArgumentParser) -> None:
                         "scorers), NAME:ARG")
     p.add_argument("--aggregator", help="TED rows of this aggregator (default: the first in the results)")
     p.add_argument("--task", help="TED rows of this task (default: the first in the results)")
-    p.add_argument("--n-boot", type=_number(int, low=0, strict=True), default=2000, help="bootstrap resamples for the CI on r")
+    p.add_argument("--n-boot", type=positive_int, default=2000, help="bootstrap resamples for the CI on r")
     p.add_argument("--seed", type=int, default=0, help="seed of the bootstrap")
 
 

@@ -9,6 +9,7 @@ from typing import Any
 
 from rich.console import Console
 
+from harness._argtypes import non_negative_int, number, positive_int
 from harness._exceptions import ConfigError
 from harness.build_data._io import (
     OUTPUT_FILES,
@@ -29,26 +30,6 @@ from harness.category_defs import category_dirs, load_categories, select_categor
 __all__ = ["add_build_data_parser", "run_build_data"]
 
 
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        value = 0
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a positive integer")
-    return value
-
-
-def _non_negative(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        value = -1
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"{text!r} is not an integer >= 0")
-    return value
-
-
 def add_build_data_parser(sub: Any) -> None:
     """Add ``build-data`` to the ``harness`` sub-command parsers."""
     p = sub.add_parser("build-data", help="write TED statements for your captions with an LLM (positive + 3 negatives)")
@@ -63,21 +44,21 @@ def add_build_data_parser(sub: Any) -> None:
     p.add_argument("--caption-type-column", default="caption_type")
     p.add_argument("--caption-type", default="image", help="caption type of rows without one")
     p.add_argument("--split")
-    p.add_argument("--max-caption-chars", type=_positive_int, default=6000, help="skip longer captions (reported)")
+    p.add_argument("--max-caption-chars", type=positive_int, default=6000, help="skip longer captions (reported)")
     p.add_argument("--backend", default="openai", help="openai | hf (harness list llm-backends)")
     p.add_argument("--model")
     p.add_argument("--llm-base-url")
     p.add_argument("--llm-api-key")
     p.add_argument("--llm-cache", metavar="DIR", help="response cache (default: DIR/llm-cache); a rerun asks nothing twice")
-    p.add_argument("--concurrency", type=_positive_int, default=8, help="requests in flight at once")
-    p.add_argument("--max-retries", type=_non_negative, default=4, help="retries of a failed request (with back-off)")
-    p.add_argument("--max-reasks", type=_non_negative, default=2,
+    p.add_argument("--concurrency", type=positive_int, default=8, help="requests in flight at once")
+    p.add_argument("--max-retries", type=non_negative_int, default=4, help="retries of a failed request (with back-off)")
+    p.add_argument("--max-reasks", type=non_negative_int, default=2,
                    help="re-asks of an invalid answer (reminder naming the problem, new seed) before it is reported")
-    p.add_argument("--temperature", type=float, default=0.0)
+    p.add_argument("--temperature", type=number(float, low=0, what="a number"), default=0.0)
     p.add_argument("--positive-prompt", default=DEFAULT_POSITIVE_PROMPT, help="a prompt file ($caption, $definition...)")
     p.add_argument("--negatives-prompt", default=DEFAULT_NEGATIVES_PROMPT)
-    p.add_argument("--usd-per-m-prompt", type=float, default=0.0, help="price per million prompt tokens (cost line)")
-    p.add_argument("--usd-per-m-completion", type=float, default=0.0)
+    p.add_argument("--usd-per-m-prompt", type=number(float, low=0, what="a number"), default=0.0, help="price per million prompt tokens (cost line)")
+    p.add_argument("--usd-per-m-completion", type=number(float, low=0, what="a number"), default=0.0)
 
 
 def _say(console: Console, text: str) -> None:

@@ -1,0 +1,53 @@
+"""argparse value types shared by every ``harness`` sub-command: a bad value is one line, exit 2."""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Callable
+from typing import Any
+
+__all__ = ["batch_size", "csv_list", "int_list", "non_negative_int", "number", "positive_int"]
+
+
+def csv_list(text: str) -> tuple[str, ...]:
+    """A non-empty comma-separated list (blank items dropped)."""
+    items = tuple(x.strip() for x in text.split(",") if x.strip())
+    if not items:
+        raise argparse.ArgumentTypeError(f"{text!r} names nothing; give a comma-separated list")
+    return items
+
+
+def int_list(text: str) -> tuple[int, ...]:
+    """A non-empty comma-separated list of integers."""
+    try:
+        return tuple(int(x) for x in csv_list(text))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a comma-separated list of integers") from None
+
+
+def number(kind: type, *, low: float, strict: bool = False, what: str = "") -> Callable[[str], Any]:
+    """An argparse type: ``kind`` >= ``low`` (> ``low`` when ``strict``); NaN is refused."""
+    def parse(text: str) -> Any:
+        try:
+            value = kind(text)
+        except ValueError:
+            value = None
+        if value is None or value != value or (value <= low if strict else value < low):
+            bound = f"> {low:g}" if strict else f">= {low:g}"
+            raise argparse.ArgumentTypeError(f"{text!r} is not {what or kind.__name__} {bound}")
+        return value
+    return parse
+
+
+positive_int = number(int, low=0, strict=True)
+non_negative_int = number(int, low=0)
+
+
+def batch_size(text: str) -> int | str:
+    """A positive integer or ``auto``."""
+    if text == "auto":
+        return text
+    try:
+        return int(positive_int(text))
+    except argparse.ArgumentTypeError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a positive integer or 'auto'") from None
