@@ -195,6 +195,9 @@ def _task_spec(path: Path, search: Sequence[Path] = ()) -> TaskSpec:
     fmt = str(src.get("format", "auto"))
     cats = _names(data, "category", path) if "category" in data else _names(data, "categories", path)
     rev, split = src.get("revision"), src.get("split")
+    demo = data.get("demo", False)
+    if not isinstance(demo, bool):
+        raise ConfigError(f"{path}: field 'demo' must be true or false, got {demo!r}")
     return TaskSpec(
         name=path.stem,
         source=_data_source(str(src["path"]), fmt, data_from),
@@ -204,6 +207,7 @@ def _task_spec(path: Path, search: Sequence[Path] = ()) -> TaskSpec:
         revision=None if rev is None else str(rev),
         split=None if split is None else str(split),
         description=str(data.get("description", "")),
+        demo=demo,
     )
 
 

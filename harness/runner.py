@@ -56,7 +56,7 @@ from harness.results import (
 )
 from harness.types import Aggregator, CaptionPair, Encoder, EncoderSpec, ExtractorSpec, Instance
 
-__all__ = ["CONTROLS", "DEFAULT_PAIRS", "DEMO_SOURCES", "PAIRS_HELP", "TaskSet", "TrainingError", "load_task_sets",
+__all__ = ["CONTROLS", "DEFAULT_PAIRS", "PAIRS_HELP", "TaskSet", "TrainingError", "load_task_sets",
            "make_aggregator", "run"]
 
 log = logging.getLogger("harness")
@@ -64,8 +64,6 @@ log = logging.getLogger("harness")
 # control, which asks an MLLM 4-option questions about shuffled captions (the QA baseline's control).
 CONTROLS = ("shuffled-captions",)
 DEFAULT_PAIRS = "pkg:harness_tasks/data/caption_pairs.jsonl"  # `--train-pairs demo`
-# Tasks whose numbers the demo pairs may produce: the shipped synthetic sample and the test task.
-DEMO_SOURCES = frozenset({"pkg:harness_tasks/data/ted6k_sample.jsonl", "pkg:harness/testing_data/tiny.jsonl"})
 PAIRS_HELP = ("give --train-pairs FILE: caption pairs of the same image or video, JSONL {a, b, group} or the "
               "official processed_caption1/2 records; make them from a datasets dataset with several captions per "
               "item with `harness pairs DATASET --caption-column C --id-column ID --out pairs.jsonl`. "
@@ -85,11 +83,7 @@ class TaskSet:
     name: str
     instances: list[Instance]
     provenance: TaskSetProvenance
-
-    @property
-    def demo(self) -> bool:
-        """True when every task file is shipped demo data (the only case the demo pairs fit)."""
-        return all(t.source in DEMO_SOURCES for t in self.provenance.tasks.values())
+    demo: bool = False  # every task is marked ``demo: true`` (the only case the demo pairs fit by default)
 
 
 def load_task_sets(pm: pluggy.PluginManager, registry: Registry, names: Sequence[str], *,
@@ -100,7 +94,8 @@ def load_task_sets(pm: pluggy.PluginManager, registry: Registry, names: Sequence
     for name in names:
         instances: list[Instance] = []
         sources = {}
-        for task in registry.resolve_tasks([name]):
+        specs = registry.resolve_tasks([name])
+        for task in specs:
             key = (task.source, task.format)
             if key not in loaded:
                 got = pm.hook.harness_load_instances(task=task)
@@ -114,7 +109,8 @@ def load_task_sets(pm: pluggy.PluginManager, registry: Registry, names: Sequence
                                                 sha256=file_sha256(path) if os.path.isfile(path) else None)
         instances = _limit(instances, limit)
         short = Path(name).stem if os.path.exists(name) else name  # a file or folder is named by its stem
-        out.append(TaskSet(short, instances, TaskSetProvenance(tasks=sources, n=len(instances))))
+        out.append(TaskSet(short, instances, TaskSetProvenance(tasks=sources, n=len(instances)),
+                           demo=all(t.demo for t in specs)))
     return out
 
 

@@ -185,7 +185,7 @@ class TaskSpec:
     revision: str | None = None
     split: str | None = None
     description: str = ""
-
+    demo: bool = False  # shipped demo data: the shipped demo pairs may train aggregators for it
 
 FeatureBatchFn = Callable[[Sequence[str]], tuple[Any, Any]]
 """texts -> (right-padded float32 features ``[B, (L,) T, D]``, bool token mask ``[B, T]``)."""

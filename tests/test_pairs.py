@@ -72,3 +72,13 @@ def test_pairs_errors_are_one_line(tmp_path: Path, capsys: pytest.CaptureFixture
     assert main(["pairs", str(single), "--caption-column", "text", "--out", str(tmp_path / "x.jsonl")]) == 2
     err = capsys.readouterr().err.strip()
     assert "is missing; columns are caption" in err and len(err.splitlines()) == 1
+
+
+def test_a_task_file_declares_itself_demo(user_task: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """Whether the demo pairs may stand in is the task's own declaration (`demo: true`), not a list in core."""
+    yaml = tmp_path / "mine.yaml"
+    yaml.write_text(f"demo: true\ndata:\n  path: {user_task}\n  format: jsonl\n")
+    assert main([*FAKE, "--tasks", str(yaml), "--extract", "last", "--max-pairs", "16"]) == 0
+    yaml.write_text(f"demo: yes please\ndata:\n  path: {user_task}\n")
+    assert main([*FAKE, "--tasks", str(yaml)]) == 2
+    assert "field 'demo' must be true or false" in capsys.readouterr().err
