@@ -19,6 +19,8 @@ from typing import Any
 import torch
 from torch import nn
 
+from harness_plugins.aggregators.training import LayerWeights, fuse_layers
+
 # diffusers ships without usable types: its objects are `Any` here.
 _diffusers: Any = importlib.import_module("diffusers")
 
@@ -60,21 +62,26 @@ class TextConditioner(nn.Module):
         if mode not in LAYER_MODES:
             raise ValueError(f"layer weights {mode!r}: use one of {', '.join(LAYER_MODES)}")
         self.n_layers, self.mode = n_layers, mode
-        init = torch.zeros(n_layers) if init_logits is None else torch.tensor(init_logits, dtype=torch.float32)
-        self.logits = nn.Parameter(init, requires_grad=n_layers > 1 and mode != "frozen")
+        # the same softmax layer weights (paper Eq. 3-4) the learned extractor trains in the aggregators
+        self.layer_weights = LayerWeights(n_layers, trainable=n_layers > 1 and mode != "frozen")
+        if init_logits is not None:
+            with torch.no_grad():
+                self.layer_weights.logits.copy_(torch.tensor(init_logits, dtype=torch.float32))
         self.proj = nn.Linear(width, cross_dim)
 
+    @property
+    def logits(self) -> nn.Parameter:
+        return self.layer_weights.logits
+
     def weights(self) -> torch.Tensor:
-        return torch.softmax(self.logits, 0)
+        return self.layer_weights.weights()
 
     def freeze_weights(self) -> None:
         self.logits.requires_grad_(False)
         self.logits.grad = None
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if x.dim() == 4:  # [B, L, T, D] stack of normalised layers
-            x = torch.einsum("l,bltd->btd", self.weights(), x)
-        return self.proj(x)  # type: ignore[no-any-return]
+        return self.proj(fuse_layers(self.layer_weights, x))  # type: ignore[no-any-return]
 
 
 def build_unet(cfg: GeneratorConfig) -> Any:
