@@ -34,7 +34,8 @@ def number(kind: type, *, low: float, strict: bool = False, what: str = "") -> C
             value = None
         if value is None or value != value or (value <= low if strict else value < low):
             bound = f"> {low:g}" if strict else f">= {low:g}"
-            raise argparse.ArgumentTypeError(f"{text!r} is not {what or kind.__name__} {bound}")
+            noun = what or ("an integer" if kind is int else "a number")
+            raise argparse.ArgumentTypeError(f"{text!r} is not {noun} {bound}")
         return value
     return parse
 

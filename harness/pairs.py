@@ -22,6 +22,8 @@ from typing import Any
 from harness._exceptions import ConfigError, DataError
 from harness.types import CaptionPair
 
+_FILE_SUFFIXES = (".jsonl", ".json", ".csv", ".tsv", ".parquet", ".arrow", ".gz", ".txt")
+
 __all__ = ["PairsReport", "load_caption_dataset", "pairs_from_items", "write_pairs"]
 
 
@@ -42,6 +44,9 @@ def load_caption_dataset(source: str, *, split: str | None = None, revision: str
     except ImportError:
         raise ConfigError("harness pairs needs the 'datasets' package: pip install 'ted-harness[datasets]'") from None
     path = Path(source)
+    local = source.startswith(("/", ".", "~")) or path.suffix.lower() in _FILE_SUFFIXES
+    if local and not path.exists():
+        raise DataError(source, None, None, "does not exist (a local file or folder, or a datasets hub id ORG/NAME)")
     if path.is_dir():
         if not any((path / f).exists() for f in ("dataset_info.json", "state.json", "dataset_dict.json")):
             raise DataError(source, None, None, "is a folder but not a datasets save_to_disk folder")

@@ -82,3 +82,19 @@ def test_a_task_file_declares_itself_demo(user_task: Path, tmp_path: Path, capsy
     yaml.write_text(f"demo: yes please\ndata:\n  path: {user_task}\n")
     assert main([*FAKE, "--tasks", str(yaml)]) == 2
     assert "field 'demo' must be true or false" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("argv", [["pairs", "{tmp}/missing.jsonl", "--out", "{tmp}/p.jsonl"],
+                                  ["build-data", "{tmp}/missing.jsonl", "--types", "action", "--out", "{tmp}/o"]],
+                         ids=["pairs", "build-data"])
+def test_a_missing_local_file_is_not_looked_up_on_the_hub(tmp_path: Path, argv: list[str],
+                                                          capsys: pytest.CaptureFixture[str]) -> None:
+    assert main([a.format(tmp=tmp_path) for a in argv]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "missing.jsonl: does not exist" in err and "Hub" not in err and len(err.splitlines()) == 1, err
+
+
+def test_build_data_types_must_name_something(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exc:
+        main(["build-data", str(tmp_path / "c.jsonl"), "--types", ",", "--out", str(tmp_path / "o")])
+    assert exc.value.code == 2 and "--types: ',' names nothing" in capsys.readouterr().err

@@ -9,7 +9,7 @@ from typing import Any
 
 from rich.console import Console
 
-from harness._argtypes import non_negative_int, number, positive_int
+from harness._argtypes import csv_list, non_negative_int, number, positive_int
 from harness._exceptions import ConfigError
 from harness.build_data._io import (
     OUTPUT_FILES,
@@ -37,7 +37,7 @@ def add_build_data_parser(sub: Any) -> None:
                    help="JSONL of {id, caption, caption_type}, or a datasets hub id / save_to_disk folder")
     p.add_argument("--out", required=True, metavar="DIR",
                    help="writes ted.jsonl, ted6k.json, review.csv, build_report.json (and items.jsonl, llm-cache/)")
-    p.add_argument("--types", default="all", help="categories, comma-separated (harness list categories); default all")
+    p.add_argument("--types", type=csv_list, default=("all",), help="categories, comma-separated (harness list categories); default all")
     p.add_argument("--apply-review", metavar="SHEET", help="fold a filled review.csv (verdict: keep/edit/drop) into --out")
     p.add_argument("--caption-column", default="caption")
     p.add_argument("--id-column", default="id")
@@ -83,7 +83,7 @@ def run_build_data(args: argparse.Namespace, pm: Any, console: Console,
         return 0
     if not args.captions:
         raise ConfigError("harness build-data needs CAPTIONS (a JSONL file or a datasets source), or --apply-review")
-    types = list(categories) if args.types == "all" else [t.strip() for t in args.types.split(",") if t.strip()]
+    types = list(categories) if tuple(args.types) == ("all",) else list(args.types)
     chosen = select_categories(categories, types)
     rows = read_captions(args.captions, caption_column=args.caption_column, id_column=args.id_column,
                          caption_type_column=args.caption_type_column, caption_type=args.caption_type,
