@@ -112,15 +112,20 @@ def comparison_table(result: RunResult) -> Table | None:
         if boot:
             ci = "-" if c.ci_low is None or c.ci_high is None else f"[{100 * c.ci_low:+.1f},{100 * c.ci_high:+.1f}]"
             cells += [ci, format_p(c.p_bootstrap, resolution=1 / max(c.n_resamples, 1))]
-        table.add_row(*cells, format_p(c.p_mcnemar))
+        table.add_row(*cells, format_p(c.p_mcnemar, exact=True))
     return table
 
 
-def format_p(p: float | None, *, resolution: float = 1e-3) -> str:
-    """A p-value for people: "< 1e-3" below ``resolution`` (a bootstrap p of 0 means below 1/resamples)."""
-    if p is None:
-        return "-"
-    if p < resolution:
-        return f"< {resolution:.0e}".replace("e-0", "e-")
-    return f"{p:.3g}"
+def format_p(p: float | None, *, exact: bool = False, resolution: float = 1e-3, missing: str = "-") -> str:
+    """A p-value for people: 3 significant digits, never "0".
+
+    Below ``resolution`` a resampled p prints "< 1e-3" (a bootstrap p of 0 means below 1/resamples);
+    an ``exact`` (analytic) p keeps its small value in scientific notation ("1.0e-05")."""
+    if p is None or p != p:
+        return missing
+    if p >= resolution:
+        return f"{p:.3g}"
+    if exact and p > 0:
+        return f"{p:.1e}"
+    return f"< {resolution:.0e}".replace("e-0", "e-")
 

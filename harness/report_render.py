@@ -15,6 +15,8 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
+from harness.report import format_p as _format_p
+
 __all__ = [
     "Cell",
     "Figure",
@@ -32,18 +34,8 @@ P_FLOOR = 1e-3
 
 
 def format_p(p: float | None, *, exact: bool = False, resolution: float = P_FLOOR) -> str:
-    """A p-value as printed: 3 significant digits; below ``resolution`` "< 1e-3" -- never "0".
-
-    ``exact``: an analytic p-value (Pearson's, McNemar's), whose small values mean something and
-    print in scientific notation ("1.0e-05"); a resampled p-value stops at its resolution
-    (1 / resamples: a bootstrap p of 0 means below that)."""
-    if p is None or (isinstance(p, float) and math.isnan(p)):
-        return "–"
-    if p >= resolution:
-        return f"{p:.3g}"
-    if exact and p > 0:
-        return f"{p:.1e}"
-    return f"< {resolution:.0e}".replace("e-0", "e-")
+    """`harness.report.format_p` with the report's dash for a missing value."""
+    return _format_p(p, exact=exact, resolution=resolution, missing="–")
 
 
 def pct(value: float | None, digits: int = 1) -> str:
