@@ -155,6 +155,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     add_parsers(sub)
     add_build_data_parser(sub)
+    from harness.score_cli import add_parser as add_score_parser
+
+    add_score_parser(sub)
     return parser
 
 
@@ -462,6 +465,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             from harness.report_cli import run_command
 
             return run_command(args, pm, console)
+        if command == "score":
+            from harness import score_cli
+
+            return score_cli.run_command(args, pm, console, progress=functools.partial(_progress, console))
         return _cmd_run(args, pm, console, train_only=command == "train")
     except HarnessError as exc:
         Console(stderr=True).print(f"error: {exc}", markup=False, highlight=False, soft_wrap=True)

@@ -15,7 +15,7 @@ import difflib
 import json
 import math
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -35,6 +35,7 @@ __all__ = [
     "TedSet",
     "correlate_downstream",
     "make_scorer",
+    "one_series",
     "read_downstream_file",
     "read_ted",
     "short_task",
@@ -146,15 +147,17 @@ def read_ted(sources: Sequence[str]) -> TedSet:
 # --------------------------------------------------------------------------------- scorers
 
 
-def make_scorer(pm: Any, spec: str) -> Scorer:
-    """The scorer ``--downstream`` names: a CSV/JSON file (the ``recorded`` scorer), NAME or NAME:ARG."""
+def make_scorer(pm: Any, spec: str, *, options: Mapping[str, Any] | None = None) -> Scorer:
+    """The scorer ``--downstream`` names: a CSV/JSON file (the ``recorded`` scorer), NAME or NAME:ARG.
+
+    ``options`` go to a named scorer's ``harness_make_scorer`` (e.g. ``harness score --option``)."""
     from harness.registry import resolve_path
 
     names = sorted({n for ns in pm.hook.harness_scorer_names() for n in ns})
     name, _, arg = spec.partition(":")
-    options: dict[str, Any]
+    opts: dict[str, Any]
     if name in names and not Path(spec).exists():
-        options = {"arg": arg} if arg else {}
+        opts = {**(options or {}), **({"arg": arg} if arg else {})}
     else:
         path = resolve_path(spec)
         looks_like_file = Path(path).suffix.lower() in _DATA_SUFFIXES or "/" in spec or "\\" in spec
@@ -163,8 +166,8 @@ def make_scorer(pm: Any, spec: str) -> Scorer:
                 raise DataError(spec, None, None, "does not exist (--downstream takes a CSV/JSON file of "
                                 "downstream results, or a scorer name)")
             raise unknown_name("scorer", spec, names, hint="Or give a CSV/JSON file of downstream results.")
-        name, options = "recorded", {"path": path}
-    scorer = pm.hook.harness_make_scorer(name=name, options=options)
+        name, opts = "recorded", {"path": path}
+    scorer = pm.hook.harness_make_scorer(name=name, options=opts)
     if scorer is None:
         if name not in names:
             raise unknown_name("scorer", name, names, hint=(
@@ -180,7 +183,7 @@ def make_scorer(pm: Any, spec: str) -> Scorer:
 # ----------------------------------------------------------------------------- correlation
 
 
-def _one_series(points: list[TedPoint], aggregator: str | None, task: str | None) -> tuple[list[TedPoint], list[str]]:
+def one_series(points: list[TedPoint], aggregator: str | None, task: str | None) -> tuple[list[TedPoint], list[str]]:
     """Keep one (task, aggregator): the one asked for, else the first, with a note when there were several."""
     notes: list[str] = []
     for attr, wanted, flag in (("task", task, "--task"), ("aggregator", aggregator, "--aggregator")):
@@ -227,7 +230,7 @@ def correlate_downstream(ted: TedSet | None, scorer: Scorer, *, label: str = "",
         if not points:
             raise ConfigError(f"no TED values: give results (results.json files or folders, or a CSV of encoder, "
                               f"extractor, ted) before --downstream, or a downstream file with a 'ted' column ({label})")
-    points, notes = _one_series(points, aggregator, task)
+    points, notes = one_series(points, aggregator, task)
     series = points[0] if points else None
     result = CorrelateResult(downstream=label, ted_sources=sources, notes=notes,
                              aggregator=series.aggregator if series else None, task=series.task if series else None)

@@ -21,9 +21,9 @@ from harness._exceptions import DataError
 from harness.types import DownstreamMetric, ScoredRow
 
 __all__ = ["DOWNSTREAM_FIELDS", "TED_FIELDS", "TedPoint", "read_downstream_file", "read_table", "read_ted_csv",
-           "short_task"]
+           "short_task", "write_downstream_csv"]
 
-DOWNSTREAM_FIELDS = ("encoder", "extractor", "benchmark", "metric", "value", "n", "ted")
+DOWNSTREAM_FIELDS = ("encoder", "extractor", "benchmark", "metric", "value", "n", "ted", "ci_low", "ci_high")
 TED_FIELDS = ("encoder", "extractor", "ted", "category", "aggregator", "task")
 Record = tuple[int | None, dict[str, Any]]  # (line, fields)
 
@@ -150,11 +150,23 @@ def _number(rec: Mapping[str, Any], name: str, path: str, line: int | None) -> f
     return value
 
 
+def _interval(rec: Mapping[str, Any], value: float, path: str, line: int | None) -> tuple[float, float] | None:
+    low, high = _number(rec, "ci_low", path, line), _number(rec, "ci_high", path, line)
+    if low is None and high is None:
+        return None
+    if low is None or high is None:
+        missing = "ci_low" if low is None else "ci_high"
+        raise DataError(path, line, missing, "is empty; give both ci_low and ci_high, or neither")
+    if not low <= value <= high:
+        raise DataError(path, line, "ci_low", f"[{low:g}, {high:g}] does not contain the value {value:g}")
+    return low, high
+
+
 def read_downstream_file(path: str | Path) -> list[tuple[ScoredRow, DownstreamMetric]]:
     """Recorded downstream results: one (row, metric) per record of a CSV/JSON/JSONL file.
 
     Fields: encoder, extractor, benchmark, metric, value; optional n (prompts scored) and ted (the
-    TED score printed beside it, percent).  Raises `DataError` naming file, line and field."""
+    TED score printed beside it, percent), ci_low and ci_high (an interval on value, both or neither).  Raises `DataError` naming file, line and field."""
     src = str(path)
     out: list[tuple[ScoredRow, DownstreamMetric]] = []
     seen: dict[tuple[str, str, str, str], int | None] = {}
@@ -169,6 +181,7 @@ def read_downstream_file(path: str | Path) -> list[tuple[ScoredRow, DownstreamMe
         if n is not None and (n != int(n) or n < 1):
             raise DataError(src, line, "n", f"is {rec['n']!r}, not a positive integer")
         ted = _number(rec, "ted", src, line)
+        ci = _interval(rec, value, src, line)
         key = (enc, ext, bench, metric)
         if key in seen:
             raise DataError(src, line, None, f"repeats {enc}/{ext} {bench} {metric} (first on line {seen[key]})")
@@ -178,10 +191,25 @@ def read_downstream_file(path: str | Path) -> list[tuple[ScoredRow, DownstreamMe
             if prev[0] != ted:
                 raise DataError(src, line, "ted", f"is {ted:g} for {enc}/{ext}; line {prev[1]} says {prev[0]:g}")
         row = ScoredRow(encoder=enc, extractor=ext, ted=ted)
-        out.append((row, DownstreamMetric(bench, metric, value, None if n is None else int(n), f"{src}:{line}")))
+        out.append((row, DownstreamMetric(bench, metric, value, None if n is None else int(n), f"{src}:{line}", ci)))
     if not out:
         raise DataError(src, None, None, "holds no rows")
     return out
+
+
+def write_downstream_csv(path: str | Path, rows: Sequence[tuple[ScoredRow, DownstreamMetric]]) -> Path:
+    """Write what `read_downstream_file` reads (all columns; empty cells for what is not known), atomically."""
+    p = Path(path)
+    tmp = p.with_name(f".{p.name}.tmp")
+    with open(tmp, "w", encoding="utf-8", newline="") as fh:
+        w = csv.writer(fh, lineterminator="\n")
+        w.writerow(DOWNSTREAM_FIELDS)
+        for row, m in rows:
+            ci = m.ci or ("", "")
+            w.writerow([row.encoder, row.extractor, m.benchmark, m.metric, repr(m.value), "" if m.n is None else m.n,
+                        "" if row.ted is None else repr(row.ted), *(repr(c) if c != "" else "" for c in ci)])
+    tmp.replace(p)
+    return p
 
 
 def read_ted_csv(path: str) -> list[TedPoint]:

@@ -82,7 +82,11 @@ def run_command(args: argparse.Namespace, pm: Any, console: Console) -> int:
             for key, row in rows.items():
                 ted.rows.setdefault(key, row)
         correlation = _correlate(args, pm, ted)
-    paths = write_report(runs, args.out, baseline=args.baseline, correlation=correlation, title=args.title)
+    from harness.registry import resolve_path
+
+    scored = resolve_path(args.downstream) if args.downstream else None
+    paths = write_report(runs, args.out, baseline=args.baseline, correlation=correlation, title=args.title,
+                         downstream=scored if scored and Path(scored).is_file() else None)
     _say(console, "wrote " + ", ".join(str(p) for p in paths[:2]) + (f" and {len(paths) - 2} figures" if paths[2:] else ""))
     return 0
 

@@ -27,7 +27,7 @@ from harness.report_sections import (
 from harness.results import RunResult, read_results
 
 __all__ = ["CORRELATION_HEADS", "build_report", "correlation_png", "correlation_rows", "correlation_section", "read_runs",
-           "write_report"]
+           "samples_section", "write_report"]
 
 
 def read_runs(paths: Sequence[str]) -> list[tuple[str, RunResult]]:
@@ -135,6 +135,34 @@ def correlation_section(result: CorrelateResult) -> Section:
     return sec
 
 
+def samples_section(downstream: str | Path) -> Section | None:
+    """Generator samples next to a downstream file written by ``harness score``: its scores with their
+    intervals, and each row's sample grid (prompt under each picture) and layer-weight path."""
+    from harness.downstream import read_downstream_file
+
+    path = Path(downstream)
+    rows_dir = path.parent / "rows"
+    if not path.is_file() or not rows_dir.is_dir():
+        return None
+    sec = Section("generator-samples", "Generator samples")
+    metrics: dict[str, dict[str, str]] = {}
+    for row, m in read_downstream_file(path):
+        if ":" in m.metric:
+            continue
+        ci = f" [{m.ci[0]:.3f}, {m.ci[1]:.3f}]" if m.ci else ""
+        metrics.setdefault(f"{row.encoder}/{row.extractor}", {})[f"{m.benchmark} {m.metric}"] = f"{m.value:.3f}{ci}"
+    heads = list(dict.fromkeys(k for v in metrics.values() for k in v))
+    sec.blocks.append(Table(["row", *heads], [[r, *(v.get(h, "–") for h in heads)] for r, v in metrics.items()],
+                            caption=f"from {path}; intervals: 95% bootstrap over the held-out prompts"))
+    for folder in sorted(p for p in rows_dir.iterdir() if p.is_dir()):
+        for name, what in (("grid.png", "samples, the prompt under each (checker score in brackets)"),
+                           ("omega.png", "layer weights ω learned with the generator")):
+            if (folder / name).is_file():
+                sec.blocks.append(Figure(f"{folder.name}-{name[:-4]}", (folder / name).read_bytes(),
+                                         f"{folder.name.replace('--', '/')}: {what}"))
+    return sec
+
+
 def _short(text: str | None, n: int = 12) -> str:
     return "–" if not text else text[:n]
 
@@ -179,19 +207,22 @@ def provenance_section(runs: Sequence[tuple[str, RunResult]]) -> Section:
 
 
 def build_report(runs: Sequence[tuple[str, RunResult]], *, baseline: str | None = None,
-                 correlation: CorrelateResult | None = None) -> list[Section]:
-    """Every section the runs have data for, in reading order."""
+                 correlation: CorrelateResult | None = None, downstream: str | Path | None = None) -> list[Section]:
+    """Every section the runs have data for, in reading order (``downstream``: a ``harness score``
+    file, whose sample grids get a section)."""
     board = Board.build(runs)
     sections = [leaderboard_section(board), category_section(board, baseline), sweep_section(board),
                 weights_section(runs), seed_section(board), comparison_section(runs),
-                None if correlation is None else correlation_section(correlation), provenance_section(runs)]
+                None if correlation is None else correlation_section(correlation),
+                None if downstream is None else samples_section(downstream), provenance_section(runs)]
     return [s for s in sections if s is not None]
 
 
 def write_report(runs: Sequence[tuple[str, RunResult]], out_dir: str | Path, *, baseline: str | None = None,
-                 correlation: CorrelateResult | None = None, title: str = "TED-6K report") -> list[Path]:
+                 correlation: CorrelateResult | None = None, title: str = "TED-6K report",
+                 downstream: str | Path | None = None) -> list[Path]:
     """Write ``report.md`` (figures as ``report-*.png`` beside it) and a self-contained ``report.html``."""
-    sections = build_report(runs, baseline=baseline, correlation=correlation)
+    sections = build_report(runs, baseline=baseline, correlation=correlation, downstream=downstream)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     paths = []

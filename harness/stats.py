@@ -39,6 +39,7 @@ __all__ = [
     "SeedSummary",
     "accuracy",
     "bootstrap_ci",
+    "mean_ci",
     "correlate",
     "is_correct",
     "paired_bootstrap",
@@ -251,6 +252,24 @@ def bootstrap_ci(
         method="percentile",
         **_rng_argument(np.random.default_rng(seed)),
     )
+    ci = res.confidence_interval
+    return Interval(value=value, low=float(ci.low), high=float(ci.high), level=level)
+
+
+def mean_ci(values: Sequence[float], *, level: float = 0.95, n_resamples: int = 2000, seed: int = 0) -> Interval:
+    """The mean of real-valued per-item scores (or paired differences) with a percentile bootstrap
+    interval (``scipy.stats.bootstrap``); constant or single values give a collapsed interval."""
+    arr = np.asarray(values, dtype=np.float64)
+    if arr.size == 0 or not np.isfinite(arr).all():
+        raise ValueError("mean_ci needs at least one finite value")
+    _check_bootstrap_options(level, n_resamples)
+    value = float(arr.mean())
+    if arr.size == 1 or float(arr.min()) == float(arr.max()):
+        return Interval(value=value, low=value, high=value, level=level)
+    from scipy import stats
+
+    res = stats.bootstrap((arr,), np.mean, n_resamples=n_resamples, vectorized=True, confidence_level=level,
+                          method="percentile", **_rng_argument(np.random.default_rng(seed)))
     ci = res.confidence_interval
     return Interval(value=value, low=float(ci.low), high=float(ci.high), level=level)
 

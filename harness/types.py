@@ -287,6 +287,7 @@ class DownstreamMetric:
     value: float
     n: int | None = None  # prompts / samples behind the value; None: not known
     source: str = ""  # "file:line" or a description, for messages
+    ci: tuple[float, float] | None = None  # a confidence interval on value (e.g. 95% bootstrap), when known
 
 
 @runtime_checkable

@@ -104,3 +104,81 @@ def test_import_leaves_torch_out() -> None:
     code = "import sys, harness_plugins.generator; print('torch' in sys.modules, 'diffusers' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.split() == ["False", "False"], "importing the generator plugin loaded torch or diffusers"
+
+
+def test_score_rows_writes_downstream_csv_and_goes_on(tmp_path, monkeypatch) -> None:
+    """harness score: one CSV row per metric with its interval, rewritten after each row; a rerun
+    scores only what is missing, and a folder made with other options is refused."""
+    pytest.importorskip("diffusers")
+    from harness import ConfigError
+    from harness.downstream import read_downstream_file
+    from harness.score_cli import score_rows
+    from harness.testing import FakeEncoder
+    from harness_plugins.generator import ToyT2IScorer
+
+    pm = get_plugin_manager(["harness_plugins.generator"])
+    opts = {"encoders": {"fake": FakeEncoder()}, "steps": "2", "n1": "1"}
+    rows = [ScoredRow("fake", "last", ted=31.5), ScoredRow("fake", "learned", ted=40.0)]
+    done = score_rows(pm, "toy-t2i:smoke", rows, tmp_path, options=opts, baseline=True, say=lambda _: None)
+    back = read_downstream_file(tmp_path / "downstream.csv")
+    assert [(r.encoder, r.extractor, r.ted, m.benchmark, m.metric) for r, m in back] == \
+        [(r.encoder, r.extractor, r.ted, m.benchmark, m.metric) for r, m in done]
+    assert [m.value for _, m in back] == [m.value for _, m in done], "values must survive the CSV exactly"
+    acc = [m for _, m in back if m.metric == "checker-acc" and m.benchmark == "toy-t2i"]
+    assert len(acc) == 2 and all(m.ci is not None and m.ci[0] <= m.value <= m.ci[1] for m in acc)
+    margins = {r.extractor: m for r, m in back if m.metric == "checker-margin"}
+    cond = {r.extractor: m.value for r, m in back if m.metric == "checker-acc" and m.benchmark == "toy-t2i"}
+    base = [m.value for r, m in back if m.metric == "checker-acc" and m.benchmark == "toy-t2i:uncond"]
+    assert margins["last"].value == pytest.approx(cond["last"] - base[0]), "margin = conditioned - unconditioned"
+    for name in ("fake--last/grid.png", "fake--learned/omega.png", "fake--learned/layer_logits.json",
+                 "uncond/samples.json"):
+        assert (tmp_path / "rows" / name).is_file(), name
+
+    calls: list[str] = []
+    real = ToyT2IScorer._run
+    monkeypatch.setattr(ToyT2IScorer, "_run", lambda self, row, **kw: calls.append(row.extractor) or real(self, row, **kw))
+    more = rows + [ScoredRow("fake", "norm-avg")]
+    score_rows(pm, "toy-t2i:smoke", more, tmp_path, options=opts, baseline=True, say=lambda _: None)
+    assert calls == ["norm-avg"], "a rerun must score only the missing row, and reuse the saved baseline"
+    assert len({(r.encoder, r.extractor) for r, _ in read_downstream_file(tmp_path / "downstream.csv")}) == 3
+    with pytest.raises(ConfigError, match="another --out"):
+        score_rows(pm, "toy-t2i:smoke", rows, tmp_path, options={**opts, "steps": "3"}, baseline=True)
+
+
+def test_score_options_reach_the_config_or_are_refused() -> None:
+    from harness import ConfigError
+    from harness_plugins.generator import make_config
+
+    cfg = make_config("cpu", steps="120", lr="0.01", layer_weights="continuous", channels="16,32")
+    assert (cfg.steps, cfg.lr, cfg.layer_weights, cfg.channels) == (120, 0.01, "continuous", (16, 32))
+    for bad, match in (({"stepz": "3"}, "unknown config option"), ({"steps": "x"}, "expected int"),
+                       ({"steps": "0"}, "at least 1"), ({"n1": "900"}, "between 0 and steps"),
+                       ({"image_size": "48"}, "multiple of 32")):
+        with pytest.raises(ConfigError, match=match):
+            make_config("cpu", **bad)
+
+
+def test_score_cli_refuses_bad_input_in_one_line(tmp_path) -> None:
+    from harness.cli import main
+
+    for argv in (["score", "--out", str(tmp_path / "a")],
+                 ["score", "--rows", "minilm", "--out", str(tmp_path / "b")],
+                 ["score", "--rows", "minilm/last", "-O", "steps", "--out", str(tmp_path / "c")],
+                 ["score", "--rows", "minilm/last", "--scorer", "nope", "--out", str(tmp_path / "d")],
+                 ["score", "--rows", "minilm/last", "-O", "stepz=3", "--out", str(tmp_path / "e")]):
+        assert main(argv) == 2, argv
+
+
+def test_downstream_csv_intervals_are_checked(tmp_path) -> None:
+    from harness import DataError
+    from harness.downstream import read_downstream_file
+
+    head = "encoder,extractor,benchmark,metric,value,ci_low,ci_high\n"
+    (tmp_path / "a.csv").write_text(head + "e,x,b,m,0.5,0.4,\n")
+    with pytest.raises(DataError, match=r"a\.csv.*line 2.*ci_high.*both"):
+        read_downstream_file(tmp_path / "a.csv")
+    (tmp_path / "b.csv").write_text(head + "e,x,b,m,0.5,0.6,0.7\n")
+    with pytest.raises(DataError, match="does not contain"):
+        read_downstream_file(tmp_path / "b.csv")
+    (tmp_path / "c.csv").write_text(head + "e,x,b,m,0.5,0.4,0.6\n")
+    assert read_downstream_file(tmp_path / "c.csv")[0][1].ci == (0.4, 0.6)

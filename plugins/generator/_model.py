@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import importlib
 import json
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -35,7 +36,11 @@ class GeneratorConfig:
     """Size and schedule of the toy generator.  ``n1``: steps the layer weights learn (two-step)."""
 
     image_size: int = 32
-    channels: tuple[int, ...] = (32, 64, 64)  # attention only at the last (coarsest) level
+    channels: tuple[int, ...] = (32, 64, 64)
+    attention_levels: int = 1  # cross-attention blocks at this many of the coarsest levels
+    pooled: bool = False  # also add the masked mean of the projected tokens to the timestep embedding
+    cond_drop: float = 0.0  # share of training captions replaced by the empty (zero) condition...
+    guidance: float = 1.0  # ...so sampling can use classifier-free guidance at this scale (1: none)
     norm_groups: int = 16
     cross_dim: int = 64
     n_train: int = 1024
@@ -86,12 +91,16 @@ class TextConditioner(nn.Module):
 
 def build_unet(cfg: GeneratorConfig) -> Any:
     n = len(cfg.channels)
+    k = max(1, min(cfg.attention_levels, n))  # attention at full resolution dominates CPU time (METHOD.md)
     return _diffusers.UNet2DConditionModel(
         sample_size=cfg.image_size, in_channels=3, out_channels=3, layers_per_block=1,
         block_out_channels=cfg.channels, norm_num_groups=cfg.norm_groups,
-        down_block_types=("DownBlock2D",) * (n - 1) + ("CrossAttnDownBlock2D",),
-        up_block_types=("CrossAttnUpBlock2D",) + ("UpBlock2D",) * (n - 1),
-        cross_attention_dim=cfg.cross_dim, attention_head_dim=8)
+        down_block_types=("DownBlock2D",) * (n - k) + ("CrossAttnDownBlock2D",) * k,
+        up_block_types=("CrossAttnUpBlock2D",) * k + ("UpBlock2D",) * (n - k),
+        cross_attention_dim=cfg.cross_dim, attention_head_dim=8,
+        # pooled text, as Imagen and SDXL add it: a global signal every ResNet block sees
+        **(dict(class_embed_type="projection", projection_class_embeddings_input_dim=cfg.cross_dim)
+           if cfg.pooled else {}))
 
 
 @dataclass
@@ -104,16 +113,26 @@ class TrainedGenerator:
     conditioned: bool = True
 
 
-def _condition(gen_text: TextConditioner, x: torch.Tensor, conditioned: bool) -> torch.Tensor:
-    return gen_text(x if conditioned else torch.zeros_like(x))  # type: ignore[no-any-return]
+def _predict(unet: Any, text: TextConditioner, x: torch.Tensor, t: torch.Tensor, feats: torch.Tensor,
+             mask: torch.Tensor, conditioned: bool) -> torch.Tensor:
+    """The UNet's ε for noisy ``x`` at ``t``, given the caption features (zeros when not ``conditioned``)."""
+    cond = text(feats if conditioned else torch.zeros_like(feats))
+    pooled = None
+    if unet.config.class_embed_type == "projection":
+        keep = mask.to(cond.dtype).unsqueeze(-1)
+        pooled = (cond * keep).sum(1) / keep.sum(1).clamp_min(1)
+    return unet(x, t, encoder_hidden_states=cond, encoder_attention_mask=mask,  # type: ignore[no-any-return]
+                class_labels=pooled).sample
 
 
 def train_generator(cfg: GeneratorConfig, feats: torch.Tensor, mask: torch.Tensor, images: torch.Tensor,
-                    *, conditioned: bool = True, init_logits: list[float] | None = None) -> TrainedGenerator:
+                    *, conditioned: bool = True, init_logits: list[float] | None = None,
+                    on_step: Callable[[int], Any] | None = None) -> TrainedGenerator:
     """Train on ``images`` ``[N, 3, H, W]`` in [-1, 1] with their caption features and masks.
 
     ``conditioned=False`` zeroes the features (the same model without text: the baseline).  Under
     ``two-step`` the layer logits get their own lr (``layer_lr``) for ``n1`` steps, then freeze.
+    ``on_step(step)`` is called after every step (a progress bar).
     """
     torch.manual_seed(cfg.seed)
     g = torch.Generator().manual_seed(cfg.seed)
@@ -133,8 +152,11 @@ def train_generator(cfg: GeneratorConfig, feats: torch.Tensor, mask: torch.Tenso
         x0 = images[idx]
         noise = torch.randn(x0.shape, generator=g)
         t = torch.randint(0, cfg.train_timesteps, (cfg.batch,), generator=g)
-        pred = unet(sched.add_noise(x0, noise, t), t, encoder_hidden_states=_condition(text, feats[idx], conditioned),
-                    encoder_attention_mask=mask[idx]).sample
+        f = feats[idx]
+        if conditioned and cfg.cond_drop > 0:  # drop whole captions to the empty condition
+            keep = torch.rand((cfg.batch,), generator=g) >= cfg.cond_drop
+            f = f * keep.view(-1, *([1] * (f.dim() - 1))).to(f.dtype)
+        pred = _predict(unet, text, sched.add_noise(x0, noise, t), t, f, mask[idx], conditioned)
         loss = nn.functional.mse_loss(pred, noise)
         opt.zero_grad(set_to_none=True)
         torch.autograd.backward(loss)
@@ -142,6 +164,8 @@ def train_generator(cfg: GeneratorConfig, feats: torch.Tensor, mask: torch.Tenso
         losses.append(float(loss.detach()))
         if n_layers > 1:
             omega.append(text.weights().detach().tolist())
+        if on_step is not None:
+            on_step(step)
     return TrainedGenerator(unet, text, sched, losses, omega, conditioned)
 
 
@@ -150,29 +174,32 @@ def denoising_loss(gen: TrainedGenerator, feats: torch.Tensor, mask: torch.Tenso
                    *, draws: int = 4, seed: int = 1) -> float:
     """Mean ε-MSE on held-out images over ``draws`` fixed (noise, t) draws each (same for every row)."""
     g = torch.Generator().manual_seed(seed)
-    cond = _condition(gen.text, feats, gen.conditioned)
     total = 0.0
     for _ in range(draws):
         noise = torch.randn(images.shape, generator=g)
         t = torch.randint(0, gen.scheduler.config.num_train_timesteps, (images.shape[0],), generator=g)
-        pred = gen.unet(gen.scheduler.add_noise(images, noise, t), t, encoder_hidden_states=cond,
-                        encoder_attention_mask=mask).sample
+        pred = _predict(gen.unet, gen.text, gen.scheduler.add_noise(images, noise, t), t, feats, mask, gen.conditioned)
         total += float(nn.functional.mse_loss(pred, noise))
     return total / draws
 
 
 @torch.no_grad()
 def sample_images(gen: TrainedGenerator, feats: torch.Tensor, mask: torch.Tensor, *, steps: int = 20,
-                  seed: int = 2) -> torch.Tensor:
-    """DDIM samples for the captions' features: uint8 ``[B, H, W, 3]``."""
+                  seed: int = 2, guidance: float = 1.0) -> torch.Tensor:
+    """DDIM samples for the captions' features: uint8 ``[B, H, W, 3]``.  ``guidance`` > 1:
+    classifier-free guidance against the empty (zero) condition (train with ``cond_drop`` > 0)."""
     ddim = _diffusers.DDIMScheduler.from_config(gen.scheduler.config)
     ddim.set_timesteps(steps)
     g = torch.Generator().manual_seed(seed)
     size = gen.unet.config.sample_size
     x = torch.randn((feats.shape[0], 3, size, size), generator=g)
-    cond = _condition(gen.text, feats, gen.conditioned)
+    guided = gen.conditioned and guidance != 1.0
     for t in ddim.timesteps:
-        eps = gen.unet(x, t, encoder_hidden_states=cond, encoder_attention_mask=mask).sample
+        tt = t.expand(x.shape[0])
+        eps = _predict(gen.unet, gen.text, x, tt, feats, mask, gen.conditioned)
+        if guided:
+            eps_empty = _predict(gen.unet, gen.text, x, tt, feats, mask, False)
+            eps = eps_empty + guidance * (eps - eps_empty)
         x = ddim.step(eps, t, x).prev_sample
     return ((x.clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8).permute(0, 2, 3, 1)
 
