@@ -2,16 +2,36 @@
 
 Every entry is keyed by ``sha256(encoder fingerprint, feature dtype, view key, formatted
 text)``, so a changed template, max_length, dtype or checkpoint can never hit a stale
-entry.  Shards live in ``ROOT/<fingerprint digest>/`` and look like::
+entry.  Shards live in ``ROOT/<fingerprint digest>/``; their format (a checksummed JSON
+header listing ``[key, offset, shape, crc32]`` per entry and which texts the encoder
+truncated, then the payload) is in `harness._shard`.
 
-    b"TEDFEAT1" | u32 header length | u32 crc32(header) | header JSON | zero pad to 64 | payload
+Reads.  A shard is memory-mapped (privately, an LRU of a few mappings) and a text's
+features are a zero-copy slice of the mapping until the caller converts them; treat them
+as read-only.  Each entry's bytes are checked against its crc32 once per process: in bulk
+by `verify` (plain reads, so an I/O error is an exception, not a SIGBUS under the
+mapping), else on its first `read`; entries this process wrote count as checked.  A
+failed check drops the whole shard with a warning: our mapping is released, the file
+removed, its texts count as missing and `FeatureStore` re-encodes them.  Shards are never
+rewritten in place, so bytes are not checked again after their first check.
 
-The header lists ``[key, offset, shape, crc32]`` per entry; one whose structure does not
-hold up is treated like a failed checksum.  A shard is written to a temporary name that
-carries the writer's host and pid, fsynced and renamed, so a run killed at any point
-(SIGKILL included) leaves only complete shards, and the next run removes temp files whose
-writer is dead.  `verify` and reads check each entry's crc32 and, on a mismatch, drop the
-whole shard with a warning: its texts count as missing and `FeatureStore` recomputes them.
+Writes and durability.  A shard is written to a temporary name that carries the writer's
+host and pid and then renamed, so a process killed at any point (SIGKILL included) leaves
+only complete shards (a renamed file is complete in the page cache): a rerun recomputes
+nothing it had finished, and removes temp files whose writer is dead.  What survives a
+power loss or kernel crash depends on ``fsync``:
+
+* ``"shard"``: each shard is fsynced before its rename and the folder after; nothing
+  renamed is ever lost.
+* ``"group"`` (default): shards are renamed without an fsync; every ``group_bytes``
+  (1 GiB) or 64 shards written, and at `flush`/`close`, the files written since are
+  fsynced and then the folder once.  A power loss loses at most the last group.
+* ``"none"``: the OS writes back when it likes.
+
+Under ``"group"`` and ``"none"`` a shard torn by a power loss fails its header check or
+its crc32 and is dropped and re-encoded like any damaged shard.  ``True`` and ``False``
+still mean ``"shard"`` and ``"none"``.
+
 Writes go through a few background threads so checksums and disk I/O overlap the next
 encoder forward.  A folder that cannot be written is used read-only; a write that fails
 (full disk, read-only filesystem) raises `CacheError` after removing its temp file.
@@ -22,50 +42,42 @@ torch is imported inside functions only.
 from __future__ import annotations
 
 import errno
-import functools
 import hashlib
-import io
 import json
 import logging
 import os
-import re
-import socket
-import struct
 import threading
-import time
-import uuid
-import zlib
 from collections import OrderedDict
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from concurrent.futures import wait as wait_all
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TypeGuard
+from typing import TYPE_CHECKING, Any
 
-from harness._exceptions import CacheError
+from harness import _shard
+from harness._exceptions import CacheError, ConfigError
+from harness._shard import SUFFIX, Location, ShardError, ShardHeader
 from harness.checkpoints import content_key
 from harness.types import EncoderInfo
 
 if TYPE_CHECKING:
     import torch
 
-__all__ = ["CACHE_FORMAT", "FeatureCache", "default_cache_dir", "encoder_fingerprint", "ensure_cache_folder"]
+__all__ = ["CACHE_FORMAT", "FSYNC_MODES", "FeatureCache", "default_cache_dir", "encoder_fingerprint",
+           "ensure_cache_folder", "fsync_mode"]
 
 log = logging.getLogger("harness")
 
-CACHE_FORMAT = 1  # bump when view computation changes: old entries then never match
-MAGIC = b"TEDFEAT1"
-_PREFIX = struct.Struct("<8sII")  # magic, header length, header crc32
-_SUFFIX = ".tedf"
-_MAX_OPEN = 32  # shard file handles kept open for reads
+CACHE_FORMAT = 2  # bump when view computation or the shard layout changes: old entries then never match
+FSYNC_MODES = ("shard", "group", "none")
+GROUP_BYTES = 1 << 30  # fsync="group": sync once this much was written...
+GROUP_SHARDS = 64  # ...or this many shards
+_MAX_MAPPED = 128  # shard mappings kept for reads (address space only: no file handle stays open)
 _WRITERS = max(1, min(4, (os.cpu_count() or 1) - 1))  # crc32, write and fsync release the GIL
 _MAX_PENDING = _WRITERS + 1  # shards queued before `put` blocks...
 _MAX_PENDING_BYTES = 256 << 20  # ...or once this much waits in RAM (one shard always may)
-_STALE_TMP_S = 3600.0  # temp files whose writer cannot be checked (another host) go once this old
-_TMP_RE = re.compile(r"\.([0-9a-f]{8})-(\d{1,9})-[0-9a-f]{8}\.tmp$")  # owner tag, pid, random
 _DISK_FULL = {errno.ENOSPC, getattr(errno, "EDQUOT", errno.ENOSPC)}
 _ITEMSIZE = {"float32": 4, "float16": 2, "bfloat16": 2, "float64": 8}
-Location = tuple[str, int, tuple[int, ...], int]  # shard, offset, shape, crc32
 
 
 def default_cache_dir() -> Path:
@@ -107,23 +119,23 @@ def encoder_fingerprint(info: EncoderInfo) -> dict[str, Any]:
     return fp
 
 
-def _align(n: int) -> int:
-    return (n + 63) // 64 * 64
-
-
 class FeatureCache:
     """Content-keyed store of per-text feature tensors under ``root`` (see module docstring).
 
     ``key(view_key, text)`` names an entry; ``read`` returns it (or None when missing or
-    corrupt); ``verify`` checks many entries at once; ``put`` queues one shard of entries;
-    ``flush`` waits until queued shards are on disk; ``refresh`` indexes shards other
-    processes wrote since.  Raises `CacheError` when ``root`` cannot be used at all.
+    corrupt) and ``truncated`` whether its text was truncated; ``verify`` checks many
+    entries at once; ``put`` queues one shard of entries; ``flush`` waits until queued
+    shards are on disk; ``refresh`` indexes shards other processes wrote since;
+    ``disk_bytes`` is what the shards take.  ``fsync`` is ``"shard"``, ``"group"`` or
+    ``"none"`` (module docstring).  Raises `CacheError` when ``root`` cannot be used at all.
     """
 
     def __init__(self, root: str | os.PathLike[str], fingerprint: Mapping[str, Any], *,
-                 dtype: str = "float32", fsync: bool = True, max_pending_bytes: int = _MAX_PENDING_BYTES) -> None:
+                 dtype: str = "float32", fsync: str | bool = "group", group_bytes: int = GROUP_BYTES,
+                 max_pending_bytes: int = _MAX_PENDING_BYTES) -> None:
         self.dtype = dtype
-        self.fsync = fsync
+        self.fsync = fsync_mode(fsync)
+        self.group_bytes = group_bytes
         self.max_pending_bytes = max_pending_bytes
         self.fingerprint = dict(fingerprint)
         digest = content_key({"encoder": self.fingerprint, "dtype": dtype})
@@ -133,13 +145,17 @@ class FeatureCache:
         self._index: dict[str, Location] = {}
         self._shards: set[str] = set()  # every shard name seen, good or not
         self._pending: dict[str, Any] = {}  # queued, not yet on disk
+        self._truncated: set[str] = set()  # keys whose text the encoder truncated
+        self._checked: set[str] = set()  # keys whose bytes passed their crc32 in this process
         self._lock = threading.Lock()
-        self._files: OrderedDict[str, io.FileIO] = OrderedDict()
+        self._maps: OrderedDict[str, torch.Tensor] = OrderedDict()  # shard -> uint8 view of its mapping
         self._writer: ThreadPoolExecutor | None = None
         self._futures: list[tuple[Future[None], int]] = []  # queued shards and their sizes
+        self._unsynced: list[Path] = []  # fsync="group": shards written since the last sync...
+        self._unsynced_bytes = 0  # ...and their size
         self.read_only: OSError | None = self._write_info()  # why nothing can be written here, or None
         if self.read_only is None:
-            self._remove_stale_tmp()
+            _shard.remove_stale_tmp(self.dir)
         self.refresh()
 
     # ---- keys and lookup -------------------------------------------------------------
@@ -158,51 +174,68 @@ class FeatureCache:
     def n_shards(self) -> int:
         return len({loc[0] for loc in self._index.values()})
 
+    def truncated(self, key: str) -> bool:
+        """Whether the text of entry ``key`` was truncated when it was encoded (False if unknown)."""
+        return key in self._truncated
+
     def read(self, key: str) -> torch.Tensor | None:
-        """The stored CPU tensor (treat it as read-only), or None if missing or failing its checksum."""
+        """The stored CPU tensor, a zero-copy slice of the shard's mapping (treat it as read-only);
+        None if missing, unreadable or failing its checksum (the shard is then dropped)."""
         import torch
 
         with self._lock:
             pending = self._pending.get(key)
             loc = self._index.get(key)
+            checked = key in self._checked
         if pending is not None:
             return pending  # type: ignore[no-any-return]
         if loc is None:
             return None
         shard, offset, shape, crc = loc
-        buf = bytearray(self._nbytes(shape))
+        nbytes = self._nbytes(shape)
+        dt = getattr(torch, self.dtype)
         try:
-            fh = self._file(shard)
-            fh.seek(offset)
-            got = fh.readinto(buf)
+            mapped = self._map(shard)
         except OSError as exc:
             self._drop(shard, f"cannot be read ({exc})")
             return None
-        if got != len(buf) or zlib.crc32(buf) != crc:
-            self._drop(shard, "failed its checksum")
+        if offset + nbytes > mapped.numel():
+            self._drop(shard, "is shorter than its header says")
             return None
-        dt = getattr(torch, self.dtype)
-        return torch.empty(shape, dtype=dt) if not buf else torch.frombuffer(buf, dtype=dt).view(shape)
+        raw = mapped[offset:offset + nbytes]
+        if not checked:
+            if _shard.crc32(raw) != crc:
+                self._drop(shard, "failed its checksum")
+                return None
+            with self._lock:
+                self._checked.add(key)
+        return torch.empty(shape, dtype=dt) if not nbytes else raw.view(dt).view(shape)
 
     def verify(self, keys: Iterable[str]) -> int:
-        """Check the stored bytes of ``keys`` against their checksums, a few shards at a time.
+        """Check the stored bytes of ``keys`` not checked yet in this process, a few shards at a time.
 
         A shard that fails is dropped (warning, file removed), so its entries count as
         missing from then on.  Keys not on disk are skipped.  Returns the shards dropped.
         """
         by_shard: dict[str, list[tuple[int, int, int]]] = {}
+        keys_of: dict[str, list[str]] = {}
         with self._lock:
             for k in keys:
                 loc = self._index.get(k)
-                if loc is not None:
+                if loc is not None and k not in self._checked:
                     by_shard.setdefault(loc[0], []).append((loc[1], self._nbytes(loc[2]), loc[3]))
+                    keys_of.setdefault(loc[0], []).append(k)
         if not by_shard:
             return 0
         with ThreadPoolExecutor(_WRITERS, thread_name_prefix="harness-verify") as pool:
-            problems = dict(zip(by_shard, pool.map(lambda s: _check_entries(self.dir / s, by_shard[s]), by_shard)))
+            problems = dict(zip(by_shard, pool.map(lambda s: _shard.check_entries(self.dir / s, by_shard[s]),
+                                                   by_shard)))
         for shard, problem in problems.items():
             if problem is not None:
                 self._drop(shard, problem)
+            else:
+                with self._lock:
+                    self._checked.update(keys_of[shard])
         return sum(p is not None for p in problems.values())
 
     def check_writable(self, n_missing: int) -> None:
@@ -211,26 +244,52 @@ class FeatureCache:
             raise CacheError(f"feature cache {str(self.dir)!r} is not writable ({_reason(self.read_only)}) and "
                              f"{n_missing} texts are not cached in it. {_fix(self.read_only)}")
 
+    def disk_bytes(self) -> int:
+        """Bytes the shard files in this cache's folder take (written by any process)."""
+        total = 0
+        try:
+            listing = list(os.scandir(self.dir))
+        except OSError:
+            return 0
+        for entry in listing:
+            if entry.name.endswith(SUFFIX):
+                try:
+                    total += entry.stat().st_size
+                except OSError:
+                    pass  # dropped meanwhile
+        return total
+
     # ---- writing ---------------------------------------------------------------------
-    def put(self, entries: Sequence[tuple[str, torch.Tensor]], *, meta: Mapping[str, Any] | None = None) -> None:
-        """Queue one shard holding ``entries`` (key, CPU tensor in ``dtype``); written in the background."""
+    def put(self, entries: Sequence[tuple[str, torch.Tensor]], *, meta: Mapping[str, Any] | None = None,
+            truncated: Collection[str] = ()) -> None:
+        """Queue one shard holding ``entries`` (key, CPU tensor in ``dtype``); written in the background.
+
+        ``truncated``: the keys (of ``entries``) whose text the encoder truncated.
+        """
         if not entries:
             return
+        flagged = {k for k, _ in entries if k in truncated}
         with self._lock:
             for k, t in entries:
                 self._pending[k] = t
+            self._truncated |= flagged
         if self._writer is None:
             self._writer = ThreadPoolExecutor(_WRITERS, thread_name_prefix="harness-cache")
         nbytes = sum(t.nbytes for _, t in entries)
-        self._futures.append((self._writer.submit(self._write_shard, list(entries), dict(meta or {})), nbytes))
+        job = self._writer.submit(self._write_shard, list(entries), dict(meta or {}), flagged)
+        self._futures.append((job, nbytes))
         while self._futures and (self._futures[0][0].done() or len(self._futures) > _MAX_PENDING or (
                 len(self._futures) > 1 and sum(n for _, n in self._futures) > self.max_pending_bytes)):
             self._result(self._futures.pop(0)[0])  # re-raises a failed write here, not silently
 
     def flush(self) -> None:
-        """Block until every queued shard is on disk (raises the first write error)."""
+        """Block until every queued shard is written (and, unless ``fsync="none"``, synced).
+
+        Raises the first write error.
+        """
         while self._futures:
             self._result(self._futures.pop(0)[0])
+        self._sync_group(force=True)
 
     def _result(self, future: Future[None]) -> None:
         try:
@@ -247,47 +306,50 @@ class FeatureCache:
         if self._writer is not None:
             self._writer.shutdown()
             self._writer = None
-        for fh in self._files.values():
-            fh.close()
-        self._files.clear()
+        with self._lock:
+            self._maps.clear()  # mappings go once no tensor read from them is alive
 
-    def _write_shard(self, entries: list[tuple[str, Any]], meta: dict[str, Any]) -> None:
-        import torch
-
-        dt = getattr(torch, self.dtype)
-        blobs: list[Any] = []
-        rows: list[tuple[str, int, list[int], int]] = []
-        offset = 0
-        for k, t in entries:
-            if t.dtype != dt:
-                raise ValueError(f"feature cache holds {self.dtype}, got a {t.dtype} tensor")
-            blob = (t if t.is_contiguous() else t.contiguous()).view(torch.uint8).numpy()  # no copy
-            rows.append((k, offset, list(t.shape), zlib.crc32(blob)))
-            blobs.append(blob)
-            offset += blob.nbytes
-        header = json.dumps({"version": CACHE_FORMAT, "dtype": self.dtype, "payload_bytes": offset,
-                             "entries": rows, "meta": meta}).encode()
-        prefix = _PREFIX.pack(MAGIC, len(header), zlib.crc32(header)) + header
-        prefix += b"\0" * (_align(len(prefix)) - len(prefix))
-        name = f"{time.time_ns():020d}-{os.getpid()}-{uuid.uuid4().hex[:8]}{_SUFFIX}"
+    def _write_shard(self, entries: list[tuple[str, Any]], meta: dict[str, Any], truncated: set[str]) -> None:
+        prefix, blobs, rows = _shard.encode_shard(entries, version=CACHE_FORMAT, dtype=self.dtype,
+                                                  truncated=truncated, meta=meta)
+        name = _shard.new_name()
         tmp = self._tmp_path(name)
         try:
-            _write_file(tmp, [prefix, *blobs], fsync=self.fsync)
+            _shard.write_file(tmp, [prefix, *blobs], fsync=self.fsync == "shard")
             os.replace(tmp, self.dir / name)
         except BaseException as exc:
-            _unlink(tmp)  # at once: a partial shard on a full disk must not keep the space
+            _shard.unlink(tmp)  # at once: a partial shard on a full disk must not keep the space
             if isinstance(exc, OSError):
                 raise CacheError(f"feature cache {str(self.dir)!r}: writing a shard failed ({_reason(exc)}). "
                                  f"{_fix(exc)}") from exc
             raise
-        if self.fsync:
-            _fsync_dir(self.dir)
+        if self.fsync == "shard":
+            _shard.fsync_dir(self.dir)
         base = len(prefix)
         with self._lock:
             self._shards.add(name)
             for k, off, shape, crc in rows:
                 self._index[k] = (name, base + off, tuple(shape), crc)
+                self._checked.add(k)  # these very bytes were checksummed on their way out
                 self._pending.pop(k, None)
+            if self.fsync == "group":
+                self._unsynced.append(self.dir / name)
+                self._unsynced_bytes += base + sum(b.nbytes for b in blobs)
+        self._sync_group(force=False)
+
+    def _sync_group(self, *, force: bool) -> None:
+        """fsync="group": sync the shards written since the last sync once a group is full (or ``force``)."""
+        with self._lock:
+            full = self._unsynced_bytes >= self.group_bytes or len(self._unsynced) >= GROUP_SHARDS
+            if not self._unsynced or not (force or full):
+                return
+            group, self._unsynced, self._unsynced_bytes = self._unsynced, [], 0
+        try:
+            _shard.fsync_files(group)
+        except OSError as exc:
+            raise CacheError(f"feature cache {str(self.dir)!r}: syncing {len(group)} shards to disk failed "
+                             f"({_reason(exc)}). {_fix(exc)}") from exc
+        _shard.fsync_dir(self.dir)
 
     # ---- index -----------------------------------------------------------------------
     def refresh(self) -> int:
@@ -304,73 +366,67 @@ class FeatureCache:
             gone = self._shards - names
             if gone:
                 self._shards -= gone
-                for k in [k for k, loc in self._index.items() if loc[0] in gone]:
-                    del self._index[k]
+                self._forget(gone)
         new = 0
         for name in sorted(names):
-            if not name.endswith(_SUFFIX) or name in self._shards:
+            if not name.endswith(SUFFIX) or name in self._shards:
                 continue
-            rows = self._read_header(name)
+            header = self._header(name)
             with self._lock:
                 self._shards.add(name)
-                if rows:
-                    self._index.update(rows)
-            new += rows is not None
+                if header:
+                    for k, loc in header.entries.items():
+                        if self._index.get(k) != loc:
+                            self._checked.discard(k)  # a key written again elsewhere is checked again
+                    self._index.update(header.entries)
+                    self._truncated |= header.truncated
+            new += header is not None
         return new
 
-    def _read_header(self, name: str) -> dict[str, Location] | None:
-        path = self.dir / name
+    def _header(self, name: str) -> ShardHeader | None:
+        """Shard ``name``'s header; None if it is bad (then removed) or another format's."""
         try:
-            with open(path, "rb") as fh:
-                size = os.fstat(fh.fileno()).st_size
-                magic, hlen, hcrc = _PREFIX.unpack(fh.read(_PREFIX.size))
-                header = fh.read(min(hlen, size))  # a corrupt length must not allocate gigabytes
-        except (OSError, struct.error) as exc:
-            self._bad_shard(name, f"has an unreadable header ({exc})")
+            return _shard.read_header(self.dir / name, version=CACHE_FORMAT, dtype=self.dtype,
+                                      itemsize=self._itemsize)
+        except ShardError as exc:
+            self._bad_shard(name, str(exc))
             return None
-        if magic != MAGIC or len(header) != hlen or zlib.crc32(header) != hcrc:
-            self._bad_shard(name, "has a corrupt header")
-            return None
-        try:
-            meta = json.loads(header)
-        except ValueError:
-            self._bad_shard(name, "has a header that is not JSON")
-            return None
-        if isinstance(meta, dict) and (meta.get("version") != CACHE_FORMAT or meta.get("dtype") != self.dtype):
-            return None  # another format: not ours to judge or delete
-        base = _align(_PREFIX.size + hlen)
-        problem = _header_problem(meta, size - base, self._itemsize)
-        if problem is not None:
-            self._bad_shard(name, problem)
-            return None
-        return {k: (name, base + off, tuple(shape), crc) for k, off, shape, crc in meta["entries"]}
 
     def _bad_shard(self, name: str, why: str) -> None:
         log.warning("feature cache: shard %s %s; ignoring it (its texts will be re-encoded)", self.dir / name, why)
         with self._lock:
             self._shards.add(name)  # do not warn again in this process
-        _unlink(self.dir / name)
+        _shard.unlink(self.dir / name)
 
     def _drop(self, name: str, why: str) -> None:
         log.warning("feature cache: shard %s %s; dropping it (its texts will be re-encoded)", self.dir / name, why)
         with self._lock:
-            for k in [k for k, loc in self._index.items() if loc[0] == name]:
-                del self._index[k]
-        fh = self._files.pop(name, None)
-        if fh is not None:
-            fh.close()
-        _unlink(self.dir / name)
+            self._forget({name})  # releases our mapping before the file goes (Windows cannot remove it otherwise)
+        _shard.unlink(self.dir / name)
 
-    def _file(self, name: str) -> io.FileIO:
-        fh = self._files.get(name)
-        if fh is None:
-            fh = io.FileIO(self.dir / name, "rb")
-            self._files[name] = fh
-            if len(self._files) > _MAX_OPEN:
-                self._files.popitem(last=False)[1].close()
-        else:
-            self._files.move_to_end(name)
-        return fh
+    def _forget(self, names: set[str]) -> None:
+        """Forget the entries and mappings of shards ``names`` (hold the lock)."""
+        keys = [k for k, loc in self._index.items() if loc[0] in names]
+        for k in keys:
+            del self._index[k]
+        self._checked.difference_update(keys)
+        self._truncated.difference_update(keys)
+        for name in names:
+            self._maps.pop(name, None)  # tensors read from it keep the mapping alive: never unmapped under them
+
+    def _map(self, name: str) -> torch.Tensor:
+        """Shard ``name`` as a uint8 tensor over its memory mapping (kept in a small LRU)."""
+        with self._lock:
+            mapped = self._maps.get(name)
+            if mapped is not None:
+                self._maps.move_to_end(name)
+                return mapped
+        mapped = _shard.map_file(self.dir / name)
+        with self._lock:
+            self._maps[name] = mapped
+            while len(self._maps) > _MAX_MAPPED:
+                self._maps.popitem(last=False)
+        return mapped
 
     def _nbytes(self, shape: tuple[int, ...]) -> int:
         n = self._itemsize
@@ -379,7 +435,7 @@ class FeatureCache:
         return n
 
     def _tmp_path(self, name: str) -> Path:
-        return self.dir / f".{name}.{_owner_tag()}-{os.getpid()}-{uuid.uuid4().hex[:8]}.tmp"
+        return _shard.tmp_path(self.dir, name)
 
     def _write_info(self) -> OSError | None:
         """Write ``fingerprint.json`` (or a probe file): None if that works, else why not."""
@@ -389,80 +445,23 @@ class FeatureCache:
         body = b"" if exists else json.dumps({"encoder": self.fingerprint, "dtype": self.dtype}, indent=1,
                                              default=str).encode()
         try:
-            _write_file(tmp, [body], fsync=False)
+            _shard.write_file(tmp, [body], fsync=False)
             if not exists:
                 os.replace(tmp, path)
         except OSError as exc:
             return exc
         finally:
-            _unlink(tmp)
+            _shard.unlink(tmp)
         return None
 
-    def _remove_stale_tmp(self) -> None:
-        # A temp file of a live writer (another rank or run) stays.  One whose writer is dead
-        # (killed, or failed on a full disk) goes now, so it cannot fill the disk for this run;
-        # pids are only comparable on this host and pid namespace, others wait out the age.
-        now, tag = time.time(), _owner_tag()
-        try:
-            listing = list(os.scandir(self.dir))
-        except OSError:
-            return  # `refresh` says why
-        for entry in listing:
-            if not entry.name.endswith(".tmp"):
-                continue
-            m = _TMP_RE.search(entry.name)
-            try:
-                old = now - entry.stat().st_mtime > _STALE_TMP_S
-            except OSError:
-                continue
-            if old or (m is not None and m.group(1) == tag and not _pid_alive(int(m.group(2)))):
-                _unlink(Path(entry.path))
 
-
-def _header_problem(meta: Any, payload: int, itemsize: int) -> str | None:
-    """Why a header with a valid checksum still cannot be trusted, or None."""
-    if not isinstance(meta, dict):
-        return f"has a header that is a JSON {type(meta).__name__}, not an object"
-    n = meta.get("payload_bytes")
-    if not _is_int(n) or n < 0:
-        return f"has a bad payload_bytes {n!r:.80}"
-    if n != payload:
-        return f"has {payload} payload bytes, its header says {n}"
-    entries = meta.get("entries")
-    if not isinstance(entries, list):
-        return f"has a bad entry list {entries!r:.80}"
-    for row in entries:
-        ok = isinstance(row, list) and len(row) == 4 and isinstance(row[0], str) and _is_int(row[1]) \
-            and isinstance(row[2], list) and all(_is_int(s) and s >= 0 for s in row[2]) \
-            and _is_int(row[3]) and 0 <= row[3] < 1 << 32 and row[1] >= 0
-        if not ok:
-            return f"has a malformed entry {row!r:.80}"
-        size = itemsize
-        for s in row[2]:
-            size *= s
-        if row[1] + size > n:
-            return f"has an entry past the end of its payload {row!r:.80}"
-    return None
-
-
-def _check_entries(path: Path, entries: list[tuple[int, int, int]]) -> str | None:
-    """Read ``(offset, nbytes, crc32)`` entries of one shard in file order: None, or what is wrong."""
-    entries = sorted(entries)
-    buf = bytearray(max(n for _, n, _ in entries))
-    try:
-        with io.FileIO(path, "rb") as fh:
-            for offset, nbytes, crc in entries:
-                view = memoryview(buf)[:nbytes]
-                fh.seek(offset)
-                if fh.readinto(view) != nbytes or zlib.crc32(view) != crc:
-                    return "failed its checksum"
-    except OSError as exc:
-        return f"cannot be read ({exc})"
-    return None
-
-
-def _is_int(x: object) -> TypeGuard[int]:
-    return isinstance(x, int) and not isinstance(x, bool)
+def fsync_mode(fsync: str | bool) -> str:
+    """``fsync`` as one of `FSYNC_MODES` (``True``: ``"shard"``, ``False``: ``"none"``)."""
+    if fsync is True or fsync is False:
+        return "shard" if fsync else "none"
+    if fsync not in FSYNC_MODES:
+        raise ConfigError(f"feature cache fsync {fsync!r} is not one of {', '.join(FSYNC_MODES)}")
+    return fsync
 
 
 def _torch_itemsize(dtype: str) -> int:
@@ -478,59 +477,3 @@ def _reason(exc: OSError) -> str:
 def _fix(exc: OSError) -> str:
     first = "Free space" if exc.errno in _DISK_FULL else "Make it writable"
     return f"{first}, point --cache-dir elsewhere, or run with --no-cache (features in RAM)"
-
-
-@functools.cache
-def _owner_tag() -> str:
-    """Host and pid namespace of this process: only where they match is a temp file's pid checked."""
-    try:
-        ns = os.readlink("/proc/self/ns/pid")
-    except OSError:
-        ns = ""
-    return hashlib.sha256(f"{socket.gethostname()}\0{ns}".encode()).hexdigest()[:8]
-
-
-def _pid_alive(pid: int) -> bool:
-    if os.name == "nt":  # there os.kill(pid, 0) sends CTRL_C_EVENT
-        return True
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except OSError:  # EPERM: alive, another user's
-        return True
-    return True
-
-
-def _write_file(path: Path, chunks: Iterable[Any], *, fsync: bool) -> None:
-    """Create ``path`` (it must not exist) and write ``chunks`` (bytes-like) with ``os.write``."""
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0), 0o644)
-    try:
-        for chunk in chunks:
-            view = memoryview(chunk).cast("B")
-            while view:
-                view = view[os.write(fd, view):]
-        if fsync:
-            os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def _unlink(path: Path) -> None:
-    try:
-        path.unlink()
-    except OSError:
-        pass
-
-
-def _fsync_dir(path: Path) -> None:
-    try:
-        fd = os.open(path, os.O_RDONLY)
-    except OSError:  # e.g. Windows: directories cannot be opened
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)

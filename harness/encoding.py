@@ -47,6 +47,7 @@ __all__ = [
     "require",
     "resolve_dtype",
     "tokenize",
+    "tokenize_flagged",
 ]
 
 # The official GRAN-TED caption prefix (caption_type is "image" or "video").
@@ -140,13 +141,19 @@ def tokenize(tokenizer: Any, texts: Sequence[str], *, max_length: int) -> tuple[
     Returns the model inputs (``input_ids``, ``attention_mask`` and, if the
     tokenizer makes them, ``token_type_ids``) and the number of texts truncated.
     """
+    inputs, truncated = tokenize_flagged(tokenizer, texts, max_length=max_length)
+    return inputs, sum(truncated)
+
+
+def tokenize_flagged(tokenizer: Any, texts: Sequence[str], *, max_length: int) -> tuple[dict[str, Any], list[bool]]:
+    """`tokenize`, with one flag per text (was it truncated) instead of their count."""
     lengths = tokenizer(list(texts), add_special_tokens=True, truncation=False)["input_ids"]
-    n_truncated = sum(len(ids) > max_length for ids in lengths)
+    truncated = [len(ids) > max_length for ids in lengths]
     batch = tokenizer(
         list(texts), padding="longest", truncation=True, max_length=max_length, return_tensors="pt"
     )
     keep = ("input_ids", "attention_mask", "token_type_ids")
-    return {k: v for k, v in batch.items() if k in keep}, n_truncated
+    return {k: v for k, v in batch.items() if k in keep}, truncated
 
 
 def drop_prefix(mask: Any, n: int) -> Any:

@@ -20,7 +20,8 @@ if TYPE_CHECKING:
 
     from harness.cache import FeatureCache
 
-__all__ = ["AUTO_CAP", "AUTO_CPU_BATCH", "AUTO_START", "FeatureStore", "ProgressFactory"]
+__all__ = ["AUTO_CAP", "AUTO_CPU_BATCH", "AUTO_START", "FeatureStore", "ProgressFactory", "pack_tokens",
+           "unpack_tokens"]
 
 log = logging.getLogger("harness")
 
@@ -42,6 +43,13 @@ class FeatureStore:
     checks the stored bytes of every cached text it needs, so the texts of a bad shard
     are re-encoded in normal batches and counted in its return value and ``n_encoded``.
     A read-only cache serves the texts it holds; needing any other raises `CacheError`.
+    ``n_truncated`` counts the truncated texts among all ensured ones, cached or encoded
+    now, so a warm run reports what a cold one did.
+
+    Per batch, views are computed on the encoder's device, their real tokens packed into
+    one buffer there and copied to the host at once (`pack_tokens`); `batch` pads the
+    stored tensors (zero-copy slices of the cache's mappings) in one op and converts the
+    whole batch to float32 once.
 
     ``batch_size="auto"``: on CUDA, start at 8 on the longest texts and double per
     batch up to 512, halving on out-of-memory (during the run too) and growing no
@@ -69,8 +77,10 @@ class FeatureStore:
         self.final_batch_size = batch_size if isinstance(batch_size, int) else AUTO_START  # what "auto" settled on
         self.n_oom_retries = 0
         self.n_encoded = 0
-        self.n_truncated = 0
+        self.n_truncated = 0  # truncated texts among all ensured (cached or encoded now): same cold or warm
         self._texts: set[str] = set()  # every text ensured, to re-encode together if a shard goes bad
+        self._flags: dict[str, bool] = {}  # truncation of texts encoded in this process
+        self._unflagged = 0  # truncated texts of batches whose encoder gave a count but no flags
 
     def has(self, text: str) -> bool:
         if self.cache is None:
@@ -100,10 +110,15 @@ class FeatureStore:
         return found
 
     def ensure(self, texts: Iterable[str], *, progress: ProgressFactory | None = None) -> int:
-        """Encode every text not stored yet, longest first; return how many were encoded."""
+        """Encode every text not stored yet, longest first; return how many were encoded.
+
+        ``n_truncated`` then counts the truncated texts among every text ensured so far,
+        cached or encoded now (the cache stores a flag per text).
+        """
         from harness import distributed
 
         wanted = set(texts)
+        new = wanted - self._texts
         self._texts |= wanted
         rank, world = distributed.world()
         shared = self.cache is not None and world > 1
@@ -117,18 +132,26 @@ class FeatureStore:
         if self.cache is not None:
             self.cache.check_writable(len(todo))  # before any work is done
         mine = todo[rank::world] if shared else todo
-        truncated = self.n_truncated
+        unflagged = self._unflagged
         bar = progress("encoding", len(mine)) if progress and mine else None
         self._encode_all(mine, bar)
         if self.cache is not None:
             self.cache.flush()
+        extra = self._unflagged - unflagged
         if shared:
             assert self.cache is not None
             distributed.barrier()
-            self.cache.refresh()
-            self.n_truncated = truncated + distributed.all_sum(self.n_truncated - truncated)
+            self.cache.refresh()  # every rank now sees every text's shard and truncation flag
+            extra = distributed.all_sum(extra)
+        self.n_truncated += sum(self._is_truncated(t) for t in new) + extra
         self.n_encoded += len(todo)
         return len(todo)
+
+    def _is_truncated(self, text: str) -> bool:
+        flag = self._flags.get(text)
+        if flag is not None or self.cache is None or not self.views:
+            return bool(flag)
+        return self.cache.truncated(self.cache.key(self.views[0].key, text))
 
     def _recover(self, view: View, text: str) -> torch.Tensor:
         """Encode ``text`` and every ensured text now missing (a shard dropped since), in batches."""
@@ -136,7 +159,7 @@ class FeatureStore:
         todo = _longest_first(t for t in self._texts | {text} if not self.has(t))
         self.cache.check_writable(len(todo))
         log.info("feature cache: re-encoding %d texts whose entries went missing", len(todo))
-        self._encode_all(todo, None)
+        self._encode_all(todo, None)  # flags and counts of these texts were taken when they were ensured
         self.cache.flush()
         self.n_encoded += len(todo)
         found = self.cache.read(self.cache.key(view.key, text))
@@ -182,52 +205,100 @@ class FeatureStore:
         self._device = out.hidden_states[0].device.type
         feats = compute_views(out.hidden_states, self.views, dtype=getattr(torch, self.dtype))
         out.hidden_states = ()  # free the layers (GPU memory) before copying views out
-        self.n_truncated += int(out.n_truncated)
+        flags = _truncation_flags(out.truncated, int(out.n_truncated), len(batch))
+        if flags is None:
+            self._unflagged += int(out.n_truncated)
+        else:
+            self._flags.update(zip(batch, flags))
         mask = out.attention_mask.bool().cpu()
-        spans = _token_spans(mask)
-        host: dict[str, torch.Tensor] = {}
-        for view in self.views:
-            f = feats.pop(view.key)
-            # [B, T, L, D] for stacks: token-major, so each text is one contiguous block
-            host[view.key] = _to_host(f.transpose(1, 2) if view.op == "stack" else f, staged=self.cache is not None)
-        if self._device == "cuda":
-            torch.cuda.current_stream().synchronize()  # staged copies are asynchronous
+        # [B, T, L, D] for stacks: token-major, so each text is one contiguous block
+        tensors = [feats.pop(v.key) for v in self.views]
+        tensors = [f.transpose(1, 2) if v.op == "stack" else f for v, f in zip(self.views, tensors)]
+        flat, layout = pack_tokens(tensors, mask)  # real tokens only, all views in one buffer, on the device
+        del tensors, feats
+        host = _to_host(flat, staged=self.cache is not None)  # one device-to-host copy for the batch
+        counts = mask.sum(1).tolist()
         rows: dict[tuple[str, str], torch.Tensor] = {}
-        for view in self.views:
-            f = host.pop(view.key)
-            # Views into the batch tensor, or one gather when some mask has gaps: per-text
-            # copies stall the intra-op thread pool (measured 40x slower on a busy 2-core machine).
-            parts = ([f[i].narrow(0, *span) for i, span in enumerate(spans)] if spans is not None
-                     else torch.split(f[mask], mask.sum(1).tolist()))
-            for text, part in zip(batch, parts):
+        for view, packed in zip(self.views, unpack_tokens(host, layout)):
+            for text, part in zip(batch, torch.split(packed, counts)):  # views, no copies
                 rows[(view.key, text)] = part
         if self.cache is None:
             self._data.update(rows)
         else:
-            self.cache.put([(self.cache.key(vk, t), x) for (vk, t), x in rows.items()], meta={"texts": len(batch)})
+            cut = {t for t, f in zip(batch, flags or ()) if f}
+            self.cache.put([(self.cache.key(vk, t), x) for (vk, t), x in rows.items()], meta={"texts": len(batch)},
+                           truncated={self.cache.key(vk, t) for (vk, t) in rows if t in cut})
         return rows
 
     def batch(self, view: View, texts: Sequence[str]) -> tuple[torch.Tensor, torch.Tensor]:
-        """Right-padded float32 ``[B, (L,) T, D]`` features and ``[B, T]`` bool mask."""
-        import torch
+        """Right-padded float32 ``[B, T, D]`` (``[B, L, T, D]`` for stacks) features and ``[B, T]`` bool mask.
 
-        seqs = [self.get(view, t).float() for t in texts]
-        t_max = max(s.shape[-2] for s in seqs)
-        lead = seqs[0].shape[:-2]
-        x = torch.zeros(len(seqs), *lead, t_max, seqs[0].shape[-1])
-        mask = torch.zeros(len(seqs), t_max, dtype=torch.bool)
-        for i, s in enumerate(seqs):
-            x[i, ..., : s.shape[-2], :] = s
-            mask[i, : s.shape[-2]] = True
-        return x, mask
+        One padding op over the stored tensors (zero-copy slices of the cache's mappings)
+        and one conversion to float32 for the whole batch.  A stack batch is a transposed
+        view of token-major ``[B, T, L, D]`` memory (dense, so ``.to(device)`` copies it as is).
+        """
+        import torch
+        from torch.nn.utils.rnn import pad_sequence
+
+        seqs = [self._stored(view, t) for t in texts]  # [T_i, D] or token-major [T_i, L, D]
+        lengths = torch.tensor([s.shape[0] for s in seqs])
+        x = pad_sequence(seqs, batch_first=True).to(torch.float32)  # [B, T, (L,) D]
+        mask = torch.arange(x.shape[1]) < lengths[:, None]
+        return (x.transpose(1, 2) if view.op == "stack" else x), mask
 
 
 def _longest_first(texts: Iterable[str]) -> list[str]:
     return sorted(texts, key=lambda t: (-len(t), t))  # the same order in every process
 
 
+def pack_tokens(tensors: Sequence[torch.Tensor], mask: torch.Tensor
+                ) -> tuple[torch.Tensor, list[tuple[int, tuple[int, ...]]]]:
+    """The real tokens of every ``[B, T, ...]`` tensor, packed into one flat buffer on their device.
+
+    ``mask`` is the ``[B, T]`` bool mask on the CPU.  Returns the buffer and, per tensor,
+    ``(start, shape)`` of its ``[N, ...]`` block (``N`` real tokens, texts in order), so a
+    single copy moves every view of a batch off the device (`unpack_tokens` cuts it again).
+    """
+    import math
+
+    import torch
+
+    dtypes = {t.dtype for t in tensors}
+    if len(dtypes) > 1:
+        raise ValueError(f"views of one batch must share a dtype, got {sorted(map(str, dtypes))}")
+    if not tensors:
+        return torch.empty(0), []
+    idx = mask.reshape(-1).nonzero().squeeze(1).to(tensors[0].device)
+    layout: list[tuple[int, tuple[int, ...]]] = []
+    start = 0
+    for t in tensors:
+        shape = (idx.numel(), *t.shape[2:])
+        layout.append((start, shape))
+        start += math.prod(shape)
+    flat = torch.empty(start, dtype=tensors[0].dtype, device=tensors[0].device)
+    for t, (begin, shape) in zip(tensors, layout):
+        torch.index_select(t.flatten(0, 1), 0, idx, out=flat[begin:begin + math.prod(shape)].view(shape))
+    return flat, layout
+
+
+def unpack_tokens(flat: torch.Tensor, layout: Sequence[tuple[int, tuple[int, ...]]]) -> list[torch.Tensor]:
+    """The blocks `pack_tokens` put into ``flat`` (wherever it was copied to), as views of it."""
+    import math
+
+    return [flat[start:start + math.prod(shape)].view(shape) for start, shape in layout]
+
+
+def _truncation_flags(flags: Sequence[bool] | None, count: int, n: int) -> list[bool] | None:
+    """Which texts of a batch of ``n`` were truncated: the encoder's flags, or what its count implies."""
+    if flags is not None:
+        return [bool(f) for f in flags]
+    if count in (0, n):
+        return [bool(count)] * n
+    return None  # some but not which: counted for this run only
+
+
 def _to_host(x: torch.Tensor, *, staged: bool) -> torch.Tensor:
-    """``x`` on the CPU.  ``staged``: through pinned memory, asynchronously (sync before use).
+    """``x`` on the CPU, in one copy.  ``staged``: through pinned memory, asynchronously, then synchronised.
 
     Pinned blocks come from torch's caching host allocator, so they are reused once the
     cache writer drops them; features kept in RAM for the whole run stay pageable.
@@ -239,20 +310,9 @@ def _to_host(x: torch.Tensor, *, staged: bool) -> torch.Tensor:
     if not staged:
         return x.cpu()
     buf = torch.empty(x.shape, dtype=x.dtype, pin_memory=True)
-    return buf.copy_(x, non_blocking=True)
-
-
-def _token_spans(mask: torch.Tensor) -> list[tuple[int, int]] | None:
-    """``(start, count)`` of each row's tokens in ``[B, T]`` ``mask``; None if any row has gaps."""
-    import torch
-
-    counts = mask.sum(1)
-    starts = mask.to(torch.uint8).argmax(1)
-    pos = torch.arange(mask.shape[1])
-    inside = (pos >= starts[:, None]) & (pos < (starts + counts)[:, None])
-    if not bool((inside == mask).all()):
-        return None
-    return list(zip(starts.tolist(), counts.tolist()))
+    buf.copy_(x, non_blocking=True)
+    torch.cuda.current_stream(x.device).synchronize()
+    return buf
 
 
 def _is_oom(exc: BaseException) -> bool:

@@ -93,9 +93,9 @@ class FakeEncoder:
             states.append(torch.tanh(states[-1] @ w + 0.5 * ctx) * m)
         if self.options.dtype != "float32":
             states = [s.to(getattr(torch, self.options.dtype)) for s in states]
-        truncated = sum(len(re.findall(r"\w+", t)) > limit for t in texts)
+        truncated = [len(re.findall(r"\w+", t)) > limit for t in texts]
         return EncodedBatch(hidden_states=tuple(states), attention_mask=drop_prefix(mask, self.options.drop_prefix_tokens),
-                            n_truncated=truncated)
+                            n_truncated=sum(truncated), truncated=truncated)
 
 
 @hookimpl
@@ -205,6 +205,14 @@ def _check_batch(info: EncoderInfo, batch: EncodedBatch, texts: Sequence[str], *
     assert isinstance(batch.n_truncated, int) and batch.n_truncated >= 0, (
         f"{where}: n_truncated {batch.n_truncated!r} is not a count >= 0"
     )
+    if batch.truncated is not None:
+        flags = list(batch.truncated)
+        assert len(flags) == b and all(isinstance(f, bool) for f in flags), (
+            f"{where}: truncated must be one bool per text ({b}), got {flags!r:.200}"
+        )
+        assert sum(flags) == batch.n_truncated, (
+            f"{where}: truncated flags {sum(flags)} texts but n_truncated is {batch.n_truncated}"
+        )
     return keep, states
 
 

@@ -122,12 +122,16 @@ class EncodedBatch:
     ``hidden_states[0]`` is the embedding-layer output and ``hidden_states[i]``
     the output of transformer layer ``i`` (``1 <= i <= N``), each ``[B, T, D]``.
     ``attention_mask`` is ``[B, T]`` with 1 on tokens that count as features:
-    padding and dropped template-prefix tokens are 0.
+    padding and dropped template-prefix tokens are 0.  ``n_truncated`` counts the
+    texts cut at the length limit and ``truncated`` (optional, one bool per text)
+    says which: with it the feature cache remembers truncation, so a warm run
+    reports the same count as a cold one.
     """
 
     hidden_states: Sequence[Any]
     attention_mask: Any
     n_truncated: int = 0
+    truncated: Sequence[bool] | None = None
 
 
 @runtime_checkable

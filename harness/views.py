@@ -20,7 +20,7 @@ from harness._exceptions import ConfigError
 if TYPE_CHECKING:
     import torch
 
-__all__ = ["LN_EPS", "RMS_EPS", "View", "compute_view", "compute_views", "normalize"]
+__all__ = ["LN_EPS", "RMS_EPS", "View", "compute_view", "compute_views", "normalize", "view_bytes_per_token"]
 
 LN_EPS = 1e-5  # parameter-free LayerNorm, as F.layer_norm's default
 RMS_EPS = 1e-6  # as the official code's rms_norm
@@ -41,6 +41,12 @@ class View:
     @property
     def key(self) -> str:
         return f"{self.op}:{self.norm}:{','.join(map(str, self.layers))}"
+
+
+def view_bytes_per_token(view: View, width: int, itemsize: int) -> int:
+    """Bytes one token of ``view`` takes when stored: layers kept (``len(view.layers)`` for a
+    stack, else 1) x ``width`` x ``itemsize`` (bytes per element of the feature dtype)."""
+    return (len(view.layers) if view.op == "stack" else 1) * width * itemsize
 
 
 def normalize(h: torch.Tensor, norm: str) -> torch.Tensor:

@@ -24,7 +24,8 @@ import pytest
 torch = pytest.importorskip("torch")
 
 from harness import CacheError, cli  # noqa: E402
-from harness.cache import FeatureCache, _owner_tag, encoder_fingerprint  # noqa: E402
+from harness._shard import owner_tag as _owner_tag  # noqa: E402
+from harness.cache import FeatureCache, encoder_fingerprint  # noqa: E402
 from harness.feature_store import FeatureStore  # noqa: E402
 from harness.views import View  # noqa: E402
 from harness.testing import FakeEncoder  # noqa: E402
@@ -97,7 +98,8 @@ def _corrupt(shard: Path, how: str) -> None:
 
 
 def _texts_in(store: FeatureStore, shard: Path) -> set[str]:
-    keys = set((store.cache._read_header(shard.name) or {}).keys())  # type: ignore[union-attr]
+    header = store.cache._header(shard.name)  # type: ignore[union-attr]
+    keys = set(header.entries if header else ())
     return {t for t in TEXTS if store.cache.key(VIEWS[0].key, t) in keys}  # type: ignore[union-attr]
 
 
@@ -188,14 +190,22 @@ def test_cli_reports_texts_reencoded_for_a_corrupt_shard(tmp_path: Path, capsys:
     assert _results(tmp_path / "a")[0] == _results(tmp_path / "b")[0], "recomputed features changed the scores"
 
 
-def test_features_going_bad_after_ensure_are_reencoded_together(tmp_path: Path) -> None:
+@pytest.mark.parametrize("how", ["unmapped", "refreshed"])
+def test_features_going_bad_after_ensure_are_reencoded_together(tmp_path: Path, how: str) -> None:
+    # Entries are checked once per process (shards are never rewritten in place), so what can
+    # still go bad after `ensure` is a shard removed meanwhile (e.g. another process dropped it):
+    # found when its mapping was evicted and is opened again, or when `refresh` lists the folder.
     enc = FakeEncoder()
     store = _store(tmp_path, enc, batch_size=6)
     store.ensure(TEXTS)
     want = _snapshot(store)
     shard = sorted(store.cache.dir.glob("*.tedf"))[1]  # type: ignore[union-attr]
     bad = _texts_in(store, shard)
-    _corrupt(shard, "payload")
+    shard.unlink()
+    if how == "unmapped":
+        store.cache._maps.clear()  # type: ignore[union-attr]  # as the LRU of mappings evicts them
+    else:
+        store.cache.refresh()  # type: ignore[union-attr]
     store._lru.clear()
     seen = _counting(enc)
     _assert_same(want, _snapshot(store), atol=1e-6)

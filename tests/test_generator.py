@@ -175,10 +175,23 @@ def test_downstream_csv_intervals_are_checked(tmp_path) -> None:
 
     head = "encoder,extractor,benchmark,metric,value,ci_low,ci_high\n"
     (tmp_path / "a.csv").write_text(head + "e,x,b,m,0.5,0.4,\n")
-    with pytest.raises(DataError, match=r"a\.csv.*line 2.*ci_high.*both"):
+    with pytest.raises(DataError, match=r"a\.csv:2: field .ci_high. is empty; give both"):
         read_downstream_file(tmp_path / "a.csv")
     (tmp_path / "b.csv").write_text(head + "e,x,b,m,0.5,0.6,0.7\n")
     with pytest.raises(DataError, match="does not contain"):
         read_downstream_file(tmp_path / "b.csv")
     (tmp_path / "c.csv").write_text(head + "e,x,b,m,0.5,0.4,0.6\n")
     assert read_downstream_file(tmp_path / "c.csv")[0][1].ci == (0.4, 0.6)
+
+
+def test_configs_build_the_documented_unets() -> None:
+    """cpu: attention only at the coarsest level (what fits 2 cores); gpu: 64 px, attention at two levels,
+    pooled text on the timestep embedding."""
+    pytest.importorskip("diffusers")
+    from harness_plugins.generator import make_config
+    from harness_plugins.generator._model import build_unet
+
+    cpu, gpu = build_unet(make_config("cpu")).config, build_unet(make_config("gpu")).config
+    assert cpu.down_block_types == ("DownBlock2D", "DownBlock2D", "CrossAttnDownBlock2D")
+    assert gpu.sample_size == 64 and gpu.down_block_types[-2:] == ("CrossAttnDownBlock2D",) * 2
+    assert gpu.down_block_types[0] == "DownBlock2D" and gpu.class_embed_type == "projection"

@@ -182,8 +182,8 @@ class OpenClipEncoder:
         """Apply ``options.template`` (captions) or ``options.statement_template`` (statements)."""
         return format_text(self.spec.options, text, role=role, caption_type=caption_type)
 
-    def tokenize(self, texts: Sequence[str], *, max_length: int | None = None) -> tuple[Any, Any, int]:
-        """(ids [B, context], mask [B, context], n_truncated); ids end at the EOT token."""
+    def tokenize(self, texts: Sequence[str], *, max_length: int | None = None) -> tuple[Any, Any, list[bool] | None]:
+        """(ids [B, context], mask [B, context], truncated per text or None); ids end at the EOT token."""
         import torch
 
         limit = min(self.spec.options.max_length if max_length is None else max_length, self.context_length)
@@ -195,17 +195,17 @@ class OpenClipEncoder:
             mask = (torch.arange(ids.shape[1]).unsqueeze(0) <= last).long()
         else:
             mask = (ids != int(getattr(self.tokenizer, "pad_token_id", 0) or 0)).long()
-        n_truncated = 0
+        truncated = None  # unknown without the tokenizer's encode
         if hasattr(self.tokenizer, "encode"):
-            n_truncated = sum(len(self.tokenizer.encode(t)) + 2 > limit for t in texts)
-        return ids, mask, n_truncated
+            truncated = [len(self.tokenizer.encode(t)) + 2 > limit for t in texts]
+        return ids, mask, truncated
 
     def encode(self, texts: Sequence[str], *, up_to_layer: int | None = None,
                max_length: int | None = None) -> EncodedBatch:
         """Tokenize formatted ``texts`` and return the embedding output plus every block's output."""
         import torch
 
-        ids, mask, n_truncated = self.tokenize(texts, max_length=max_length)
+        ids, mask, truncated = self.tokenize(texts, max_length=max_length)
         up_to = len(self.blocks) if up_to_layer is None else max(0, min(up_to_layer, len(self.blocks)))
         on_device = ids.to(self.spec.options.device)
         with torch.inference_mode():
@@ -215,7 +215,7 @@ class OpenClipEncoder:
         check_finite(hidden, mask, spec=self.spec, dtype=hidden[0].dtype)
         return EncodedBatch(
             hidden_states=hidden, attention_mask=drop_prefix(mask, self.spec.options.drop_prefix_tokens),
-            n_truncated=n_truncated,
+            n_truncated=sum(truncated or ()), truncated=truncated,
         )
 
     def _as_btd(self, x: Any) -> Any:

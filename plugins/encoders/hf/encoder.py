@@ -6,7 +6,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from harness import EncodedBatch, EncoderInfo, EncoderSpec
-from harness.encoding import check_finite, drop_prefix, format_text, forward_up_to, tokenize
+from harness.encoding import check_finite, drop_prefix, format_text, forward_up_to, tokenize_flagged
 
 __all__ = ["HFEncoder", "find_layers", "input_device"]
 
@@ -50,7 +50,7 @@ class HFEncoder:
         limit = self.max_length if max_length is None else max_length
         if self.length_cap is not None:
             limit = min(limit, self.length_cap)
-        inputs, n_truncated = tokenize(self.tokenizer, texts, max_length=limit)
+        inputs, truncated = tokenize_flagged(self.tokenizer, texts, max_length=limit)
         mask = inputs["attention_mask"]
         device = input_device(self.model)
         on_device = {k: v.to(device) for k, v in inputs.items()}
@@ -70,7 +70,8 @@ class HFEncoder:
         return EncodedBatch(
             hidden_states=hidden,
             attention_mask=drop_prefix(mask, self.spec.options.drop_prefix_tokens),
-            n_truncated=n_truncated,
+            n_truncated=sum(truncated),
+            truncated=truncated,
         )
 
 
