@@ -41,6 +41,7 @@ class GeneratorConfig:
     pooled: bool = False  # also add the masked mean of the projected tokens to the timestep embedding
     cond_drop: float = 0.0  # share of training captions replaced by the empty (zero) condition...
     guidance: float = 1.0  # ...so sampling can use classifier-free guidance at this scale (1: none)
+    device: str = "auto"  # auto: cuda when visible (bf16 autocast there), else cpu
     norm_groups: int = 16
     cross_dim: int = 64
     n_train: int = 1024
@@ -125,6 +126,19 @@ def _predict(unet: Any, text: TextConditioner, x: torch.Tensor, t: torch.Tensor,
                 class_labels=pooled).sample
 
 
+def _device(cfg: GeneratorConfig) -> torch.device:
+    if cfg.device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(cfg.device)
+
+
+def _autocast(device: torch.device) -> Any:
+    """bf16 autocast on CUDA (the weights and optimiser stay fp32); nothing elsewhere."""
+    import contextlib
+
+    return torch.autocast("cuda", dtype=torch.bfloat16) if device.type == "cuda" else contextlib.nullcontext()
+
+
 def train_generator(cfg: GeneratorConfig, feats: torch.Tensor, mask: torch.Tensor, images: torch.Tensor,
                     *, conditioned: bool = True, init_logits: list[float] | None = None,
                     on_step: Callable[[int], Any] | None = None) -> TrainedGenerator:
@@ -139,7 +153,10 @@ def train_generator(cfg: GeneratorConfig, feats: torch.Tensor, mask: torch.Tenso
     n_layers = feats.shape[1] if feats.dim() == 4 else 1
     text = TextConditioner(feats.shape[-1], cfg.cross_dim, n_layers=n_layers, mode=cfg.layer_weights,
                            init_logits=init_logits)
-    unet, sched = build_unet(cfg), _diffusers.DDPMScheduler(num_train_timesteps=cfg.train_timesteps)
+    dev = _device(cfg)
+    unet, sched = build_unet(cfg).to(dev), _diffusers.DDPMScheduler(num_train_timesteps=cfg.train_timesteps)
+    text = text.to(dev)
+    feats, mask, images = feats.to(dev), mask.to(dev), images.to(dev)
     groups = [{"params": list(unet.parameters()) + list(text.proj.parameters()), "lr": cfg.lr},
               {"params": [text.logits], "lr": cfg.layer_lr, "weight_decay": 0.0}]
     opt = torch.optim.AdamW(groups)
@@ -148,16 +165,18 @@ def train_generator(cfg: GeneratorConfig, feats: torch.Tensor, mask: torch.Tenso
     for step in range(cfg.steps):
         if cfg.layer_weights == "two-step" and step == cfg.n1:
             text.freeze_weights()  # the paper's second step: ω stays as learned
+        # every draw on the CPU generator, so a seed gives the same batches on any device
         idx = torch.randint(0, images.shape[0], (cfg.batch,), generator=g)
-        x0 = images[idx]
-        noise = torch.randn(x0.shape, generator=g)
-        t = torch.randint(0, cfg.train_timesteps, (cfg.batch,), generator=g)
-        f = feats[idx]
+        x0 = images[idx.to(dev)]
+        noise = torch.randn(x0.shape, generator=g).to(dev)
+        t = torch.randint(0, cfg.train_timesteps, (cfg.batch,), generator=g).to(dev)
+        f = feats[idx.to(dev)]
         if conditioned and cfg.cond_drop > 0:  # drop whole captions to the empty condition
-            keep = torch.rand((cfg.batch,), generator=g) >= cfg.cond_drop
+            keep = (torch.rand((cfg.batch,), generator=g) >= cfg.cond_drop).to(dev)
             f = f * keep.view(-1, *([1] * (f.dim() - 1))).to(f.dtype)
-        pred = _predict(unet, text, sched.add_noise(x0, noise, t), t, f, mask[idx], conditioned)
-        loss = nn.functional.mse_loss(pred, noise)
+        with _autocast(dev):
+            pred = _predict(unet, text, sched.add_noise(x0, noise, t), t, f, mask[idx.to(dev)], conditioned)
+        loss = nn.functional.mse_loss(pred.float(), noise)
         opt.zero_grad(set_to_none=True)
         torch.autograd.backward(loss)
         opt.step()
@@ -174,12 +193,16 @@ def denoising_loss(gen: TrainedGenerator, feats: torch.Tensor, mask: torch.Tenso
                    *, draws: int = 4, seed: int = 1) -> float:
     """Mean ε-MSE on held-out images over ``draws`` fixed (noise, t) draws each (same for every row)."""
     g = torch.Generator().manual_seed(seed)
+    dev = gen.unet.device
+    feats, mask, images = feats.to(dev), mask.to(dev), images.to(dev)
     total = 0.0
     for _ in range(draws):
-        noise = torch.randn(images.shape, generator=g)
-        t = torch.randint(0, gen.scheduler.config.num_train_timesteps, (images.shape[0],), generator=g)
-        pred = _predict(gen.unet, gen.text, gen.scheduler.add_noise(images, noise, t), t, feats, mask, gen.conditioned)
-        total += float(nn.functional.mse_loss(pred, noise))
+        noise = torch.randn(images.shape, generator=g).to(dev)
+        t = torch.randint(0, gen.scheduler.config.num_train_timesteps, (images.shape[0],), generator=g).to(dev)
+        with _autocast(dev):
+            pred = _predict(gen.unet, gen.text, gen.scheduler.add_noise(images, noise, t), t, feats, mask,
+                            gen.conditioned)
+        total += float(nn.functional.mse_loss(pred.float(), noise))
     return total / draws
 
 
@@ -192,16 +215,19 @@ def sample_images(gen: TrainedGenerator, feats: torch.Tensor, mask: torch.Tensor
     ddim.set_timesteps(steps)
     g = torch.Generator().manual_seed(seed)
     size = gen.unet.config.sample_size
-    x = torch.randn((feats.shape[0], 3, size, size), generator=g)
+    dev = gen.unet.device
+    feats, mask = feats.to(dev), mask.to(dev)
+    x = torch.randn((feats.shape[0], 3, size, size), generator=g).to(dev)
     guided = gen.conditioned and guidance != 1.0
     for t in ddim.timesteps:
-        tt = t.expand(x.shape[0])
-        eps = _predict(gen.unet, gen.text, x, tt, feats, mask, gen.conditioned)
-        if guided:
-            eps_empty = _predict(gen.unet, gen.text, x, tt, feats, mask, False)
-            eps = eps_empty + guidance * (eps - eps_empty)
+        tt = t.to(dev).expand(x.shape[0])
+        with _autocast(dev):
+            eps = _predict(gen.unet, gen.text, x, tt, feats, mask, gen.conditioned).float()
+            if guided:
+                eps_empty = _predict(gen.unet, gen.text, x, tt, feats, mask, False).float()
+                eps = eps_empty + guidance * (eps - eps_empty)
         x = ddim.step(eps, t, x).prev_sample
-    return ((x.clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8).permute(0, 2, 3, 1)
+    return ((x.clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8).permute(0, 2, 3, 1).cpu()
 
 
 def write_layer_weights(gen: TrainedGenerator, out_dir: str | Path, *, layers: list[int], n1: int,
