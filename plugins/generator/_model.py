@@ -42,6 +42,8 @@ class GeneratorConfig:
     cond_drop: float = 0.0  # share of training captions replaced by the empty (zero) condition...
     guidance: float = 1.0  # ...so sampling can use classifier-free guidance at this scale (1: none)
     device: str = "auto"  # auto: cuda when visible (bf16 autocast there), else cpu
+    prediction: str = "epsilon"  # what the UNet predicts: epsilon (noise) or sample (the clean image x0)
+    beta_schedule: str = "linear"  # diffusers noise schedule: linear or squaredcos_cap_v2 (cosine)
     norm_groups: int = 16
     cross_dim: int = 64
     n_train: int = 1024
@@ -126,6 +128,15 @@ def _predict(unet: Any, text: TextConditioner, x: torch.Tensor, t: torch.Tensor,
                 class_labels=pooled).sample
 
 
+def _target(sched: Any, x0: torch.Tensor, noise: torch.Tensor) -> torch.Tensor:
+    """What the UNet is trained to predict under the scheduler's prediction type."""
+    if sched.config.prediction_type == "sample":
+        return x0
+    if sched.config.prediction_type != "epsilon":
+        raise ValueError(f"prediction {sched.config.prediction_type!r}: use epsilon or sample")
+    return noise
+
+
 def _device(cfg: GeneratorConfig) -> torch.device:
     if cfg.device == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
@@ -154,7 +165,9 @@ def train_generator(cfg: GeneratorConfig, feats: torch.Tensor, mask: torch.Tenso
     text = TextConditioner(feats.shape[-1], cfg.cross_dim, n_layers=n_layers, mode=cfg.layer_weights,
                            init_logits=init_logits)
     dev = _device(cfg)
-    unet, sched = build_unet(cfg).to(dev), _diffusers.DDPMScheduler(num_train_timesteps=cfg.train_timesteps)
+    unet = build_unet(cfg).to(dev)
+    sched = _diffusers.DDPMScheduler(num_train_timesteps=cfg.train_timesteps, beta_schedule=cfg.beta_schedule,
+                                     prediction_type=cfg.prediction)
     text = text.to(dev)
     feats, mask, images = feats.to(dev), mask.to(dev), images.to(dev)
     groups = [{"params": list(unet.parameters()) + list(text.proj.parameters()), "lr": cfg.lr},
@@ -176,7 +189,7 @@ def train_generator(cfg: GeneratorConfig, feats: torch.Tensor, mask: torch.Tenso
             f = f * keep.view(-1, *([1] * (f.dim() - 1))).to(f.dtype)
         with _autocast(dev):
             pred = _predict(unet, text, sched.add_noise(x0, noise, t), t, f, mask[idx.to(dev)], conditioned)
-        loss = nn.functional.mse_loss(pred.float(), noise)
+        loss = nn.functional.mse_loss(pred.float(), _target(sched, x0, noise))
         opt.zero_grad(set_to_none=True)
         torch.autograd.backward(loss)
         opt.step()
@@ -191,7 +204,8 @@ def train_generator(cfg: GeneratorConfig, feats: torch.Tensor, mask: torch.Tenso
 @torch.no_grad()
 def denoising_loss(gen: TrainedGenerator, feats: torch.Tensor, mask: torch.Tensor, images: torch.Tensor,
                    *, draws: int = 4, seed: int = 1) -> float:
-    """Mean ε-MSE on held-out images over ``draws`` fixed (noise, t) draws each (same for every row)."""
+    """Mean MSE of the prediction (ε, or x0 for ``prediction="sample"``) on held-out images over
+    ``draws`` fixed (noise, t) draws each (the same draws for every row)."""
     g = torch.Generator().manual_seed(seed)
     dev = gen.unet.device
     feats, mask, images = feats.to(dev), mask.to(dev), images.to(dev)
@@ -202,7 +216,7 @@ def denoising_loss(gen: TrainedGenerator, feats: torch.Tensor, mask: torch.Tenso
         with _autocast(dev):
             pred = _predict(gen.unet, gen.text, gen.scheduler.add_noise(images, noise, t), t, feats, mask,
                             gen.conditioned)
-        total += float(nn.functional.mse_loss(pred.float(), noise))
+        total += float(nn.functional.mse_loss(pred.float(), _target(gen.scheduler, images, noise)))
     return total / draws
 
 
