@@ -3,7 +3,8 @@
     python bench/bench_encode.py                  # unique texts of the sample task + caption pairs
     python bench/bench_encode.py --quick          # 600 texts, a few minutes on 2 CPU cores
     python bench/bench_encode.py --sample 2000 --repeat 2   # a subset, fastest of 2 runs per mode
-    python bench/bench_encode.py --n-texts 33000 --modes limit,harness-cache --feature-dtype float16
+    python bench/bench_encode.py --n-texts 33000 --modes limit,harness-cache --cache-variants bfloat16:group
+    python bench/bench_encode.py --quick --threads 1 --repeat 3   # steadier on a busy machine
 
 Encoder: the pip-shipped all-MiniLM-L6-v2 (registry name ``minilm``, max_length 256).
 Texts: tasks/data/ted6k_sample.jsonl + caption_pairs.jsonl (``--data-dir``), synthetic
@@ -11,25 +12,31 @@ if missing.  ``--n-texts N`` builds N TED-6K-like texts (one caption per four
 statements) by numbering variants of the sample's texts.
 
 Modes, each in its own subprocess (model loading is not timed; peak RSS is that
-process's ``ru_maxrss``):
+process's ``ru_maxrss``), interleaved when ``--repeat`` > 1:
 
   limit          one raw ``model(**batch, output_hidden_states=True)`` pass, batches of
                  --batch-size in length-sorted order, under inference_mode
   harness        FeatureStore: last, penultimate, norm-avg and learned views from one
                  pass, all kept in RAM (no cache)
-  harness-cache  the same, writing a cold disk cache; then every view is read back once
-                 in batches of 64 (as the aggregator reads them); reported separately
+  harness-cache  the same, writing a cold disk cache, once per ``--cache-variants``
+                 DTYPE:FSYNC (feature storage dtype; fsync policy ``shard`` = every shard,
+                 ``group`` = once per group of shards, ``none``); then every view is read
+                 back once in batches of 64 (as the aggregator reads them), reported
+                 separately, and the shard files are measured: bytes on disk per token
+                 stored, per view (each view's payload plus its share of the headers)
   official       padding="longest", input order, batch 24, one forward pass per
                  strategy (4 passes), per-text features cut to real tokens
 
-Ratios printed: harness/limit (target <= 1.2) and official/harness (target >= 3).
-This is a script, not a test.
+Ratios printed, each against a baseline measured in the same run: harness/limit
+(target <= 1.2), official/harness (target >= 3), group/shard fsync.  This is a
+script, not a test.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import random
 import resource
@@ -44,6 +51,7 @@ REPO = Path(__file__).resolve().parent.parent
 STRATEGIES = ("last", "penultimate", "norm-avg", "learned")
 MAX_LENGTH = 256  # registry.yaml: minilm options.max_length
 ALL_MODES = ("limit", "harness", "harness-cache", "official")
+DEFAULT_VARIANTS = "float32:shard,float32:group,bfloat16:group"
 
 
 # ---- texts ------------------------------------------------------------------------------
@@ -126,35 +134,104 @@ def run_limit(texts: list[str], args: argparse.Namespace) -> dict[str, Any]:
 
 
 def _harness_store(args: argparse.Namespace, cache_dir: str | None) -> Any:
-    from harness.cache import FeatureCache, encoder_fingerprint
+    from harness.cache import encoder_fingerprint
     from harness.cli import _registry
     from harness.extractors import parse_extractors, view_for
     from harness.feature_store import FeatureStore
     from harness.plugins import get_plugin_manager
 
+    from bench_train import make_cache
+
     pm = get_plugin_manager()
     encoder = pm.hook.harness_load_encoder(spec=_registry(pm, []).encoder("minilm"))
     views = [view_for(s, encoder.info) for s in parse_extractors(pm, STRATEGIES)]
-    cache = None if cache_dir is None else FeatureCache(cache_dir, encoder_fingerprint(encoder.info),
-                                                         dtype=args.feature_dtype)
-    return FeatureStore(encoder, views, batch_size=args.batch_size, dtype=args.feature_dtype, cache=cache)
+    cache = None
+    if cache_dir is not None:
+        cache = make_cache(cache_dir, encoder_fingerprint(encoder.info), dtype=args.feature_dtype, fsync=args.fsync)
+        if cache is None:
+            raise SystemExit(f"fsync policy {args.fsync!r}: this FeatureCache takes fsync as a bool")
+    return FeatureStore(encoder, views, batch_size=args.batch_size, dtype=args.feature_dtype, cache=cache), encoder
 
 
 def run_harness(texts: list[str], args: argparse.Namespace) -> dict[str, Any]:
     with tempfile.TemporaryDirectory(dir=args.tmp_dir) as tmp:
-        store = _harness_store(args, tmp if args.mode == "harness-cache" else None)
+        store, encoder = _harness_store(args, tmp if args.mode == "harness-cache" else None)
         rss0, t0 = _rss_mb(), time.perf_counter()
         store.ensure(texts)
         out: dict[str, Any] = {"seconds": time.perf_counter() - t0, "rss_after_load_mb": rss0}
         if store.cache is not None:
+            store.cache.flush()
             out["cache_gb"] = sum(f.stat().st_size for f in store.cache.dir.iterdir()) / 1e9
             out["rss_after_encode_mb"] = _rss_mb()
+            out["bytes_per_token"] = cache_bytes_per_token(store, texts, encoder.info.width)
             t1 = time.perf_counter()
             for view in store.views:
                 for i in range(0, len(texts), 64):
                     store.batch(view, texts[i:i + 64])
             out["read_back_seconds"] = time.perf_counter() - t1
             store.cache.close()
+    return out
+
+
+def cache_bytes_per_token(store: Any, texts: list[str], width: int) -> dict[str, Any]:
+    """Bytes on disk per token stored, per view, measured from the shard files.
+
+    Each shard's header lists ``[key, offset, shape, crc]`` per entry (harness.cache); an
+    entry's view is known from its key, its payload bytes from the bytes between offsets
+    (alignment included), and each view is charged the header and padding bytes of its
+    shards in proportion to its entries.  Tokens stored: the token counts of one
+    single-layer view.  ``expected``: the view's bytes per token by
+    ``harness.views.view_bytes_per_token`` where that exists, else L x D x itemsize.
+    """
+    import struct
+
+    import torch
+
+    cache = store.cache
+    itemsize = getattr(torch, cache.dtype).itemsize
+    owner = {cache.key(v.key, t): v.key for v in store.views for t in texts}
+    payload: dict[str, int] = {v.key: 0 for v in store.views}
+    entries: dict[str, int] = {v.key: 0 for v in store.views}
+    overhead: dict[str, float] = {v.key: 0.0 for v in store.views}
+    tokens = {v.key: 0 for v in store.views}
+    total = 0
+    for f in sorted(cache.dir.iterdir()):
+        if not f.name.endswith(".tedf"):
+            continue
+        size = f.stat().st_size
+        total += size
+        with open(f, "rb") as fh:  # b"TEDFEAT1" | u32 header length | u32 crc32 | header JSON | ...
+            _, hlen, _ = struct.unpack("<8sII", fh.read(16))
+            header = json.loads(fh.read(hlen))
+        rows = sorted(header["entries"], key=lambda r: r[1])
+        # offsets are relative to the payload; an entry runs to the next one (its alignment included)
+        ends = [r[1] for r in rows[1:]] + [header["payload_bytes"]] if "payload_bytes" in header else None
+        counted = 0
+        for i, (key, off, shape, *_rest) in enumerate(rows):
+            v = owner.get(key)
+            if v is None:
+                continue
+            n = (ends[i] - off) if ends is not None else math.prod(shape) * itemsize
+            payload[v] += n
+            entries[v] += 1
+            tokens[v] += int(shape[0])
+            counted += n
+        per_entry = (size - counted) / max(1, len(rows))
+        for key, *_ in rows:
+            if key in owner:
+                overhead[owner[key]] += per_entry
+    n_tokens = next((tokens[v.key] for v in store.views if v.op != "stack"), 0)
+    out: dict[str, Any] = {"tokens": n_tokens, "file_bytes": total, "dtype": cache.dtype, "views": {}}
+    try:
+        from harness.views import view_bytes_per_token as expected_fn
+    except ImportError:
+        expected_fn = None
+    for v in store.views:
+        layers = len(v.layers) if v.op == "stack" else 1
+        expected = (expected_fn(v, width, itemsize) if expected_fn is not None else layers * width * itemsize)
+        out["views"][v.key] = {"bytes_per_token": (payload[v.key] + overhead[v.key]) / max(1, n_tokens),
+                               "payload_per_token": payload[v.key] / max(1, n_tokens), "expected": expected,
+                               "entries": entries[v.key]}
     return out
 
 
@@ -195,6 +272,8 @@ def _rss_mb() -> float:
 def worker(args: argparse.Namespace) -> None:
     import torch
 
+    if args.threads:
+        torch.set_num_threads(args.threads)
     texts = json.loads(Path(args.texts_file).read_text(encoding="utf-8"))
     fn = {"limit": run_limit, "harness": run_harness, "harness-cache": run_harness, "official": run_official}[args.mode]
     out = fn(texts, args)
@@ -203,9 +282,11 @@ def worker(args: argparse.Namespace) -> None:
 
 
 # ---- driver -----------------------------------------------------------------------------
-def _spawn(mode: str, texts_file: str, args: argparse.Namespace) -> dict[str, Any]:
+def _spawn(mode: str, texts_file: str, args: argparse.Namespace, *, dtype: str, fsync: str) -> dict[str, Any]:
     cmd = [sys.executable, __file__, "--worker", mode, "--texts-file", texts_file, "--batch-size", str(args.batch_size),
-           "--feature-dtype", args.feature_dtype, "--tmp-dir", args.tmp_dir]
+           "--feature-dtype", dtype, "--fsync", fsync, "--tmp-dir", args.tmp_dir]
+    if args.threads:
+        cmd += ["--threads", str(args.threads)]
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false"}
     proc = subprocess.run(cmd, capture_output=True, text=True, env=env)
     lines = [ln for ln in proc.stdout.splitlines() if ln.startswith("RESULT ")]
@@ -214,22 +295,57 @@ def _spawn(mode: str, texts_file: str, args: argparse.Namespace) -> dict[str, An
     return json.loads(lines[-1][7:])  # type: ignore[no-any-return]
 
 
+def _runs(modes: list[str], args: argparse.Namespace) -> list[tuple[str, str, str, str]]:
+    """(label, mode, feature dtype, fsync) of every run of one round."""
+    out = []
+    for mode in modes:
+        if mode != "harness-cache":
+            out.append((mode, mode, args.feature_dtype, "none"))
+            continue
+        for variant in args.cache_variants.split(","):
+            dtype, _, fsync = variant.partition(":")
+            out.append((f"cache {_short(dtype)}/{fsync or 'shard'}", mode, dtype, fsync or "shard"))
+    return out
+
+
+def _short(dtype: str) -> str:
+    return {"float32": "f32", "bfloat16": "bf16", "float16": "f16"}.get(dtype, dtype)
+
+
 def report(results: dict[str, dict[str, Any]], n_texts: int) -> list[str]:
-    lines = [f"{'mode':<14} {'seconds':>9} {'texts/s':>9} {'peak RSS MB':>12} {'RSS after load':>15}"]
+    lines = [f"{'mode':<16} {'seconds':>9} {'texts/s':>9} {'peak RSS MB':>12} {'RSS after load':>15}"]
     for mode, r in results.items():
-        lines.append(f"{mode:<14} {r['seconds']:>9.2f} {n_texts / r['seconds']:>9.1f} {r['peak_rss_mb']:>12.0f} "
+        lines.append(f"{mode:<16} {r['seconds']:>9.2f} {n_texts / r['seconds']:>9.1f} {r['peak_rss_mb']:>12.0f} "
                      f"{r['rss_after_load_mb']:>15.0f}")
     limit = results.get("limit", {}).get("seconds")
-    for mode in ("harness", "harness-cache"):
+    caches = [m for m in results if m.startswith("cache ")]
+    for mode in ["harness", *caches]:
         if mode in results and limit:
-            lines.append(f"{mode}/limit    = {results[mode]['seconds'] / limit:.2f}   (target <= 1.2)")
-    harness = results.get("harness", results.get("harness-cache", {})).get("seconds")
+            lines.append(f"{mode + '/limit':<22} = {results[mode]['seconds'] / limit:.2f}   (target <= 1.2)")
+    harness = results.get("harness", results.get(caches[0], {}) if caches else {}).get("seconds")
     if "official" in results and harness:
-        lines.append(f"official/harness = {results['official']['seconds'] / harness:.2f}   (target >= 3)")
-    if "harness-cache" in results:
-        r = results["harness-cache"]
-        lines.append(f"harness-cache: {r['cache_gb']:.2f} GB on disk, RSS after encoding {r['rss_after_encode_mb']:.0f} MB, "
+        lines.append(f"{'official/harness':<22} = {results['official']['seconds'] / harness:.2f}   (target >= 3)")
+    for mode in caches:
+        if mode.endswith("/group") and mode[:-6] + "/shard" in results:
+            shard = results[mode[:-6] + "/shard"]["seconds"]
+            lines.append(f"{mode + ' / ' + mode[6:-6] + '/shard':<22} = {results[mode]['seconds'] / shard:.2f}   "
+                         f"(fsync per group of shards vs per shard)")
+    for mode in caches:
+        r = results[mode]
+        lines.append(f"{mode}: {r['cache_gb']:.3f} GB on disk, RSS after encoding {r['rss_after_encode_mb']:.0f} MB, "
                      f"all 4 views read back in {r['read_back_seconds']:.1f}s")
+    seen: set[str] = set()
+    for mode in caches:
+        b = results[mode].get("bytes_per_token")
+        if not b or b["dtype"] in seen:
+            continue
+        seen.add(b["dtype"])
+        lines.append(f"cache bytes per token per view ({b['dtype']}, {b['tokens']} tokens stored, "
+                     f"{b['file_bytes'] / max(1, b['tokens']):.0f} B/token in all):")
+        for key, v in b["views"].items():
+            lines.append(f"  {key[:40]:<40} {v['bytes_per_token']:>9.1f} B/token  "
+                         f"(payload {v['payload_per_token']:.1f}, "
+                         f"L x D x itemsize {v['expected']:.0f}; x{v['bytes_per_token'] / v['expected']:.3f})")
     if limit and "tokens" in results["limit"]:
         lines.append(f"tokens: {results['limit']['tokens']} ({results['limit']['tokens'] / n_texts:.1f}/text)")
     return lines
@@ -243,12 +359,17 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--modes", help=f"comma-separated subset of {','.join(ALL_MODES)}")
     p.add_argument("--repeat", type=int, default=1, help="run each mode N times, keep the fastest")
     p.add_argument("--batch-size", type=int, default=64)
-    p.add_argument("--feature-dtype", default="float32", choices=["float32", "float16", "bfloat16"])
+    p.add_argument("--feature-dtype", default="float32", choices=["float32", "float16", "bfloat16"],
+                   help="feature dtype of the harness (RAM) mode")
+    p.add_argument("--cache-variants", default=DEFAULT_VARIANTS,
+                   help=f"harness-cache runs as DTYPE:FSYNC, comma-separated (default {DEFAULT_VARIANTS})")
+    p.add_argument("--threads", type=int, default=None, help="torch intra-op threads in every mode")
     p.add_argument("--data-dir", type=Path, default=REPO / "tasks" / "data")
     p.add_argument("--tmp-dir", default=tempfile.gettempdir(), help="where harness-cache writes its cold cache")
     p.add_argument("--json", help="also write the results here")
     p.add_argument("--worker", help=argparse.SUPPRESS)
     p.add_argument("--texts-file", help=argparse.SUPPRESS)
+    p.add_argument("--fsync", default="shard", help=argparse.SUPPRESS)
     args = p.parse_args(argv)
     if args.worker:
         args.mode = args.worker
@@ -261,15 +382,15 @@ def main(argv: list[str] | None = None) -> int:
     modes = args.modes.split(",") if args.modes else list(default)
     with tempfile.NamedTemporaryFile("w", suffix=".json", delete=False) as fh:
         json.dump(texts, fh)
-    print(f"{len(texts)} unique texts, modes {modes}, batch size {args.batch_size}, features {args.feature_dtype}",
-          flush=True)
+    print(f"{len(texts)} unique texts, modes {modes}, cache variants {args.cache_variants}, batch size "
+          f"{args.batch_size}, harness features {args.feature_dtype}, threads {args.threads or 'default'}", flush=True)
     results: dict[str, dict[str, Any]] = {}
     for _ in range(args.repeat):
-        for mode in modes:
-            r = _spawn(mode, fh.name, args)
-            if mode not in results or r["seconds"] < results[mode]["seconds"]:
-                results[mode] = r
-            print(f"  {mode}: {r['seconds']:.2f}s, peak RSS {r['peak_rss_mb']:.0f} MB", flush=True)
+        for label, mode, dtype, fsync in _runs(modes, args):
+            r = _spawn(mode, fh.name, args, dtype=dtype, fsync=fsync)
+            if label not in results or r["seconds"] < results[label]["seconds"]:
+                results[label] = r
+            print(f"  {label}: {r['seconds']:.2f}s, peak RSS {r['peak_rss_mb']:.0f} MB", flush=True)
     os.unlink(fh.name)
     for line in report(results, len(texts)):
         print(line)

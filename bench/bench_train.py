@@ -1,0 +1,350 @@
+"""Aggregator training throughput: steps/s with features in RAM vs read from the on-disk feature cache.
+
+    python bench/bench_train.py                         # MiniLM, 64 shipped pairs, views last and learned
+    python bench/bench_train.py --pairs 256 --max-length 128 --train-batch-size 0 --repeat 3   # preset's batch
+    python bench/bench_train.py --widths 256,512,1024   # also: random features, steps/s against width
+    python bench/bench_train.py -p harness.testing --encoder fake --preset baby --pairs 32   # seconds (tests)
+    python bench/bench_train.py --device cuda --precision bf16 --preset official --widths 4096,5120
+
+The encoder (registry name or ``FAMILY:PATH``; default ``minilm``, the pip-shipped
+all-MiniLM-L6-v2) encodes the pairs' texts once through the harness's `FeatureStore`
+into a cold `FeatureCache`.  Then, per view (``last``: one layer; ``learned``: the stack
+of every normalised layer), the aggregator is trained through ``Aggregator.fit`` (the
+call ``harness run`` makes) on the same pairs and seed, two ways, interleaved:
+
+  ram    every text's view already in RAM as a float32 tensor; batches padded as
+         ``FeatureStore.batch`` pads them (the features cost nothing but the padding)
+  cache  ``FeatureStore.batch`` over the `FeatureCache` on disk (the path training uses;
+         the OS page cache is warm, the files were just written)
+
+Defaults (64 pairs of 64 tokens, batch 16, 4 steps per run) take 1-2 minutes on 2 busy CPU
+cores.  Steps/s excludes the first step (allocator and kernel warm-up); the fastest of
+``--repeat`` runs is kept.  Printed: steps/s of each, the aggregator's model FLOP/s and
+``cache/ram`` (time per step, 1.00 = reading from the cache is free) twice: from the
+fastest runs, and from the time spent fetching features per step (timed inside the
+batch function) added to the rest of a step taken from the faster run, which is the
+steadier number on a busy machine.
+
+``--widths``: random features of ``--tokens`` tokens already on the aggregator's device
+(no encoder, no store) at each width, one layer and, with ``--layers L``, a stack of L:
+the aggregator's compute ceiling, and how its time grows with the width (compared with
+the FLOP count).  This is a script, not a test.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+# ---- FLOPs -------------------------------------------------------------------------------
+def context_flops(width: int, tokens: float, *, blocks: int = 2, mlp_ratio: float = 4.0, dim_out: int = 1024,
+                  n_layers_in: int = 1) -> float:
+    """Forward FLOPs of the context aggregator on one text of ``tokens`` tokens (matmuls only).
+
+    Per block and token: q, k, v, o (4 D^2) and the MLP (2 r D^2) multiply-adds, plus
+    attention scores and values (2 T D); then the projection of the context token, and
+    the softmax layer fusion of a ``learned`` stack (L T D).  Training is ~3x this.
+    """
+    t = tokens + 1  # the context token
+    per_block = 2 * t * (4 + 2 * mlp_ratio) * width**2 + 4 * t * t * width
+    fusion = 2 * n_layers_in * tokens * width if n_layers_in > 1 else 0
+    return blocks * per_block + 2 * width * dim_out + fusion
+
+
+# ---- timing one training run ----------------------------------------------------------------
+def timed_fit(agg: Any, features: Callable[[Sequence[str]], tuple[Any, Any]], pairs: Sequence[Any], *,
+              sync: Callable[[], None] = lambda: None) -> dict[str, float]:
+    """Train ``agg`` once: steps/s over steps 2..n (the first warms up) and the texts and tokens they saw."""
+    marks: list[float] = []
+    calls: list[tuple[int, int, float]] = []  # (texts, tokens, seconds) per features call: two per step
+
+    def counted(texts: Sequence[str]) -> tuple[Any, Any]:
+        t = time.perf_counter()
+        x, mask = features(texts)
+        calls.append((len(texts), int(mask.sum()), time.perf_counter() - t))
+        return x, mask
+
+    def on_step(step: int, loss: float) -> None:
+        sync()
+        marks.append(time.perf_counter())
+
+    t0 = time.perf_counter()
+    report = agg.fit(counted, pairs, seed=0, on_step=on_step)
+    steps, timed = len(marks), len(marks) - 1
+    seconds = marks[-1] - marks[0] if timed > 0 else math.nan
+    per_step = len(calls) // steps if steps else 0
+    seen = calls[per_step:] if per_step else []
+    texts, tokens, fetch = sum(c[0] for c in seen), sum(c[1] for c in seen), sum(c[2] for c in seen)
+    return {"steps": steps, "steps_per_s": timed / seconds if timed > 0 else math.nan, "timed_seconds": seconds,
+            "seconds": time.perf_counter() - t0, "timed_texts": texts, "fetch_s_per_step": fetch / timed if timed > 0
+            else math.nan, "tokens_per_text": tokens / texts if texts else math.nan, "final_loss": report.final_loss}
+
+
+def pad_batch(seqs: Sequence[Any]) -> tuple[Any, Any]:
+    """Right-padded float32 ``[B, (L,) T, D]`` and ``[B, T]`` bool mask, as ``FeatureStore.batch``."""
+    import torch
+
+    t_max = max(s.shape[-2] for s in seqs)
+    x = torch.zeros(len(seqs), *seqs[0].shape[:-2], t_max, seqs[0].shape[-1])
+    mask = torch.zeros(len(seqs), t_max, dtype=torch.bool)
+    for i, s in enumerate(seqs):
+        x[i, ..., : s.shape[-2], :] = s
+        mask[i, : s.shape[-2]] = True
+    return x, mask
+
+
+# ---- encoder-backed runs ------------------------------------------------------------------
+def load_pairs(n: int, data_dir: Path) -> list[Any]:
+    from harness import CaptionPair
+
+    path = data_dir / "caption_pairs.jsonl"
+    rows = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()][:n]
+    return [CaptionPair(a=r["a"], b=r["b"], group=r.get("group")) for r in rows]
+
+
+def make_cache(root: str | Path, fingerprint: dict[str, Any], *, dtype: str, fsync: str) -> Any:
+    """A `FeatureCache` with fsync policy ``shard``/``group``/``none``; None if this cache cannot do ``fsync``.
+
+    Works with both cache APIs: ``fsync`` a policy string, or (older) a bool (per shard or never).
+    """
+    import inspect
+
+    from harness.cache import FeatureCache
+
+    default = inspect.signature(FeatureCache).parameters["fsync"].default
+    if isinstance(default, bool):
+        if fsync == "group":
+            return None
+        return FeatureCache(root, fingerprint, dtype=dtype, fsync=fsync == "shard")
+    return FeatureCache(root, fingerprint, dtype=dtype, fsync=fsync)
+
+
+def _agg_options(args: argparse.Namespace) -> Any:
+    from harness import AggregatorOptions
+
+    return AggregatorOptions(preset=args.preset, epochs=1, device=args.device, batch_size=args.train_batch_size)
+
+
+def _precision_cfg(agg: Any, args: argparse.Namespace) -> None:
+    """``--precision`` (not an `AggregatorOptions` field): set on the resolved config, as a preset would."""
+    import dataclasses
+
+    if args.precision and hasattr(agg, "cfg") and agg.cfg.precision != args.precision:
+        agg.cfg = dataclasses.replace(agg.cfg, precision=args.precision)
+
+
+def _sync(device: str) -> Callable[[], None]:
+    if not device.startswith("cuda"):
+        return lambda: None
+    import torch
+
+    return torch.cuda.synchronize
+
+
+def load_encoder(args: argparse.Namespace) -> tuple[Any, Any]:
+    """The plugin manager and ``--encoder`` loaded with ``--encoder-device`` / ``--encoder-dtype``."""
+    import dataclasses
+
+    from harness.cli import _registry
+    from harness.plugins import get_plugin_manager
+
+    pm = get_plugin_manager(args.plugin)
+    spec = _registry(pm, []).encoder(args.encoder)
+    opts = {"device": args.encoder_device or ("cuda" if args.device == "cuda" else "cpu")}
+    if args.encoder_dtype:
+        opts["dtype"] = args.encoder_dtype
+    spec = dataclasses.replace(spec, options=dataclasses.replace(spec.options, **opts))
+    return pm, pm.hook.harness_load_encoder(spec=spec)
+
+
+def run_store(args: argparse.Namespace, *, pm: Any = None, encoder: Any = None) -> list[dict[str, Any]]:
+    """Encode the pairs once into a disk cache; train per view from RAM and from the cache, interleaved."""
+    from harness.cache import encoder_fingerprint
+    from harness.extractors import parse_extractors, view_for
+    from harness.feature_store import FeatureStore
+    from harness.runner import make_aggregator
+
+    if encoder is None:
+        pm, encoder = load_encoder(args)
+    pairs = load_pairs(args.pairs, args.data_dir)
+    texts = sorted({t for p in pairs for t in (p.a, p.b)})
+    extractors = parse_extractors(pm, args.views.split(","))
+    views = {s.name: view_for(s, encoder.info) for s in extractors}
+    out: list[dict[str, Any]] = []
+    with tempfile.TemporaryDirectory(dir=args.tmp_dir) as tmp:
+        cache = make_cache(tmp, encoder_fingerprint(encoder.info), dtype=args.feature_dtype, fsync="none")
+        store = FeatureStore(encoder, views.values(), batch_size=args.batch_size, dtype=args.feature_dtype,
+                             cache=cache, max_length=args.max_length)
+        t0 = time.perf_counter()
+        store.ensure(texts)
+        print(f"encoded {len(texts)} texts of {len(pairs)} pairs in {time.perf_counter() - t0:.1f}s "
+              f"({encoder.info.name}, width {encoder.info.width}, features {args.feature_dtype})", flush=True)
+        sync = _sync(args.device)
+        for name, view in views.items():
+            ram = {t: store.get(view, t).float().clone() for t in texts}
+            modes: dict[str, Callable[[Sequence[str]], tuple[Any, Any]]] = {
+                "ram": lambda ts, ram=ram: pad_batch([ram[t] for t in ts]),
+                "cache": lambda ts, view=view: store.batch(view, ts),
+            }
+            best: dict[str, dict[str, float]] = {}
+            n_in = len(view.layers) if view.op == "stack" else 1
+            for _ in range(args.repeat):
+                for mode, fn in modes.items():
+                    agg = make_aggregator(pm, args.aggregator, width=encoder.info.width, n_layers_in=n_in,
+                                          options=_agg_options(args))
+                    _precision_cfg(agg, args)
+                    r = timed_fit(agg, fn, pairs, sync=sync)
+                    print(f"  {name:<8} {mode:<6} {r['steps_per_s']:.3f} steps/s ({r['steps']} steps)", flush=True)
+                    if mode not in best or r["steps_per_s"] > best[mode]["steps_per_s"]:
+                        best[mode] = r
+            for mode, r in best.items():
+                out.append({"view": name, "op": view.op, "layers": n_in, "width": encoder.info.width, "mode": mode,
+                            **r, "flops": _train_flops(r, encoder.info.width, n_in, agg)})
+            del ram
+        cache.close()
+    return out
+
+
+def _train_flops(r: dict[str, float], width: int, n_layers_in: int, agg: Any) -> float:
+    """Model FLOP/s of the timed steps: 3 x forward FLOPs of the texts they saw, at their mean length."""
+    cfg = getattr(agg, "cfg", None)
+    if cfg is None or not r["timed_texts"]:
+        return math.nan
+    fwd = context_flops(width, r["tokens_per_text"], blocks=cfg.blocks, mlp_ratio=cfg.mlp_ratio,
+                        dim_out=cfg.dim_out, n_layers_in=n_layers_in)
+    return 3 * r["timed_texts"] * fwd / r["timed_seconds"]
+
+
+# ---- synthetic features: steps/s against width ----------------------------------------------
+def run_widths(args: argparse.Namespace) -> list[dict[str, Any]]:
+    import torch
+
+    from harness import CaptionPair
+    from harness.plugins import get_plugin_manager
+    from harness.runner import make_aggregator
+
+    pm = get_plugin_manager(args.plugin)
+    device = args.device
+    sync = _sync(device)
+    out: list[dict[str, Any]] = []
+    for width in [int(w) for w in args.widths.split(",")]:
+        for n_in in ([args.layers] if getattr(args, "only_stack", False) else sorted({1, args.layers})):
+            probe = make_aggregator(pm, args.aggregator, width=width, n_layers_in=n_in, options=_agg_options(args))
+            _precision_cfg(probe, args)
+            batch = probe.cfg.batch_size
+            pairs = [CaptionPair(a=f"a{i}", b=f"b{i}") for i in range(batch * args.width_steps)]
+            torch.manual_seed(0)
+            lead = (n_in,) if n_in > 1 else ()
+            x = torch.randn(batch, *lead, args.tokens, width, device=device)
+            mask = torch.ones(batch, args.tokens, dtype=torch.bool, device=device)
+
+            def feats(texts: Sequence[str], x: Any = x, mask: Any = mask) -> tuple[Any, Any]:
+                return x[: len(texts)], mask[: len(texts)]
+
+            r = timed_fit(probe, feats, pairs, sync=sync)
+            r["flops"] = _train_flops(r, width, n_in, probe)
+            out.append({"view": f"random x{n_in}", "op": "stack" if n_in > 1 else "single", "layers": n_in,
+                        "width": width, "mode": f"{device}-resident", **r})
+            print(f"  width {width:>5} layers {n_in:>3}: {r['steps_per_s']:.3f} steps/s, "
+                  f"{r['flops'] / 1e12:.3f} TFLOP/s", flush=True)
+            del x, mask, probe
+            if device.startswith("cuda"):
+                torch.cuda.empty_cache()
+    return out
+
+
+# ---- report -------------------------------------------------------------------------------
+def report(rows: list[dict[str, Any]], *, peak_tflops: float | None = None) -> list[str]:
+    lines = [f"{'view':<12} {'layers':>6} {'width':>6} {'features':<16} {'steps/s':>9} {'TFLOP/s':>9}"
+             + (f" {'MFU':>6}" if peak_tflops else "")]
+    for r in rows:
+        tf = r["flops"] / 1e12
+        lines.append(f"{r['view']:<12} {r['layers']:>6} {r['width']:>6} {r['mode']:<16} {r['steps_per_s']:>9.3f} "
+                     f"{tf:>9.4f}" + (f" {tf / peak_tflops:>6.1%}" if peak_tflops else ""))
+    by_view: dict[str, dict[str, dict[str, Any]]] = {}
+    for r in rows:
+        by_view.setdefault(r["view"], {})[r["mode"]] = r
+    for view, modes in by_view.items():
+        if "ram" in modes and "cache" in modes:
+            ram, cache = modes["ram"], modes["cache"]
+            ratio = ram["steps_per_s"] / cache["steps_per_s"]
+            # The rest of a step (aggregator compute) is the same work in both: pooling it from both runs
+            # takes out the run-to-run noise of a busy machine, leaving the difference in feature fetching.
+            rest = min(1 / r["steps_per_s"] - r["fetch_s_per_step"] for r in (ram, cache))
+            fetched = (rest + cache["fetch_s_per_step"]) / (rest + ram["fetch_s_per_step"])
+            lines.append(f"{view}: cache/ram = {ratio:.2f} (time per step, fastest runs); from the fetch times "
+                         f"{fetched:.2f}: features {ram['fetch_s_per_step'] * 1e3:.0f} ms/step from RAM, "
+                         f"{cache['fetch_s_per_step'] * 1e3:.0f} ms/step through FeatureStore.batch from the disk "
+                         f"cache, the rest {rest:.2f} s  (1.00 = reading the cache is free)")
+    first: dict[int, dict[str, Any]] = {}
+    for r in rows:
+        if r["view"].startswith("random"):
+            b = first.setdefault(r["layers"], r)
+            if r is not b:
+                fl = (context_flops(r["width"], r["tokens_per_text"], n_layers_in=r["layers"])
+                      / context_flops(b["width"], b["tokens_per_text"], n_layers_in=b["layers"]))
+                lines.append(f"width {r['width']} / {b['width']} ({r['layers']} layer(s)): time per step "
+                             f"x{b['steps_per_s'] / r['steps_per_s']:.2f}, FLOPs x{fl:.2f}")
+    return lines
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--encoder", default="minilm", help="registry name or FAMILY:PATH (default minilm)")
+    p.add_argument("-p", dest="plugin", action="append", default=[], help="extra plugin module (e.g. harness.testing)")
+    p.add_argument("--views", default="last,learned", help="extractors to train (default last,learned)")
+    p.add_argument("--aggregator", default="context")
+    p.add_argument("--preset", default="default")
+    p.add_argument("--train-batch-size", type=int, default=16,
+                   help="global batch (default 16; 0: the preset's, e.g. 32 for default, 128 for official)")
+    p.add_argument("--precision", choices=["fp32", "bf16"], default=None, help="override the preset's precision")
+    p.add_argument("--pairs", type=int, default=64, help="the first N shipped caption pairs (steps = N / batch)")
+    p.add_argument("--max-length", type=int, default=64, help="truncate the pairs' texts (tokens)")
+    p.add_argument("--batch-size", type=int, default=64, help="encoder batch size")
+    p.add_argument("--feature-dtype", default="float32", choices=["float32", "float16", "bfloat16"])
+    p.add_argument("--encoder-dtype", default=None, help="encoder weights dtype (default: the registry's)")
+    p.add_argument("--encoder-device", default=None, help="default: cuda when --device cuda, else cpu")
+    p.add_argument("--device", default="cpu", help="where the aggregator trains (cpu, cuda)")
+    p.add_argument("--repeat", type=int, default=2, help="runs per (view, features); the fastest is kept")
+    p.add_argument("--widths", default="", help="also train on random features at these widths (comma-separated)")
+    p.add_argument("--layers", type=int, default=1, help="--widths: also a stack of this many layers")
+    p.add_argument("--tokens", type=int, default=64, help="--widths: tokens per text")
+    p.add_argument("--width-steps", type=int, default=4, help="--widths: steps per width")
+    p.add_argument("--no-store", action="store_true", help="only the --widths runs (no encoder)")
+    p.add_argument("--peak-tflops", type=float, default=None, help="print MFU against this peak")
+    p.add_argument("--threads", type=int, default=None, help="torch intra-op threads")
+    p.add_argument("--data-dir", type=Path, default=REPO / "tasks" / "data")
+    p.add_argument("--tmp-dir", default=None, help="where the cold feature cache goes")
+    p.add_argument("--json", help="also write the rows here")
+    args = p.parse_args(argv)
+    args.train_batch_size = args.train_batch_size or None
+    import torch
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, aggregator on {args.device}, preset "
+          f"{args.preset}{', ' + args.precision if args.precision else ''}", flush=True)
+    rows: list[dict[str, Any]] = []
+    if not args.no_store:
+        rows += run_store(args)
+    if args.widths:
+        rows += run_widths(args)
+    for line in report(rows, peak_tflops=args.peak_tflops):
+        print(line)
+    if args.json:
+        Path(args.json).write_text(json.dumps(rows, indent=1))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
