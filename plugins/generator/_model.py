@@ -39,6 +39,7 @@ class GeneratorConfig:
     channels: tuple[int, ...] = (32, 64, 64)
     attention_levels: int = 1  # cross-attention blocks at this many of the coarsest levels
     pooled: bool = False  # also add the masked mean of the projected tokens to the timestep embedding
+    caption_norm: bool = False  # RMSNorm (learned scale) on the features before the projection, as Lumina
     cond_drop: float = 0.0  # share of training captions replaced by the empty (zero) condition...
     guidance: float = 1.0  # ...so sampling can use classifier-free guidance at this scale (1: none)
     device: str = "auto"  # auto: cuda when visible (bf16 autocast there), else cpu
@@ -65,7 +66,7 @@ class TextConditioner(nn.Module):
     """Features ``[B, (L,) T, D]`` -> ``[B, T, cross_dim]``; ω = softmax(logits) over L stacked layers."""
 
     def __init__(self, width: int, cross_dim: int, *, n_layers: int = 1, mode: str = "two-step",
-                 init_logits: list[float] | None = None) -> None:
+                 init_logits: list[float] | None = None, caption_norm: bool = False) -> None:
         super().__init__()
         if mode not in LAYER_MODES:
             raise ValueError(f"layer weights {mode!r}: use one of {', '.join(LAYER_MODES)}")
@@ -75,6 +76,9 @@ class TextConditioner(nn.Module):
         if init_logits is not None:
             with torch.no_grad():
                 self.layer_weights.logits.copy_(torch.tensor(init_logits, dtype=torch.float32))
+        # Lumina's caption embedder: RMSNorm, then the projection; it takes the features' scale out of
+        # the comparison (a raw last layer and a normalised stack differ ~3x in scale).
+        self.norm = nn.RMSNorm(width, eps=1e-6) if caption_norm else nn.Identity()
         self.proj = nn.Linear(width, cross_dim)
 
     @property
@@ -89,7 +93,7 @@ class TextConditioner(nn.Module):
         self.logits.grad = None
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.proj(fuse_layers(self.layer_weights, x))  # type: ignore[no-any-return]
+        return self.proj(self.norm(fuse_layers(self.layer_weights, x)))  # type: ignore[no-any-return]
 
 
 def build_unet(cfg: GeneratorConfig) -> Any:
@@ -163,14 +167,15 @@ def train_generator(cfg: GeneratorConfig, feats: torch.Tensor, mask: torch.Tenso
     g = torch.Generator().manual_seed(cfg.seed)
     n_layers = feats.shape[1] if feats.dim() == 4 else 1
     text = TextConditioner(feats.shape[-1], cfg.cross_dim, n_layers=n_layers, mode=cfg.layer_weights,
-                           init_logits=init_logits)
+                           init_logits=init_logits, caption_norm=cfg.caption_norm)
     dev = _device(cfg)
     unet = build_unet(cfg).to(dev)
     sched = _diffusers.DDPMScheduler(num_train_timesteps=cfg.train_timesteps, beta_schedule=cfg.beta_schedule,
                                      prediction_type=cfg.prediction)
     text = text.to(dev)
     feats, mask, images = feats.to(dev), mask.to(dev), images.to(dev)
-    groups = [{"params": list(unet.parameters()) + list(text.proj.parameters()), "lr": cfg.lr},
+    groups = [{"params": list(unet.parameters()) + list(text.proj.parameters()) + list(text.norm.parameters()),
+               "lr": cfg.lr},
               {"params": [text.logits], "lr": cfg.layer_lr, "weight_decay": 0.0}]
     opt = torch.optim.AdamW(groups)
     losses: list[float] = []

@@ -39,8 +39,8 @@ CONFIGS: dict[str, dict[str, Any]] = {
     "smoke": dict(channels=(16, 32), norm_groups=8, cross_dim=32, n_train=16, n_heldout=4, steps=4, batch=4,
                   n1=2, sample_steps=2, eval_batches=1),
     "cpu": dict(channels=(32, 64, 64), norm_groups=16, cross_dim=64, pooled=True, cond_drop=0.1, guidance=2.0,
-                prediction="sample", beta_schedule="squaredcos_cap_v2", n_train=1024, n_heldout=128, steps=600,
-                batch=32, lr=2e-3, n1=400, sample_steps=20),
+                prediction="sample", beta_schedule="squaredcos_cap_v2", n_train=1024, n_heldout=128, steps=400,
+                batch=32, lr=2e-3, n1=267, sample_steps=20),
     # 43 GFLOP per image per step (forward + backward, torch.utils.flop_counter): 12k steps of 128 = 66 PFLOP
     "gpu": dict(image_size=64, channels=(64, 128, 256, 256), norm_groups=32, cross_dim=256, attention_levels=2,
                 pooled=True, cond_drop=0.1, guidance=3.0, n_train=20000, n_heldout=512, steps=12000, batch=128,
