@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import argparse
+import math
+import re
 from collections.abc import Callable
 from typing import Any
 
-__all__ = ["batch_size", "csv_list", "int_list", "non_negative_int", "number", "positive_int"]
+__all__ = ["batch_size", "byte_size", "csv_list", "int_list", "non_negative_int", "number", "positive_int"]
+
+_SIZE = re.compile(r"\s*(\d+(?:\.\d*)?|\.\d+)\s*([kmgtp]?)(i?)b?\s*", re.IGNORECASE)
 
 
 def csv_list(text: str) -> tuple[str, ...]:
@@ -52,3 +56,17 @@ def batch_size(text: str) -> int | str:
         return int(positive_int(text))
     except argparse.ArgumentTypeError:
         raise argparse.ArgumentTypeError(f"{text!r} is not a positive integer or 'auto'") from None
+
+
+def byte_size(text: str) -> int:
+    """A number of bytes: ``500M``, ``3G``, ``1.5T``, ``2GB`` (K/M/G/T/P = powers of 1000), ``4GiB``
+    (Ki/Mi/Gi/Ti/Pi = powers of 1024) or a plain byte count; 0 is allowed."""
+    m = _SIZE.fullmatch(text)
+    if m is None or (m.group(3) and not m.group(2)):
+        raise argparse.ArgumentTypeError(f"{text!r} is not a size; write e.g. 500M, 3G, 1.5T "
+                                         "(K/M/G/T = powers of 1000, Ki/Mi/Gi/Ti = powers of 1024)")
+    power = " KMGTP".index(m.group(2).upper() or " ")
+    value = float(m.group(1)) * (1024 if m.group(3) else 1000) ** power
+    if not math.isfinite(value):
+        raise argparse.ArgumentTypeError(f"{text!r} is too large a size")
+    return int(value)

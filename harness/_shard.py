@@ -192,7 +192,10 @@ def write_file(path: Path, chunks: Iterable[Any], *, fsync: bool) -> None:
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0), 0o644)
     try:
         for chunk in chunks:
-            view = memoryview(chunk).cast("B")
+            view = memoryview(chunk)
+            if view.nbytes == 0:  # an entry of zero tokens (every token dropped): nothing to write
+                continue
+            view = view.cast("B")
             while view:
                 view = view[os.write(fd, view):]
         if fsync:

@@ -28,6 +28,7 @@ from rich.progress import (
 
 from harness import distributed
 from harness._argtypes import batch_size as _batch_size
+from harness._argtypes import byte_size as _byte_size
 from harness._argtypes import csv_list as _csv
 from harness._argtypes import int_list as _seeds
 from harness._argtypes import number as _number
@@ -103,7 +104,8 @@ def _add_run_args(p: argparse.ArgumentParser, *, train_only: bool = False) -> No
                    help="include the embedding output in avg/norm-avg/learned (default: per family)")
     p.add_argument("--batch-size", type=_batch_size, default=32,
                    help="encoder batch size, or 'auto' (CUDA: largest that fits, up to 512; else 64)")
-    p.add_argument("--feature-dtype", choices=["float32", "float16", "bfloat16"], default="float32")
+    p.add_argument("--feature-dtype", choices=["auto", "float32", "float16", "bfloat16"], default="auto",
+                   help="dtype of cached features (auto: bfloat16 when the encoder runs on CUDA, else float32)")
     p.add_argument("--dtype", choices=["float32", "bfloat16", "float16"])
     p.add_argument("--device")
     p.add_argument("--max-length", type=positive)
@@ -118,6 +120,13 @@ def _add_run_args(p: argparse.ArgumentParser, *, train_only: bool = False) -> No
     p.add_argument("--retrain", action="store_true", help="ignore saved aggregator checkpoints")
     p.add_argument("--cache-dir", help="feature cache (default: $HARNESS_CACHE_DIR/features or ~/.cache/ted-harness/features)")
     p.add_argument("--no-cache", action="store_true", help="keep features in RAM only; never read or write the cache")
+    p.add_argument("--cache-budget", type=_byte_size, metavar="SIZE",
+                   help="at most SIZE of new features written to the feature cache by this run (500M, 3G, 1.5T; "
+                        "default: its free space less a margin). A learned extractor's layer stack that does not "
+                        "fit is not cached: it is trained and evaluated with the encoder in the loop")
+    p.add_argument("--cache-fsync", choices=["shard", "group", "none"], default="group",
+                   help="when feature-cache writes are forced to disk: every shard, once per group of shards "
+                        "(default), or never (fastest; a crash may lose recent shards, which are then re-encoded)")
     if not train_only:
         from harness.qa_cli import add_qa_args
 
@@ -270,7 +279,7 @@ def _options(args: argparse.Namespace, *, demo_tasks: bool = True,
     training = TrainingOptions(train_pairs=pairs, max_pairs=max_pairs or None, retrain=args.retrain,
                                ckpt_dir=args.ckpt_dir)
     features = FeatureOptions(batch_size=args.batch_size, dtype=args.feature_dtype, cache_dir=args.cache_dir,
-                              no_cache=args.no_cache)
+                              no_cache=args.no_cache, cache_budget=args.cache_budget, fsync=args.cache_fsync)
     return agg, training, features
 
 
@@ -302,12 +311,17 @@ def _cmd_run(args: argparse.Namespace, pm: Any, console: Console, *, train_only:
                                        trains=bool(pm.hook.harness_aggregator_trains(name=args.aggregator)))
     _check_cache_dir(args)
     rank0 = os.environ.get("RANK", "0") == "0"  # under torchrun only rank 0 prints and writes
+
+    def say(line: str) -> None:
+        console.print(line, markup=False, highlight=False, soft_wrap=True)
+
     with _progress(console) if rank0 else nullcontext() as bar:
         result = run(pm, encoders=encoders, tasks=tasks, extractors=extractors, aggregator=args.aggregator,
                      aggregator_options=agg, training=training, features=features, seeds=args.seeds,
                      control=None if train_only else args.control, bootstrap=0 if train_only else args.bootstrap,
                      null_resamples=0 if train_only else args.null_resamples,
-                     recorded_options={k: v for k, v in vars(args).items() if k != "command"}, progress=bar)
+                     recorded_options={k: v for k, v in vars(args).items() if k != "command"}, progress=bar,
+                     say=say if rank0 else None)
     if not rank0 or not distributed.is_main():
         return 0
     for table in result_tables(result):
@@ -318,7 +332,8 @@ def _cmd_run(args: argparse.Namespace, pm: Any, console: Console, *, train_only:
     for t in result.training:
         state = "reused" if t.reused else f"trained {t.steps} steps in {t.seconds}s"
         loss = "" if t.first_loss is None or t.final_loss is None else f", loss {t.first_loss:.3f} -> {t.final_loss:.3f}"
-        console.print(f"aggregator {t.encoder}/{t.extractor} seed {t.seed}: {state}{loss}  "
+        loop = ", encoder in the loop" if t.features == "encoder-in-the-loop" else ""
+        console.print(f"aggregator {t.encoder}/{t.extractor} seed {t.seed}: {state}{loss}{loop}  "
                       f"({t.checkpoint or 'not saved'})", markup=False, highlight=False)
     for name, enc in result.provenance.encoders.items():
         opts = enc.options
@@ -334,9 +349,24 @@ def _cmd_run(args: argparse.Namespace, pm: Any, console: Console, *, train_only:
             cut += f"; truncation counted over the {enc.texts_encoded} texts encoded in this run, not the cached ones"
         console.print(f"{name}: {enc.texts_encoded} texts encoded in {enc.encode_seconds}s ({cut})",
                       markup=False, highlight=False)
+        console.print(_feature_line(name, enc), markup=False, highlight=False, soft_wrap=True)
     if not train_only and args.output:
         _write_outputs(result, args.output, console)
     return 0
+
+
+def _feature_line(name: str, enc: Any) -> str:
+    """Where features came from (cache, RAM, encoder in the loop) and what the cache holds on disk now."""
+    from harness.disk_plan import format_bytes
+
+    loop = sorted({f"{x} ({role})" for x, roles in enc.features.items() for role, how in roles.items()
+                   if how == "encoder-in-the-loop"})
+    how = (f"encoder in the loop for {', '.join(loop)}: {enc.in_loop_encodings} texts encoded batch by batch"
+           if loop else "no features computed in the loop")
+    if enc.cache_disk_bytes is None:
+        return f"{name}: features in RAM (--no-cache), {how}"
+    return (f"{name}: feature cache holds {format_bytes(enc.cache_disk_bytes)} on disk ({enc.feature_cache}), "
+            f"features at {enc.feature_dtype}; {how}")
 
 
 def _write_outputs(result: Any, out_dir: str, console: Console) -> None:

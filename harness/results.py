@@ -160,6 +160,7 @@ class TrainingRecord:
     layer_weight_steps: list[int]
     layer_weight_trajectory: list[list[float]]
     reused: bool
+    features: str = "cache"  # where its training features came from: cache | encoder-in-the-loop | ram
 
 
 @dataclass(frozen=True)
@@ -185,6 +186,11 @@ class EncoderProvenance:
     encode_seconds: float
     feature_cache: str | None
     extractors: dict[str, dict[str, Any]]
+    # per extractor and role (evaluation, training): cache | encoder-in-the-loop | ram (--no-cache)
+    features: dict[str, dict[str, str]] = field(default_factory=dict)
+    disk_plan: dict[str, Any] | None = None  # each view's estimate and decision; free space, margin, budget
+    in_loop_encodings: int = 0  # texts the encoder ran on in the loop (every batch, repeats included)
+    cache_disk_bytes: int | None = None  # what the feature cache folders used hold on disk at the end (None: --no-cache)
 
 
 @dataclass(frozen=True)

@@ -2,10 +2,12 @@
 
 Every name is resolved before `run` is called (the CLI does it), so a typo never
 costs an encoder pass.  Per encoder: load it once, resolve the extractors against
-its depth, build one aggregator per extractor (cheap), compute every view of every
-unique text with one forward (`FeatureStore`), then per (extractor, seed) train or
-reload the aggregator, embed, and score.  Nothing here prints; progress goes through
-the ``progress`` callback the CLI passes in.
+its depth, build one aggregator per extractor (cheap), plan the feature cache's disk
+(`harness.feature_sources.prepare_features`: a learned extractor's layer stack that
+does not fit is computed by the encoder in the loop instead), compute every cached view
+of every unique text with one forward (`FeatureStore`), then per (extractor, seed) train
+or reload the aggregator, embed, and score.  Nothing here prints; progress goes through
+the ``progress`` callback the CLI passes in, the disk plan's lines through ``say``.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ import logging
 import math
 import os
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -25,9 +27,10 @@ import pluggy
 
 from harness import distributed
 from harness._exceptions import ConfigError, HarnessError, unknown_name
-from harness.cache import FeatureCache, default_cache_dir, encoder_fingerprint
+from harness.cache import encoder_fingerprint
 from harness.checkpoints import CheckpointStore, content_key
 from harness.data import file_sha256, select_categories
+from harness.disk_plan import CACHED, IN_LOOP
 from harness.evaluate import (
     Row,
     compare_rows,
@@ -39,7 +42,8 @@ from harness.evaluate import (
     summarize_over_seeds,
 )
 from harness.extractors import ResolvedExtractor, resolve_extractors, with_include_embedding
-from harness.feature_store import FeatureStore, ProgressFactory
+from harness.feature_sources import EVAL, TRAIN, FeatureSources, prepare_features
+from harness.feature_store import ProgressFactory
 from harness.options import AggregatorOptions, FeatureOptions, TrainingOptions
 from harness.registry import Registry, resolve_path
 from harness.results import (
@@ -54,7 +58,15 @@ from harness.results import (
     git_hash,
     jsonable,
 )
-from harness.types import Aggregator, CaptionPair, Encoder, EncoderSpec, ExtractorSpec, Instance
+from harness.types import (
+    Aggregator,
+    CaptionPair,
+    Encoder,
+    EncoderSpec,
+    ExtractorSpec,
+    Instance,
+)
+from harness.views import View
 
 __all__ = ["CONTROLS", "DEFAULT_PAIRS", "PAIRS_HELP", "TaskSet", "TrainingError", "load_task_sets",
            "make_aggregator", "run"]
@@ -153,9 +165,15 @@ class _Run:
     tasks: list[TaskSet]
     result: RunResult
     store: CheckpointStore
+    say: Callable[[str], None] | None = None
     correct: dict[tuple[Row, str, int], list[bool]] = field(default_factory=dict)
     _pairs: list[CaptionPair] | None = None
     pairs_provenance: PairsProvenance | None = None
+    budget_used: int = 0  # bytes the disk plans of earlier encoders set aside under --cache-budget
+
+    def budget_left(self) -> int | None:
+        budget = self.features.cache_budget
+        return None if budget is None else max(0, budget - self.budget_used)
 
     def pairs(self) -> list[CaptionPair]:
         """The training pairs, loaded once, cut to ``max_pairs`` before anything is encoded."""
@@ -189,12 +207,14 @@ def run(pm: pluggy.PluginManager, *, encoders: Sequence[EncoderSpec], tasks: Seq
         training: TrainingOptions = TrainingOptions(), features: FeatureOptions = FeatureOptions(),
         seeds: Sequence[int] = (0,), control: str | None = None, bootstrap: int = 1000,
         null_resamples: int = 100, recorded_options: Mapping[str, Any] | None = None,
-        progress: ProgressFactory | None = None) -> RunResult:
+        progress: ProgressFactory | None = None, say: Callable[[str], None] | None = None) -> RunResult:
     """Evaluate every (encoder, extractor, seed) on every task; see the module docstring.
 
     ``control="shuffled-captions"`` scores every seed with captions deranged by that seed.
     ``null_resamples`` derangements give each slice's permutation null (0: none).
     ``recorded_options`` (e.g. the CLI's parsed arguments) go into the provenance as they are.
+    ``say`` receives the lines a user should read before encoding starts: each view's disk estimate
+    and which features go through the encoder in the loop instead of the cache (and why).
     """
     t0 = time.time()
     distributed.init_from_env()  # no-op unless launched by torchrun / accelerate launch
@@ -214,7 +234,7 @@ def run(pm: pluggy.PluginManager, *, encoders: Sequence[EncoderSpec], tasks: Seq
     ))
     state = _Run(pm=pm, aggregator=aggregator, aggregator_options=aggregator_options, training=training,
                  features=features, seeds=seeds, bootstrap=bootstrap, null_resamples=null_resamples, control=control,
-                 progress=progress,
+                 progress=progress, say=say,
                  tasks=task_sets, result=result,
                  store=CheckpointStore(None if training.ckpt_dir is None else Path(training.ckpt_dir) / "aggregators"))
     if pm.hook.harness_aggregator_trains(name=aggregator):
@@ -252,72 +272,57 @@ def _run_encoder(state: _Run, spec: EncoderSpec, extractors: Sequence[ExtractorS
     resolved = resolve_extractors([with_include_embedding(s, spec.options.include_embedding) for s in extractors], info)
     aggs = {r.name: make_aggregator(state.pm, state.aggregator, width=info.width, n_layers_in=r.n_layers_in,
                                     options=state.aggregator_options) for r in resolved}
-    opts = state.features
-    views = {r.view for r in resolved}
-    store, cache = _store(encoder, views, opts, max_length=None)
     fmt = _formatter(encoder)
     eval_texts = sorted({t for ts in state.tasks for i in ts.instances for t in (fmt(i)[0], *fmt(i)[1])})
     # Training pairs are encoded raw (no caption prefix) and truncated at options.train_max_length, as the
     # official trainer does; in their own store when that length differs from the evaluation length.
     pairs = state.pairs() if any(a.trainable for a in aggs.values()) else []
+    train_texts = sorted({t for p in pairs for t in (p.a, p.b)})
     train_len = spec.options.train_max_length
-    train_store, train_cache = ((store, None) if not pairs or train_len in (None, spec.options.max_length)
-                                else _store(encoder, views, opts, max_length=train_len))
+    views: dict[View, list[str]] = {}
+    for r in resolved:
+        views.setdefault(r.view, []).append(r.name)
+    src = prepare_features(encoder, views, state.features, eval_texts=eval_texts, train_texts=train_texts,
+                           train_length=None if train_len in (None, spec.options.max_length) else train_len,
+                           budget=state.budget_left(), out_device=_aggregator_device(aggs.values()), say=state.say)
+    state.budget_used += src.plan.to_write
     t_enc = time.time()
-    n_encoded = store.ensure(eval_texts, progress=state.progress)
-    truncated_eval = store.n_truncated
-    n_encoded += train_store.ensure([t for p in pairs for t in (p.a, p.b)], progress=state.progress)
-    truncated_train = train_store.n_truncated - (truncated_eval if train_store is store else 0)
+    n_encoded, truncated = src.ensure(eval_texts, train_texts, progress=state.progress)
     state.result.provenance.encoders[spec.name] = EncoderProvenance(
         family=info.family, checkpoint=info.checkpoint, revision=info.revision, num_layers=info.num_layers,
         width=info.width, include_embedding_default=info.include_embedding_default,
-        last_layer_note=info.last_layer_note, options=jsonable(dict(info.options)), feature_dtype=opts.dtype,
-        texts_encoded=n_encoded, texts_truncated=truncated_eval, train_texts_truncated=truncated_train,
-        n_eval_texts=len(eval_texts), n_train_texts=len({t for p in pairs for t in (p.a, p.b)}),
+        last_layer_note=info.last_layer_note, options=jsonable(dict(info.options)), feature_dtype=src.dtype,
+        texts_encoded=n_encoded, texts_truncated=truncated[0], train_texts_truncated=truncated[1],
+        n_eval_texts=len(eval_texts), n_train_texts=len(train_texts),
         pairs_formatting="raw (no template), as the official trainer",
         load_seconds=round(t_enc - t_load, 2), encode_seconds=round(time.time() - t_enc, 2),
-        feature_cache=None if cache is None else str(cache.dir),
+        feature_cache=None if not src.caches else str(src.caches[0].dir),
         extractors=jsonable({r.name: r.as_dict() for r in resolved}),
+        features={r.name: src.modes(r.view, training=bool(pairs)) for r in resolved},
+        disk_plan=jsonable(src.plan.as_dict()),
     )
     for r in resolved:
         for seed in state.seeds:
-            _run_cell(state, encoder, store, r, aggs[r.name], seed=seed, pairs=pairs, eval_texts=eval_texts, fmt=fmt,
-                      train_store=train_store)
-    for c in (cache, train_cache):
-        if c is not None:
-            c.close()
-    if store.n_encoded + (train_store.n_encoded if train_store is not store else 0) != n_encoded:  # texts re-encoded later (a shard damaged mid-run) count too
-        prov = state.result.provenance.encoders[spec.name]
-        state.result.provenance.encoders[spec.name] = dataclasses.replace(
-            prov, texts_encoded=store.n_encoded + (train_store.n_encoded if train_store is not store else 0))
+            _run_cell(state, encoder, r, aggs[r.name], seed=seed, pairs=pairs, eval_texts=eval_texts, fmt=fmt,
+                      src=src)
+    src.close()
+    # texts re-encoded later (a shard damaged mid-run) count too; so does what the cache holds at the end
+    state.result.provenance.encoders[spec.name] = dataclasses.replace(
+        state.result.provenance.encoders[spec.name], texts_encoded=src.n_encoded(),
+        in_loop_encodings=src.in_loop_encodings(), cache_disk_bytes=src.disk_bytes())
 
 
-def _store(encoder: Encoder, views: set[Any], opts: FeatureOptions, *,
-           max_length: int | None) -> tuple[FeatureStore, FeatureCache | None]:
-    """A feature store (and its cache) for texts truncated at ``max_length`` (None: the evaluation length)."""
-    fingerprint = encoder_fingerprint(encoder.info)
-    if max_length is not None:
-        fingerprint = {**fingerprint, "max_length_override": max_length}
-    cache = None if opts.no_cache else FeatureCache(opts.cache_dir or default_cache_dir(), fingerprint,
-                                                    dtype=opts.dtype)
-    store = FeatureStore(encoder, views, batch_size=opts.batch_size, dtype=opts.dtype, cache=cache,
-                         max_length=max_length)
-    return store, cache
+def _aggregator_device(aggs: Iterable[Aggregator]) -> str | None:
+    """Where in-the-loop features go: None (stay on the encoder's GPU) when every aggregator runs on CUDA."""
+    devices = {str(a.config().get("device", "cpu")) for a in aggs}
+    return None if devices and all(d.startswith("cuda") for d in devices) else "cpu"
 
 
-def _run_cell(state: _Run, encoder: Encoder, store: FeatureStore, extractor: ResolvedExtractor, agg: Aggregator,
-              *, seed: int, pairs: list[CaptionPair], eval_texts: list[str], fmt: Formatter,
-              train_store: FeatureStore) -> None:
-    def features(texts: Sequence[str]) -> tuple[Any, Any]:
-        return store.batch(extractor.view, texts)
-
-    def train_features(texts: Sequence[str]) -> tuple[Any, Any]:
-        return train_store.batch(extractor.view, texts)
-
+def _run_cell(state: _Run, encoder: Encoder, extractor: ResolvedExtractor, agg: Aggregator, *, seed: int,
+              pairs: list[CaptionPair], eval_texts: list[str], fmt: Formatter, src: FeatureSources) -> None:
     if agg.trainable:
-        state.result.training.append(_fit_or_load(state, agg, encoder, extractor, seed=seed, pairs=pairs,
-                                                  features=train_features))
-    vectors = dict(zip(eval_texts, agg.embed(features, eval_texts)))
+        state.result.training.append(_fit_or_load(state, agg, encoder, extractor, seed=seed, pairs=pairs, src=src))
+    vectors = dict(zip(eval_texts, agg.embed(src.batch_fn(EVAL, extractor.view), eval_texts)))
     row: Row = (encoder.info.name, extractor.name, agg.name)
     for ts in state.tasks:
         # the control's captions are captions of the same set: every text it needs is already embedded
@@ -333,15 +338,20 @@ def _run_cell(state: _Run, encoder: Encoder, store: FeatureStore, extractor: Res
 
 
 def _fit_or_load(state: _Run, agg: Aggregator, encoder: Encoder, extractor: ResolvedExtractor, *, seed: int,
-                 pairs: list[CaptionPair], features: Callable[[Sequence[str]], tuple[Any, Any]]) -> TrainingRecord:
+                 pairs: list[CaptionPair], src: FeatureSources) -> TrainingRecord:
     info, pairs_prov = encoder.info, state.pairs_provenance
     assert pairs_prov is not None  # loaded before encoding, whenever an aggregator is trainable
     config = jsonable(agg.config())
-    key = content_key({
-        "encoder": encoder_fingerprint(info), "extractor": extractor.as_dict(), "feature_dtype": state.features.dtype,
+    mode = src.mode(TRAIN, extractor.view)
+    features = src.batch_fn(TRAIN, extractor.view)
+    parts: dict[str, Any] = {
+        "encoder": encoder_fingerprint(info), "extractor": extractor.as_dict(), "feature_dtype": src.dtype,
         "pairs": {"sha256": pairs_prov.sha256, "n": pairs_prov.n}, "aggregator": agg.name, "config": config,
         "seed": seed,
-    })
+    }
+    if mode == IN_LOOP and src.cuda:  # the forward ran under bf16 autocast: other numbers than cached features
+        parts["features"] = "encoder-in-the-loop, bf16 autocast"
+    key = content_key(parts)
     found = None if state.training.retrain else state.store.load(key, agg)
     if distributed.agree(found is not None):  # rank 0 decides, so every rank takes the same branch
         assert found is not None
@@ -359,7 +369,7 @@ def _fit_or_load(state: _Run, agg: Aggregator, encoder: Encoder, extractor: Reso
         raise TrainingError(f"aggregator {agg.name!r} on {info.name}/{extractor.name} (seed {seed}): no training step "
                             f"ran on {len(pairs)} pair(s) (a step needs a batch of at least 2 pairs); nothing was "
                             "saved or scored. Give more pairs, or a smaller --train-batch-size >= 2")
-    meta = {"steps": report.steps, "seconds": round(report.seconds, 2), "losses": report.losses,
+    meta = {"steps": report.steps, "seconds": round(report.seconds, 2), "losses": report.losses, "features": mode,
             "layer_weights": report.layer_weights, "layer_weight_steps": report.trajectory_steps,
             "layer_weight_trajectory": report.layer_weight_trajectory}
     path = sha = None
@@ -386,4 +396,5 @@ def _record(encoder: str, extractor: ResolvedExtractor, agg: Aggregator, seed: i
         first_loss=sum(head) / len(head) if head else None, final_loss=sum(tail) / len(tail) if tail else None,
         losses=losses, layer_weights=meta.get("layer_weights"), layer_weight_steps=list(meta.get("layer_weight_steps", [])),
         layer_weight_trajectory=list(meta.get("layer_weight_trajectory", [])), reused=reused,
+        features=str(meta.get("features", CACHED)),
     )

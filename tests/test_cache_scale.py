@@ -335,3 +335,18 @@ def test_view_bytes_per_token_prices_the_payload_exactly(tmp_path: Path) -> None
     width = store.encoder.info.width
     tokens = {t: store.get(SINGLE, t).shape[0] for t in TEXTS}
     assert payload == sum(n * view_bytes_per_token(v, width, 2) for n in tokens.values() for v in VIEWS)
+
+
+def test_an_entry_of_zero_tokens_is_stored_and_read_back(tmp_path) -> None:
+    """A text whose every token was dropped (drop_prefix_tokens) is a [0, D] entry: it must not break the shard."""
+    import torch
+
+    from harness.cache import FeatureCache
+
+    cache = FeatureCache(tmp_path, {"encoder": "t"})
+    empty, full = torch.zeros(0, 4), torch.arange(8.0).view(2, 4)
+    cache.put([(cache.key("v", "a"), empty), (cache.key("v", "b"), full)])
+    cache.close()
+    again = FeatureCache(tmp_path, {"encoder": "t"})
+    assert again.read(again.key("v", "a")).shape == (0, 4)
+    assert torch.equal(again.read(again.key("v", "b")), full)
