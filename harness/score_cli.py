@@ -136,11 +136,11 @@ def score_rows(pm: Any, spec: str, rows: Sequence[ScoredRow], out_dir: str | Pat
     except OSError as exc:
         raise ConfigError(f"--out {str(out)!r} cannot be created ({exc.strerror or exc})") from None
     options = dict(options or {})
-    _manifest(out, spec, options, baseline)
     extra: dict[str, Any] = {**options, "out_dir": str(out / "rows"), "progress": progress}
     if baseline:
         extra["baseline"] = True
-    scorer = make_scorer(pm, spec, options=extra)
+    scorer = make_scorer(pm, spec, options=extra)  # bad options fail here, before the folder is claimed
+    _manifest(out, spec, options, baseline)
     done: list[tuple[ScoredRow, DownstreamMetric]] = []
     if (out / CSV).is_file():
         done = read_downstream_file(out / CSV)

@@ -143,6 +143,10 @@ def test_score_rows_writes_downstream_csv_and_goes_on(tmp_path, monkeypatch) -> 
     assert len({(r.encoder, r.extractor) for r, _ in read_downstream_file(tmp_path / "downstream.csv")}) == 3
     with pytest.raises(ConfigError, match="another --out"):
         score_rows(pm, "toy-t2i:smoke", rows, tmp_path, options={**opts, "steps": "3"}, baseline=True)
+    fresh = tmp_path / "fresh"
+    with pytest.raises(ConfigError, match="stepz"):
+        score_rows(pm, "toy-t2i:smoke", rows, fresh, options={**opts, "stepz": "3"})
+    assert not (fresh / "score.json").exists(), "a refused option must not claim the folder for a later run"
 
 
 def test_score_options_reach_the_config_or_are_refused() -> None:
