@@ -36,6 +36,7 @@ __all__ = [
     "correlate_downstream",
     "make_scorer",
     "one_series",
+    "scored_rows",
     "read_downstream_file",
     "read_ted",
     "short_task",
@@ -214,6 +215,17 @@ def _category_order(points: Sequence[TedPoint]) -> list[str]:
     return [c for c in CATEGORIES if c in cats] + sorted(cats - set(CATEGORIES))
 
 
+def scored_rows(points: Sequence[TedPoint], meta: Mapping[tuple[str, str], ScoredRow]) -> list[ScoredRow]:
+    """The row a scorer is asked about for each overall TED point: its TED value, and the checkpoint,
+    revision and provenance the results recorded for it (``meta``, e.g. `TedSet.rows`)."""
+    out = []
+    for p in points:
+        base = meta.get((p.encoder, p.extractor)) or ScoredRow(p.encoder, p.extractor, p.aggregator)
+        out.append(ScoredRow(p.encoder, p.extractor, base.aggregator, p.value, base.checkpoint, base.revision,
+                             base.provenance))
+    return out
+
+
 def correlate_downstream(ted: TedSet | None, scorer: Scorer, *, label: str = "", aggregator: str | None = None,
                          task: str | None = None, n_boot: int = 2000, seed: int = 0) -> CorrelateResult:
     """Join TED rows to ``scorer``'s metrics by (encoder, extractor) and correlate each (benchmark, metric)
@@ -245,10 +257,7 @@ def correlate_downstream(ted: TedSet | None, scorer: Scorer, *, label: str = "",
         if p.category == "all":
             firsts.setdefault((p.encoder, p.extractor), p)
     overall = list(firsts.values())
-    for p in overall:
-        base = meta.get((p.encoder, p.extractor)) or ScoredRow(p.encoder, p.extractor, p.aggregator)
-        row = ScoredRow(p.encoder, p.extractor, base.aggregator, p.value, base.checkpoint, base.revision,
-                        base.provenance)
+    for row in scored_rows(overall, meta):
         for m in scorer.score(row):
             metrics[(m.benchmark, m.metric)].append((row, m))
     ted_keys = [f"{p.encoder}/{p.extractor}" for p in overall]

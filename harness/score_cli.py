@@ -82,17 +82,13 @@ def _rows(args: argparse.Namespace) -> list[ScoredRow]:
         if not wanted:
             raise ConfigError("harness score needs rows: TED results (harness run --output DIR) or --rows ENC/EXT,...")
         return [ScoredRow(enc, ext) for enc, ext in dict.fromkeys(wanted)]
-    from harness.correlate import one_series, read_ted
+    from harness.correlate import one_series, read_ted, scored_rows
 
     ted = read_ted(args.results)
     points, _ = one_series(ted.points, args.aggregator, args.task)
     rows: dict[tuple[str, str], ScoredRow] = {}
-    for p in points:
-        if p.category != "all" or (p.encoder, p.extractor) in rows:
-            continue
-        base = ted.rows.get((p.encoder, p.extractor)) or ScoredRow(p.encoder, p.extractor, p.aggregator)
-        rows[(p.encoder, p.extractor)] = ScoredRow(p.encoder, p.extractor, base.aggregator, p.value, base.checkpoint,
-                                                   base.revision, base.provenance)
+    for row in scored_rows([p for p in points if p.category == "all"], ted.rows):
+        rows.setdefault((row.encoder, row.extractor), row)
     if wanted:
         missing = [f"{e}/{x}" for e, x in wanted if (e, x) not in rows]
         if missing:
