@@ -9,6 +9,7 @@ from typing import Any
 from rich.table import Table
 
 from harness.categories import CATEGORIES
+from harness.reference import PaperValue, is_ted6k_task, reference_for
 from harness.results import RunResult, ScoreRecord
 
 __all__ = ["comparison_table", "format_p", "result_tables"]
@@ -52,9 +53,26 @@ def _chance_line(records: Sequence[ScoreRecord]) -> str:
     return line
 
 
+def _paper_cells(records: Sequence[ScoreRecord], ref: PaperValue | None) -> list[str]:
+    if ref is None:
+        return ["-", "-"]
+    mean = sum(r.value for r in records) / len(records)
+    return [f"{ref.value:.2f} (T{ref.table})", f"{100 * mean - ref.value:+.1f}"]
+
+
+def _reference_note(rows: Sequence[tuple[str, str, str]], refs: dict[tuple[str, str, str, str, str], PaperValue],
+                    task: str) -> str:
+    without = [" / ".join(row) for row in rows if (task, *row, "all") not in refs]
+    line = "paper = GRAN-TED's value for the same encoder and setting (T = its table); Δ = ours - paper, points"
+    return line + (f"\nno paper value for: {', '.join(without)}" if without else "")
+
+
 def result_tables(result: RunResult) -> list[Table]:
-    """One table per task.  Cells: accuracy % with 95% CI; with several seeds: mean ± half-range."""
+    """One table per task.  Cells: accuracy % with 95% CI; with several seeds: mean ± half-range.
+
+    On TED-6K itself, each row also shows the paper's value for its setting and the difference."""
     tables = []
+    refs = reference_for(result)
     by_task: dict[str, list[ScoreRecord]] = defaultdict(list)
     for r in result.scores:
         by_task[r.task].append(r)
@@ -78,6 +96,10 @@ def result_tables(result: RunResult) -> list[Table]:
         with_null = any(r.null_mean is not None for r in records)
         if with_null:
             table.add_column("null\n(overall)", justify="right", style="dim")
+        with_paper = is_ted6k_task(result, task) and not control
+        if with_paper:
+            table.add_column("paper\n(overall)", justify="right")
+            table.add_column("Δ\n(points)", justify="right")
         cells: dict[tuple[Any, ...], list[ScoreRecord]] = defaultdict(list)
         rows: list[tuple[str, str, str]] = []
         for r in records:
@@ -92,7 +114,11 @@ def result_tables(result: RunResult) -> list[Table]:
                       for c, t in cols]
             if with_null:
                 values.append(_null_cell(cells[(row, "all", "all")]))
+            if with_paper:
+                values += _paper_cells(cells[(row, "all", "all")], refs.get((task, *row, "all")))
             table.add_row(*row, *values)
+        if with_paper:
+            table.caption = f"{table.caption}\n{_reference_note(rows, refs, task)}"
         tables.append(table)
     return tables
 

@@ -24,6 +24,7 @@ from harness.report_sections import (
     seed_section,
     sweep_section,
 )
+from harness.reference import is_ted6k_task, reference_for
 from harness.results import RunResult, read_results
 
 __all__ = ["CORRELATION_HEADS", "build_report", "correlation_png", "correlation_rows", "correlation_section", "read_runs",
@@ -38,6 +39,43 @@ def read_runs(paths: Sequence[str]) -> list[tuple[str, RunResult]]:
         label = (path if path.is_dir() else path.parent).resolve().name or str(path)
         runs.append((label, read_results(path)))
     return runs
+
+
+def paper_section(runs: Sequence[tuple[str, RunResult]]) -> Section:
+    """Our rows beside the paper's values for the same encoder and setting (TED-6K only)."""
+    sec = Section("paper", "Against the paper")
+    sec.blocks.append(Para("GRAN-TED's printed accuracies (Tables 1, 2, 3 and 7) beside each row evaluated on TED-6K "
+                           "with the same encoder, extractor and aggregator; Δ = ours − paper, in points. The paper's "
+                           "aggregators were trained on ~500k caption pairs that are not released, so Δ measures the "
+                           "training pairs as well as the code."))
+    body: list[list[str | Cell]] = []
+    without: list[str] = []
+    other_tasks: set[str] = set()
+    for label, res in runs:
+        refs = reference_for(res)
+        values: dict[tuple[str, str, str, str, str], list[float]] = {}
+        for r in res.scores:  # several seeds: one line with their mean
+            if r.caption_type == "all" and not r.control:
+                values.setdefault((r.task, r.encoder, r.extractor, r.aggregator, r.category), []).append(r.value)
+        for key, vals in values.items():
+            task, enc, ext, agg, cat = key
+            if not is_ted6k_task(res, task):
+                other_tasks.add(short_task(task))
+            elif key in refs:
+                ref, ours = refs[key], 100 * sum(vals) / len(vals)
+                body.append([f"{enc} / {ext} / {agg}", cat, f"{ours:.2f}", f"{ref.value:.2f}",
+                             Cell(signed(ours - ref.value), "good" if ours >= ref.value else "bad"),
+                             f"Table {ref.table} ({ref.paper_name})", ref.note])
+            elif cat == "all":
+                without.append(f"{enc} / {ext} / {agg} [{label}]")
+    if body:
+        sec.blocks.append(Table(["row", "category", "ours", "paper", "Δ", "paper row", "note"], body))
+    if without:
+        sec.blocks.append(Para("No paper value for: " + "; ".join(without) + ".", "note"))
+    if other_tasks:
+        sec.blocks.append(Para(f"Rows on {', '.join(sorted(other_tasks))} have no paper value: the paper's numbers "
+                               "are for TED-6K (--tasks ted6k with TED6K_PATH set).", "note"))
+    return sec
 
 
 def weights_section(runs: Sequence[tuple[str, RunResult]]) -> Section | None:
@@ -211,7 +249,7 @@ def build_report(runs: Sequence[tuple[str, RunResult]], *, baseline: str | None 
     """Every section the runs have data for, in reading order (``downstream``: a ``harness score``
     file, whose sample grids get a section)."""
     board = Board.build(runs)
-    sections = [leaderboard_section(board), category_section(board, baseline), sweep_section(board),
+    sections = [leaderboard_section(board), paper_section(runs), category_section(board, baseline), sweep_section(board),
                 weights_section(runs), seed_section(board), comparison_section(runs),
                 None if correlation is None else correlation_section(correlation),
                 None if downstream is None else samples_section(downstream), provenance_section(runs)]

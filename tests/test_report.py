@@ -20,7 +20,7 @@ pytest.importorskip("matplotlib")  # no figures without it
 from harness.cli import main
 
 TINY_PAIRS = "pkg:harness/testing_data/tiny_pairs.jsonl"
-SECTIONS = ["leaderboard", "categories", "layer-sweep", "layer-weights", "seeds", "comparisons", "correlation",
+SECTIONS = ["leaderboard", "paper", "categories", "layer-sweep", "layer-weights", "seeds", "comparisons", "correlation",
             "provenance"]
 FIGURES = ["leaderboard-tiny", "categories-tiny", "layer-sweep", "layer-weights", "seeds", "correlation"]
 DATA_IMG = re.compile(r'<img alt="[^"]*" src="data:image/png;base64,([A-Za-z0-9+/=]+)">')
