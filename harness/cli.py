@@ -47,7 +47,6 @@ _AGG_FLAGS = {  # CLI flag -> AggregatorOptions field
     "weight_decay": "weight_decay", "temperature": "temperature", "dim_out": "dim_out", "heads": "heads",
     "layer_weights": "layer_weights", "layer_weights_file": "layer_weights_file", "layer_lr": "layer_lr",
 }
-SHIPPED_PAIRS_CAP = 512
 PLAIN_PROGRESS_S = 5.0  # seconds between progress lines when output is not a terminal
 _ENC_FLAGS = {"dtype": "dtype", "device": "device", "max_length": "max_length", "template": "template",
               "drop_prefix_tokens": "drop_prefix_tokens", "trust_remote_code": "trust_remote_code",
@@ -82,8 +81,8 @@ def _add_run_args(p: argparse.ArgumentParser, *, train_only: bool = False) -> No
     p.add_argument("--aggregator", default="context", help="context (trained), mean-pool, or qa / qa-choice "
                    "(the QA baseline: an LLM answers questions; see docs/qa.md)")
     p.add_argument("--seeds", type=_seeds, default=(0,))
-    p.add_argument("--train-pairs", help="caption pairs that train the aggregator: a JSONL/JSON file, or 'demo' "
-                   "(the shipped synthetic pairs; the default only on the shipped demo tasks)")
+    p.add_argument("--train-pairs", help="caption pairs that train the aggregator: a JSONL/JSON file, or a named "
+                   "pair set (harness list pairs; default: the set the tasks name, e.g. vatex for ted-open)")
     p.add_argument("--preset", choices=["default", "official", "paper", "baby"],
                    help="aggregator hyper-parameters: default (small data), official (GRAN-TED trainer), paper, baby")
     for flag, typ in (("lr", _number(float, low=0, strict=True, what="a number")), ("epochs", positive),
@@ -93,7 +92,7 @@ def _add_run_args(p: argparse.ArgumentParser, *, train_only: bool = False) -> No
                       ("dim-out", positive), ("heads", positive)):
         p.add_argument(f"--{flag}", type=typ)
     p.add_argument("--max-pairs", type=non_negative,
-                   help=f"train on the first N pairs (shipped pairs: {SHIPPED_PAIRS_CAP} unless given; 0: all)")
+                   help="train on the first N pairs (a task's default pair set: its default_max unless given; 0: all)")
     p.add_argument("--layer-weights", choices=["train", "frozen"], help="learned extractor: train or freeze α")
     p.add_argument("--layer-weights-file",
                    help="layer logits to start α from (or keep, with --layer-weights frozen): a JSON list, "
@@ -142,10 +141,10 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", parser_class=_Parser)
     _add_run_args(sub.add_parser("run", help="evaluate encoders x extractors on tasks"))
     _add_run_args(sub.add_parser("train", help="train (or reuse) aggregators only"), train_only=True)
-    ls = sub.add_parser("list", help="list encoders, tasks, categories, extractors, aggregators, scorers, llm-backends, "
-                                      "plugins, families")
-    ls.add_argument("what", choices=["encoders", "tasks", "extractors", "aggregators", "scorers", "plugins", "families",
-                                     "llm-backends", "categories"])
+    ls = sub.add_parser("list", help="list encoders, tasks, pairs, categories, extractors, aggregators, scorers, "
+                                      "llm-backends, plugins, families")
+    ls.add_argument("what", choices=["encoders", "tasks", "pairs", "extractors", "aggregators", "scorers", "plugins",
+                                     "families", "llm-backends", "categories"])
     ls.add_argument("--include-path", action="append", default=[], metavar="DIR", help="extra folder of task YAMLs")
     pairs = sub.add_parser("pairs", help="caption pairs from a datasets dataset with several captions per item")
     pairs.add_argument("source", help="a datasets hub id or a local save_to_disk folder")
@@ -255,29 +254,37 @@ def _encoder_specs(registry: Registry, args: argparse.Namespace) -> list[Encoder
     return [replace(s, options=replace(s.options, **overrides)) for s in map(registry.encoder, args.encoders)]
 
 
-def _options(args: argparse.Namespace, *, demo_tasks: bool = True,
+def _options(args: argparse.Namespace, registry: Registry, *, default_pairs: str | None = None,
              trains: bool = True) -> tuple[AggregatorOptions, TrainingOptions, FeatureOptions]:
     """The typed options of a run, built once here and passed down as they are.
 
-    A trained aggregator needs ``--train-pairs``; only on the shipped demo tasks do the shipped
-    demo pairs stand in for them (``--train-pairs demo`` names them anywhere)."""
+    A trained aggregator needs caption pairs: ``--train-pairs`` (a file, or a named pair set such
+    as ``vatex``), else the pair set the tasks name as their default (``train_pairs:`` in their
+    YAML), cut to that set's ``default_max`` unless ``--max-pairs`` is given.  A set named
+    explicitly is used whole."""
     agg = AggregatorOptions(**{field: getattr(args, flag) for flag, field in _AGG_FLAGS.items()
                                if getattr(args, flag) is not None})
-    pairs = args.train_pairs
+    pairs, max_pairs = args.train_pairs, args.max_pairs
     if pairs is None and trains:
-        if not demo_tasks:
+        if default_pairs is None:
             from harness.runner import PAIRS_HELP
 
-            why = "" if args.command == "train" else ", and the tasks are not the shipped demo"
+            why = "" if args.command == "train" else ", and the tasks name no default pair set"
             raise ConfigError(f"aggregator {args.aggregator!r} is trained on caption pairs{why}: {PAIRS_HELP}")
-        pairs = "demo"
-    max_pairs = args.max_pairs
-    if pairs == "demo" and max_pairs is None:
-        # The shipped pairs are a demo set: cap them so the embedded default fits in a few minutes on
-        # 2 CPU cores.  Your own --train-pairs are used whole; --max-pairs 0 lifts the cap.
-        max_pairs = SHIPPED_PAIRS_CAP
-    training = TrainingOptions(train_pairs=pairs, max_pairs=max_pairs or None, retrain=args.retrain,
-                               ckpt_dir=args.ckpt_dir)
+        pairs = default_pairs
+        preset = registry.pair_set(pairs)
+        if preset is None:
+            raise unknown_name("pair set", pairs, registry.pairs, hint="A task's 'train_pairs' must name one.")
+        if max_pairs is None:
+            # The default keeps the embedded run within minutes on 2 CPU cores; --max-pairs 0 lifts it.
+            max_pairs = preset.default_max
+    preset = registry.pair_set(pairs) if pairs is not None else None
+    if pairs is not None and preset is None and not any(c in pairs for c in "/.:~$") and not os.path.exists(pairs):
+        # a bare word is a pair set's name: say which exist rather than "file not found"
+        raise unknown_name("pair set", pairs, registry.pairs,
+                           hint="Or give a pairs file (JSONL {a, b, group}) or a datasets source.")
+    training = TrainingOptions(train_pairs=pairs, pairs_source=preset.source if preset else None,
+                               max_pairs=max_pairs or None, retrain=args.retrain, ckpt_dir=args.ckpt_dir)
     features = FeatureOptions(batch_size=args.batch_size, dtype=args.feature_dtype, cache_dir=args.cache_dir,
                               no_cache=args.no_cache, cache_budget=args.cache_budget, fsync=args.cache_fsync)
     return agg, training, features
@@ -307,7 +314,8 @@ def _cmd_run(args: argparse.Namespace, pm: Any, console: Console, *, train_only:
     if args.aggregator not in known:
         raise unknown_name("aggregator", args.aggregator, known)
     tasks = [] if train_only else load_task_sets(pm, registry, args.tasks, limit=args.limit)
-    agg, training, features = _options(args, demo_tasks=not train_only and all(t.demo for t in tasks),
+    defaults = {t.train_pairs for t in tasks}
+    agg, training, features = _options(args, registry, default_pairs=defaults.pop() if len(defaults) == 1 else None,
                                        trains=bool(pm.hook.harness_aggregator_trains(name=args.aggregator)))
     _check_cache_dir(args)
     rank0 = os.environ.get("RANK", "0") == "0"  # under torchrun only rank 0 prints and writes
@@ -413,9 +421,11 @@ def _cmd_list(args: argparse.Namespace, pm: Any, console: Console) -> int:
     rows: Sequence[tuple[str, ...]]
     if what == "plugins":
         rows = plugin_listing(pm)
-    elif what in ("encoders", "tasks"):
+    elif what in ("encoders", "tasks", "pairs"):
         reg = _registry(pm, args.registry, args.include_path)
-        if what == "encoders":
+        if what == "pairs":
+            rows = [(n, p.source, str(p.default_max or "all"), p.description) for n, p in sorted(reg.pairs.items())]
+        elif what == "encoders":
             rows = [(n, s.family, s.checkpoint, s.revision or "-", s.description) for n, s in sorted(reg.encoders.items())]
         else:
             where = task_origins(pm, args.include_path)
@@ -434,7 +444,8 @@ def _cmd_list(args: argparse.Namespace, pm: Any, console: Console) -> int:
     table = Table(title=what)
     heads = {"encoders": ("name", "family", "checkpoint", "revision", "description"), "plugins": ("name", "module"),
              "tasks": ("name", "source", "categories", "groups", "from"),
-             "categories": ("slug", "name", "from", "definition")}.get(what, ("name",))
+             "categories": ("slug", "name", "from", "definition"),
+             "pairs": ("name", "path", "default run uses", "description")}.get(what, ("name",))
     for h in heads:
         table.add_column(h)
     for row in rows:

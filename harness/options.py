@@ -45,7 +45,8 @@ class AggregatorOptions:
 class TrainingOptions:
     """Which caption pairs train the aggregators, and where trained ones are kept."""
 
-    train_pairs: str | None = None  # a pairs file or source, "demo" (the shipped pairs); None: none given
+    train_pairs: str | None = None  # a pairs file or source, or a named pair set ("vatex", "demo"); None: none given
+    pairs_source: str | None = None  # the file a named pair set resolves to (None: train_pairs is the source)
     max_pairs: int | None = None  # the first N pairs; None: all
     retrain: bool = False  # ignore saved checkpoints
     ckpt_dir: str | None = None  # checkpoints go to CKPT_DIR/aggregators; None: $HARNESS_CACHE_DIR or ~/.cache/ted-harness

@@ -61,7 +61,7 @@ MODES = ("open", "choice")
 QA_AGGREGATORS = {"qa": "open", "qa-choice": "choice"}  # --aggregator name -> mode
 QA_CONTROL = "qa-shuffled-captions"
 MIN_CONTROL_SEEDS = 5
-# The shipped prompt files (data, referenced by path as runner.DEFAULT_PAIRS is; core imports no plugin).
+# The shipped prompt files (data, referenced by path; core imports no plugin).
 REWRITE_PROMPT = "qa-rewrite"  # shipped prompt names (harness.llm.load_prompt), or a path
 JUDGE_PROMPT = "judge"
 LETTERS = string.ascii_uppercase

@@ -26,13 +26,14 @@ from typing import Any
 import yaml
 
 from harness._exceptions import ConfigError, unknown_name
-from harness.types import EncoderOptions, EncoderSpec, TaskSpec
+from harness.types import EncoderOptions, EncoderSpec, PairSetSpec, TaskSpec
 
 __all__ = ["Registry", "load_registry", "resolve_path"]
 
 log = logging.getLogger("harness")
 _ENCODER_KEYS = {"family", "checkpoint", "revision", "description", "options", "paper", "aliases"}
 _OPTION_KEYS = {f.name for f in dataclasses.fields(EncoderOptions)}
+_PAIRS_KEYS = {"path", "description", "default_max", "source", "licence", "citation"}
 
 
 def resolve_path(source: str) -> str:
@@ -113,6 +114,26 @@ def _encoder_spec(name: str, entry: Mapping[str, Any], path: Path) -> EncoderSpe
         description=str(entry.get("description", "")),
         extra={"paper": entry.get("paper", ""), "source": str(path)},
     )
+
+
+def _pair_set_spec(name: str, entry: Mapping[str, Any], path: Path) -> PairSetSpec:
+    where = f"{path}: pairs {name!r}"
+    if not isinstance(entry, Mapping):
+        raise ConfigError(f"{where}: expected a mapping with a 'path'")
+    unknown = set(entry) - _PAIRS_KEYS
+    if unknown:
+        raise ConfigError(f"{where}: unknown field(s) {sorted(unknown)}; allowed: {sorted(_PAIRS_KEYS)}")
+    src = entry.get("path")
+    if not isinstance(src, str) or not src.strip():
+        raise ConfigError(f"{where}: field 'path' must be a pairs file (or pkg:module/file), got {src!r}")
+    cap = entry.get("default_max")
+    if cap is not None and (isinstance(cap, bool) or not isinstance(cap, int) or cap < 2):
+        raise ConfigError(f"{where}: field 'default_max' must be an integer >= 2, got {cap!r}")
+    if not src.startswith("pkg:") and "$" not in src and not Path(src).is_absolute():
+        src = str(path.parent.resolve() / src)  # relative to the registry file that names it
+    extra = {k: str(entry[k]) for k in ("source", "licence", "citation") if k in entry}
+    return PairSetSpec(name=name, source=src, description=str(entry.get("description", "")), default_max=cap,
+                       extra=extra)
 
 
 _TASK_SUFFIXES = (".yaml", ".yml")
@@ -198,6 +219,9 @@ def _task_spec(path: Path, search: Sequence[Path] = ()) -> TaskSpec:
     demo = data.get("demo", False)
     if not isinstance(demo, bool):
         raise ConfigError(f"{path}: field 'demo' must be true or false, got {demo!r}")
+    pairs = data.get("train_pairs", "demo" if demo else None)  # `demo: true` is `train_pairs: demo`
+    if pairs is not None and (not isinstance(pairs, str) or not pairs.strip()):
+        raise ConfigError(f"{path}: field 'train_pairs' must name a pair set (harness list pairs), got {pairs!r}")
     return TaskSpec(
         name=path.stem,
         source=_data_source(str(src["path"]), fmt, data_from),
@@ -207,16 +231,17 @@ def _task_spec(path: Path, search: Sequence[Path] = ()) -> TaskSpec:
         revision=None if rev is None else str(rev),
         split=None if split is None else str(split),
         description=str(data.get("description", "")),
-        demo=demo,
+        train_pairs=pairs,
     )
 
 
 @dataclass
 class Registry:
-    """Named encoders and tasks, plus the families the loaded plugins can build."""
+    """Named encoders, pair sets and tasks, plus the families the loaded plugins can build."""
 
     encoders: dict[str, EncoderSpec] = field(default_factory=dict)
     tasks: dict[str, TaskSpec] = field(default_factory=dict)
+    pairs: dict[str, PairSetSpec] = field(default_factory=dict)
     families: set[str] = field(default_factory=set)
     task_dirs: list[Path] = field(default_factory=list)
     """Where ``include:`` bases are looked up by name (include paths first, then shipped)."""
@@ -242,6 +267,10 @@ class Registry:
             path = resolve_path(ckpt)
             return EncoderSpec(name=name, family=family, checkpoint=path)
         raise unknown_name("encoder", name, self.encoders, hint="Or name one ad hoc as FAMILY:PATH_OR_HUB_ID.")
+
+    def pair_set(self, name: str) -> PairSetSpec | None:
+        """The named pair set ``name``, or None when ``name`` is not one (then it is a file or source)."""
+        return self.pairs.get(name)
 
     def resolve_tasks(self, names: Sequence[str]) -> list[TaskSpec]:
         """Expand task names, group names, paths and ``hf:`` ids, keeping order.
@@ -323,6 +352,11 @@ def load_registry(
             aliases = entry.get("aliases") or ()
             for alias in [aliases] if isinstance(aliases, str) else aliases:  # qwen3-vl-8b -> ...-instruct
                 reg.encoders[str(alias)] = dataclasses.replace(spec, name=str(alias))
+        sets = data.get("pairs") or {}
+        if not isinstance(sets, Mapping):
+            raise ConfigError(f"{path}: field 'pairs' must be a mapping of name -> {{path, description}}")
+        for name, entry in sets.items():
+            reg.pairs[str(name)] = _pair_set_spec(str(name), entry, Path(path))
     for folder in [*shipped, *extra]:  # include paths last: they override shipped tasks
         for path in _task_files(folder):
             try:

@@ -68,18 +68,17 @@ from harness.types import (
 )
 from harness.views import View
 
-__all__ = ["CONTROLS", "DEFAULT_PAIRS", "PAIRS_HELP", "TaskSet", "TrainingError", "load_task_sets",
+__all__ = ["CONTROLS", "PAIRS_HELP", "TaskSet", "TrainingError", "load_task_sets",
            "make_aggregator", "run"]
 
 log = logging.getLogger("harness")
 # Similarity-based control: each caption is swapped for another (per seed).  Not the paper's §4.4
 # control, which asks an MLLM 4-option questions about shuffled captions (the QA baseline's control).
 CONTROLS = ("shuffled-captions",)
-DEFAULT_PAIRS = "pkg:harness_tasks/data/caption_pairs.jsonl"  # `--train-pairs demo`
 PAIRS_HELP = ("give --train-pairs FILE: caption pairs of the same image or video, JSONL {a, b, group} or the "
               "official processed_caption1/2 records; make them from a datasets dataset with several captions per "
-              "item with `harness pairs DATASET --caption-column C --id-column ID --out pairs.jsonl`. "
-              "--train-pairs demo uses the shipped synthetic demo pairs (numbers comparable to nothing); "
+              "item with `harness pairs DATASET --caption-column C --id-column ID --out pairs.jsonl`; or name a "
+              "shipped pair set (`harness list pairs`: vatex = real human video captions, demo = synthetic); "
               "--aggregator mean-pool needs no pairs")
 Formatter = Callable[[Instance], tuple[str, list[str]]]
 
@@ -95,7 +94,7 @@ class TaskSet:
     name: str
     instances: list[Instance]
     provenance: TaskSetProvenance
-    demo: bool = False  # every task is marked ``demo: true`` (the only case the demo pairs fit by default)
+    train_pairs: str | None = None  # the pair set every task names as its default (None: none, or they differ)
 
 
 def load_task_sets(pm: pluggy.PluginManager, registry: Registry, names: Sequence[str], *,
@@ -121,8 +120,9 @@ def load_task_sets(pm: pluggy.PluginManager, registry: Registry, names: Sequence
                                                 sha256=file_sha256(path) if os.path.isfile(path) else None)
         instances = _limit(instances, limit)
         short = Path(name).stem if os.path.exists(name) else name  # a file or folder is named by its stem
+        defaults = {t.train_pairs for t in specs}
         out.append(TaskSet(short, instances, TaskSetProvenance(tasks=sources, n=len(instances)),
-                           demo=all(t.demo for t in specs)))
+                           train_pairs=defaults.pop() if len(defaults) == 1 else None))
     return out
 
 
@@ -180,7 +180,7 @@ class _Run:
         if self._pairs is None:
             if self.training.train_pairs is None:
                 raise ConfigError(f"aggregator {self.aggregator!r} is trained on caption pairs: {PAIRS_HELP}")
-            source = DEFAULT_PAIRS if self.training.train_pairs == "demo" else self.training.train_pairs
+            source = self.training.pairs_source or self.training.train_pairs
             loaded = self.pm.hook.harness_load_pairs(source=source)
             if not loaded:
                 raise ConfigError(f"No plugin loads caption pairs from {source!r}")

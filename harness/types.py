@@ -22,6 +22,7 @@ __all__ = [
     "ExtractorSpec",
     "Instance",
     "Aggregator",
+    "PairSetSpec",
     "FeatureBatchFn",
     "ScoredRow",
     "Scorer",
@@ -189,7 +190,18 @@ class TaskSpec:
     revision: str | None = None
     split: str | None = None
     description: str = ""
-    demo: bool = False  # shipped demo data: the shipped demo pairs may train aggregators for it
+    train_pairs: str | None = None  # the named pair set that trains aggregators for it when none is given
+
+
+@dataclass(frozen=True)
+class PairSetSpec:
+    """A named set of caption pairs (``--train-pairs NAME``), declared in a registry file's ``pairs:``."""
+
+    name: str
+    source: str  # a pairs file (JSONL/JSON, gzip allowed) or "pkg:module/rel/path"
+    description: str = ""
+    default_max: int | None = None  # pairs used when a task's default set is taken implicitly (None: all)
+    extra: dict[str, Any] = field(default_factory=dict)  # provenance fields (source repository, licence)
 
 FeatureBatchFn = Callable[[Sequence[str]], tuple[Any, Any]]
 """texts -> (right-padded float32 features ``[B, (L,) T, D]``, bool token mask ``[B, T]``)."""

@@ -156,6 +156,37 @@ def _mllm(out: Path) -> None:
     tok.save_pretrained(out)
 
 
+def _qwen25_vl(out: Path) -> None:
+    """A tiny Qwen2.5-VL (the paper's Table 3 encoder), loaded by plugin family ``mllm``."""
+    from transformers import Qwen2_5_VLConfig, Qwen2_5_VLForConditionalGeneration
+
+    vision = ("<|vision_start|>", "<|vision_end|>", "<|image_pad|>", "<|video_pad|>")
+    tok = _qwen_tokenizer(vision)
+    ids = {name: tok.convert_tokens_to_ids(t) for name, t in zip(
+        ("vision_start_token_id", "vision_end_token_id", "image_token_id", "video_token_id"), vision)}
+    text = dict(vocab_size=len(tok), hidden_size=32, intermediate_size=64, num_hidden_layers=2,
+                num_attention_heads=4, num_key_value_heads=2,
+                rope_scaling={"rope_type": "default", "mrope_section": [1, 1, 2]})
+    vis = dict(depth=1, hidden_size=32, intermediate_size=64, num_heads=2, out_hidden_size=32, patch_size=8,
+               spatial_merge_size=2, temporal_patch_size=2, window_size=32, fullatt_block_indexes=[0])
+    Qwen2_5_VLForConditionalGeneration(Qwen2_5_VLConfig(text_config=text, vision_config=vis, **ids)).save_pretrained(out)
+    tok.save_pretrained(out)
+
+
+def _internvl(out: Path) -> None:
+    """A tiny transformers-native InternVL3.5 (Qwen3 language model), loaded by plugin family ``mllm``."""
+    from transformers import InternVLConfig, InternVLForConditionalGeneration
+
+    tok = _qwen_tokenizer(("<IMG_CONTEXT>",))
+    text = dict(model_type="qwen3", vocab_size=len(tok), hidden_size=32, intermediate_size=64, num_hidden_layers=2,
+                num_attention_heads=4, num_key_value_heads=2, head_dim=8)
+    vis = dict(hidden_size=32, intermediate_size=64, num_hidden_layers=1, num_attention_heads=2, image_size=[32, 32],
+               patch_size=[16, 16])
+    cfg = InternVLConfig(text_config=text, vision_config=vis, image_token_id=tok.convert_tokens_to_ids("<IMG_CONTEXT>"))
+    InternVLForConditionalGeneration(cfg).save_pretrained(out)
+    tok.save_pretrained(out)
+
+
 def _vision_cfg() -> dict[str, Any]:
     return dict(hidden_size=32, intermediate_size=64, num_hidden_layers=1, num_attention_heads=4,
                 image_size=32, patch_size=16, projection_dim=16)
@@ -210,7 +241,7 @@ def build_tiny_checkpoint(family: str, root: Path) -> Path:
 
     builders = {
         "bert": _bert, "t5": lambda p: _t5(p, umt5=False), "umt5": lambda p: _t5(p, umt5=True),
-        "causal-lm": _causal_lm, "mllm": _mllm, "clip": _clip, "altclip": _altclip, "open-clip": _open_clip,
+        "causal-lm": _causal_lm, "mllm": _mllm, "qwen2.5-vl": _qwen25_vl, "internvl": _internvl, "clip": _clip, "altclip": _altclip, "open-clip": _open_clip,
     }
     if family not in builders:
         raise ValueError(f"no tiny checkpoint for {family!r}; known: {', '.join(builders)}")

@@ -34,12 +34,18 @@ def test_default_run_on_real_minilm(tmp_path: Path, capsys: pytest.CaptureFixtur
 
 
 def test_shipped_pairs_are_capped_unless_asked(tmp_path: Path) -> None:
-    from harness.cli import SHIPPED_PAIRS_CAP, _options, build_parser
+    from harness.cli import _options, _registry, build_parser
+    from harness.plugins import get_plugin_manager
+
+    reg = _registry(get_plugin_manager(), ())
+    cap = reg.pairs["demo"].default_max
 
     def max_pairs(*argv: str) -> int | None:
-        return _options(build_parser().parse_args(["run", *argv]))[1].max_pairs
+        return _options(build_parser().parse_args(["run", *argv]), reg, default_pairs="demo")[1].max_pairs
 
-    assert max_pairs() == SHIPPED_PAIRS_CAP
+    assert cap == 512
+    assert max_pairs() == cap, "the tasks' default pair set is cut to its default_max"
     assert max_pairs("--train-pairs", "mine.jsonl") is None, "user pairs are used whole"
+    assert max_pairs("--train-pairs", "demo") is None, "a pair set named explicitly is used whole"
     assert max_pairs("--max-pairs", "0") is None
     assert max_pairs("--max-pairs", "7") == 7
