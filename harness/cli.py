@@ -64,7 +64,7 @@ def _add_run_args(p: argparse.ArgumentParser, *, train_only: bool = False) -> No
     positive, non_negative = _number(int, low=0, strict=True), _number(int, low=0)
     p.add_argument("--encoders", type=_csv, default=("minilm",), help="registry names or FAMILY:PATH, comma-separated")
     if not train_only:
-        p.add_argument("--tasks", type=_csv, default=("ted6k-sample",),
+        p.add_argument("--tasks", type=_csv, default=("ted-open",),
                        help="task names, groups, data files, task YAML files or folders of them, hf:ORG/NAME")
         p.add_argument("--limit", type=positive, help="at most N instances per category")
         p.add_argument("--control", choices=["shuffled-captions"],
@@ -82,7 +82,7 @@ def _add_run_args(p: argparse.ArgumentParser, *, train_only: bool = False) -> No
                    "(the QA baseline: an LLM answers questions; see docs/qa.md)")
     p.add_argument("--seeds", type=_seeds, default=(0,))
     p.add_argument("--train-pairs", help="caption pairs that train the aggregator: a JSONL/JSON file, or a named "
-                   "pair set (harness list pairs; default: the set the tasks name, e.g. vatex for ted-open)")
+                   "pair set (harness list pairs; default: the set the tasks name, e.g. open for ted-open)")
     p.add_argument("--preset", choices=["default", "official", "paper", "baby"],
                    help="aggregator hyper-parameters: default (small data), official (GRAN-TED trainer), paper, baby")
     for flag, typ in (("lr", _number(float, low=0, strict=True, what="a number")), ("epochs", positive),

@@ -78,7 +78,7 @@ CONTROLS = ("shuffled-captions",)
 PAIRS_HELP = ("give --train-pairs FILE: caption pairs of the same image or video, JSONL {a, b, group} or the "
               "official processed_caption1/2 records; make them from a datasets dataset with several captions per "
               "item with `harness pairs DATASET --caption-column C --id-column ID --out pairs.jsonl`; or name a "
-              "shipped pair set (`harness list pairs`: vatex = real human video captions, demo = synthetic); "
+              "shipped pair set (`harness list pairs`: open = real human captions of videos and images, demo = synthetic); "
               "--aggregator mean-pool needs no pairs")
 Formatter = Callable[[Instance], tuple[str, list[str]]]
 
