@@ -3,13 +3,19 @@
 ``CATEGORIES`` is the benchmark's nine categories in report order.
 ``OFFICIAL_TYPE_NAMES`` maps the question-type names found in the official
 TED-6K file to these slugs, and :func:`category_slug` applies it to any name.
-Standard library only, so the sample-data generator can import it too.
+The names are the ``official_names`` of the shipped category YAMLs
+(``harness_tasks/categories/<slug>.yaml``), read on first use: there is no
+second table.  Importing this module reads nothing, so the sample-data
+generator can import it too.
 """
 
 from __future__ import annotations
 
+import functools
+import importlib.util
 import re
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from pathlib import Path
 
 __all__ = ["CATEGORIES", "OFFICIAL_TYPE_NAMES", "category_slug"]
 
@@ -17,19 +23,52 @@ CATEGORIES: tuple[str, ...] = (
     "action", "spatial", "temporal", "coreference", "adjective",
     "adverb", "quantity", "ocr", "basic_event",
 )
-# Question-type names used by the official TED-6K file -> our slugs.
-OFFICIAL_TYPE_NAMES: Mapping[str, str] = {
-    "action recognition": "action", "action": "action",
-    "spatial relationship": "spatial", "spatial relation": "spatial", "spatial": "spatial",
-    "temporal": "temporal", "temporal relationship": "temporal", "temporal order": "temporal",
-    "coreference": "coreference", "coreference resolution": "coreference",
-    "adjective": "adjective", "attribute": "adjective", "adverb": "adverb",
-    "quantity": "quantity", "counting": "quantity", "count": "quantity",
-    "ocr": "ocr", "text recognition": "ocr", "basic event": "basic_event", "event": "basic_event",
-}
+SHIPPED_PACKAGE = "harness_tasks"  # its categories/ folder holds the category YAMLs
+
+
+def _key(name: str) -> str:
+    return re.sub(r"[\s_-]+", " ", name.strip().lower())
+
+
+@functools.lru_cache(maxsize=1)
+def _official_table() -> dict[str, str]:
+    """Normalised official name -> slug, from every shipped category YAML's ``official_names``."""
+    import yaml  # a core dependency; imported here so that importing this module reads nothing
+
+    found = importlib.util.find_spec(SHIPPED_PACKAGE)
+    folders = list(found.submodule_search_locations or ()) if found else []
+    table: dict[str, str] = {}
+    for path in sorted(p for f in folders for p in (Path(f) / "categories").glob("*.yaml")):
+        try:
+            data = yaml.safe_load(path.read_text(encoding="utf-8-sig"))
+        except (OSError, UnicodeDecodeError, yaml.YAMLError):
+            continue  # the registry names a broken category file; here it just maps no names
+        if not isinstance(data, dict):
+            continue
+        slug = str(data.get("slug") or path.stem)
+        names = data.get("official_names") or []
+        for name in [names] if isinstance(names, str) else names:
+            table.setdefault(_key(str(name)), slug)
+    return table
+
+
+class _OfficialNames(Mapping[str, str]):
+    """Official question-type name -> slug, read from the shipped category YAMLs on first use."""
+
+    def __getitem__(self, name: str) -> str:
+        return _official_table()[name]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(_official_table())
+
+    def __len__(self) -> int:
+        return len(_official_table())
+
+
+OFFICIAL_TYPE_NAMES: Mapping[str, str] = _OfficialNames()
 
 
 def category_slug(name: str) -> str:
     """Map an official question-type name to our slug; unknown names become their own slug."""
-    key = re.sub(r"[\s_-]+", " ", name.strip().lower())
-    return OFFICIAL_TYPE_NAMES.get(key, re.sub(r"[^a-z0-9]+", "_", key).strip("_") or "unknown")
+    key = _key(name)
+    return _official_table().get(key, re.sub(r"[^a-z0-9]+", "_", key).strip("_") or "unknown")

@@ -9,16 +9,23 @@ A task YAML's ``include:`` names a base file, looked up next to the including
 file first and then by name in the task folders (``include_paths`` first, then
 the shipped ones), so ``include: _ted6k.yaml`` works from anywhere.  A relative
 ``data.path`` is read relative to the YAML file that sets it.
+
+A statement category's YAML (`harness.category_defs`: from the category folders,
+or among the task YAMLs, marked by ``definition:``) makes its tasks itself: for
+each of its ``groups`` G with a base ``_G.yaml``, the task ``G-<slug>`` that
+includes the base and selects the category (``ted6k-action``); with ``data:``,
+a task ``<slug>`` of its own.  No task file per category.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import functools
 import importlib.util
 import logging
 import os
 import re
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -26,9 +33,18 @@ from typing import Any
 import yaml
 
 from harness._exceptions import ConfigError, unknown_name
+from harness.category_defs import (
+    CategoryDef,
+    category_files,
+    category_tasks,
+    in_report_order,
+    is_category,
+    read_category,
+    task_name,
+)
 from harness.types import EncoderOptions, EncoderSpec, PairSetSpec, TaskSpec
 
-__all__ = ["Registry", "load_registry", "resolve_path"]
+__all__ = ["Registry", "load_plugin_registry", "load_registry", "load_tasks", "resolve_path"]
 
 log = logging.getLogger("harness")
 _ENCODER_KEYS = {"family", "checkpoint", "revision", "description", "options", "paper", "aliases"}
@@ -149,23 +165,40 @@ def _task_files(folder: Path) -> list[Path]:
     return sorted(p for p in found if p.is_file())
 
 
-def _find_include(name: str, including: Path, search: Sequence[Path]) -> Path:
+def _is_category_file(path: Path) -> bool:
+    """Whether the YAML at ``path`` is a statement category (one that does not parse is a broken task)."""
+    try:
+        return is_category(_read_yaml(path))
+    except ConfigError:
+        return False
+
+
+def _locate(name: str, including: Path, search: Sequence[Path]) -> Path | None:
     """The file ``include: name`` in ``including`` means: its own folder first, then ``search``."""
-    folders = list(dict.fromkeys([including.parent, *search]))
-    for folder in folders:
+    for folder in dict.fromkeys([including.parent, *search]):
         candidate = folder / name
         if candidate.is_file():
             return candidate.resolve()
-    looked = ", ".join(str(f) for f in folders)
+    return None
+
+
+def _find_include(name: str, including: Path, search: Sequence[Path]) -> Path:
+    """`_locate`, or a `ConfigError` saying where it looked."""
+    found = _locate(name, including, search)
+    if found is not None:
+        return found
+    looked = ", ".join(str(f) for f in dict.fromkeys([including.parent, *search]))
     raise ConfigError(
         f"{including}: field 'include' names {name!r}, which was not found; looked in: {looked}. "
         "Fix the name, or add the folder that holds it with --include-path DIR"
     )
 
 
-def _read_task_chain(path: Path, search: Sequence[Path]) -> tuple[dict[str, Any], Path]:
-    """Merge ``path`` over its includes (the including file wins); also say which file set ``data``."""
-    data = _read_yaml(path)
+def _read_task_chain(path: Path, search: Sequence[Path],
+                     raw: Mapping[str, Any] | None = None) -> tuple[dict[str, Any], Path]:
+    """Merge ``path`` (or ``raw``, the task a category file at ``path`` stands for) over its includes
+    (the including file wins); also say which file set ``data``."""
+    data = _read_yaml(path) if raw is None else dict(raw)
     chain = [path.resolve()]
     data_from = path
     current = path
@@ -207,9 +240,11 @@ def _names(data: Mapping[str, Any], key: str, path: Path) -> tuple[str, ...] | N
     return tuple(items)
 
 
-def _task_spec(path: Path, search: Sequence[Path] = ()) -> TaskSpec:
-    """Parse one task YAML (named by its file stem), resolving ``include:`` through ``search``."""
-    data, data_from = _read_task_chain(path, search)
+def _task_spec(path: Path, search: Sequence[Path] = (), *, raw: Mapping[str, Any] | None = None,
+               name: str | None = None) -> TaskSpec:
+    """Parse one task YAML (named by its file stem), resolving ``include:`` through ``search``; or, with
+    ``raw`` and ``name``, the task a category file at ``path`` makes."""
+    data, data_from = _read_task_chain(path, search, raw)
     src = data.get("data") or {}
     if not isinstance(src, Mapping) or not isinstance(src.get("path"), str) or not src["path"].strip():
         raise ConfigError(f"{path}: field 'data' needs a 'path' (a data file, a folder or a hub id), got {src!r}")
@@ -223,7 +258,7 @@ def _task_spec(path: Path, search: Sequence[Path] = ()) -> TaskSpec:
     if pairs is not None and (not isinstance(pairs, str) or not pairs.strip()):
         raise ConfigError(f"{path}: field 'train_pairs' must name a pair set (harness list pairs), got {pairs!r}")
     return TaskSpec(
-        name=path.stem,
+        name=name or path.stem,
         source=_data_source(str(src["path"]), fmt, data_from),
         format=fmt,
         categories=cats,
@@ -247,6 +282,10 @@ class Registry:
     """Where ``include:`` bases are looked up by name (include paths first, then shipped)."""
     skipped: dict[str, ConfigError] = field(default_factory=dict)
     """Task files that failed to parse, by task name: raised only when that task is asked for."""
+    categories: dict[str, CategoryDef] = field(default_factory=dict)
+    """Every statement category read (category folders, then task folders), by slug, in report order."""
+    origins: dict[str, tuple[Path, str]] = field(default_factory=dict)
+    """Task (or skipped task) name -> (the file that defines it, for a category's task "file + base")."""
 
     @property
     def groups(self) -> dict[str, list[str]]:
@@ -298,11 +337,11 @@ class Registry:
             return [TaskSpec(name=name[3:], source=name[3:], format="hf")]
         path = Path(resolve_path(name))
         if path.is_file() and path.suffix in _TASK_SUFFIXES:
-            return [_task_spec(path, self.task_dirs)]
+            return self._file_specs(path)
         if path.is_dir() and not any((path / m).exists() for m in _DATASET_MARKERS):
             yamls = _task_files(path)
             if yamls:
-                return [_task_spec(p, self.task_dirs) for p in yamls]
+                return [spec for p in yamls for spec in self._file_specs(p)]
         if path.exists():
             fmt = "hf" if path.is_dir() else "auto"
             return [TaskSpec(name=path.stem, source=str(path), format=fmt)]
@@ -312,6 +351,84 @@ class Registry:
             hint += f" Task files skipped because of errors: {', '.join(sorted(self.skipped))}."
         raise unknown_name("task", name, [*self.tasks, *self.groups], hint=hint)
 
+    def _file_specs(self, path: Path) -> list[TaskSpec]:
+        """The task a task YAML names, or the tasks a category YAML makes."""
+        if not _is_category_file(path):
+            return [_task_spec(path, self.task_dirs)]
+        cat = read_category(path)
+        plan = category_tasks(cat, lambda base: _locate(base, path, self.task_dirs))
+        if not plan:
+            raise ConfigError(f"{path}: category {cat.slug!r} makes no task: give it data: {{path: FILE}} "
+                              "or groups: [GROUP] whose base _GROUP.yaml holds the data")
+        return [_task_spec(path, self.task_dirs, raw=t.fields, name=t.name) for t in plan]
+
+
+def _add_task(reg: Registry, name: str, build: Callable[[], TaskSpec], origin: tuple[Path, str]) -> None:
+    """Add (or replace) task ``name``; a `ConfigError` from ``build`` skips it, replacing an earlier one."""
+    reg.origins[name] = origin
+    try:
+        reg.tasks[name] = build()
+        reg.skipped.pop(name, None)
+    except ConfigError as exc:  # one broken file must not break every command
+        reg.skipped[name] = exc
+        reg.tasks.pop(name, None)
+
+
+def _add_category_tasks(reg: Registry, cat: CategoryDef) -> None:
+    path = Path(cat.source)
+    try:
+        plan = category_tasks(cat, lambda base: _locate(base, path, reg.task_dirs))
+    except ConfigError as exc:
+        reg.skipped[task_name(cat.slug)] = exc
+        reg.origins[task_name(cat.slug)] = (path, path.name)
+        return
+    for task in plan:
+        detail = f"{path.name} + {task.base}" if task.base else path.name
+        build = functools.partial(_task_spec, path, reg.task_dirs, raw=task.fields, name=task.name)
+        _add_task(reg, task.name, build, (path, detail))
+
+
+def load_tasks(
+    task_dirs: Iterable[Path],
+    *,
+    include_paths: Iterable[Path] = (),
+    category_dirs: Sequence[tuple[str, Path]] | None = None,
+) -> Registry:
+    """A `Registry` holding only tasks and categories (`load_registry` without registry files or warnings).
+
+    Categories come from ``category_dirs`` ((plugin name, folder) pairs, as the ``harness_category_dirs``
+    hook gives them; default: each task folder's ``categories/``) and then from the category YAMLs among
+    the task files of ``task_dirs`` and ``include_paths``; a later one replaces an earlier one of the
+    same slug.  Their tasks come first; task files come after them (``include_paths`` last), so a task
+    file replaces a category's task of the same name.
+    """
+    extra, shipped = [Path(p) for p in include_paths], [Path(p) for p in task_dirs]
+    reg = Registry(task_dirs=list(dict.fromkeys([*extra, *shipped])))
+    task_files: list[Path] = []
+    cat_files: list[tuple[str, Path]] = []
+    for folder in [*shipped, *extra]:
+        for path in _task_files(folder):
+            if _is_category_file(path):
+                cat_files.append(("", path))
+            else:
+                task_files.append(path)
+    folders = [("", d / "categories") for d in shipped] if category_dirs is None else list(category_dirs)
+    found: dict[str, CategoryDef] = {}
+    for plugin, path in [*category_files(folders), *cat_files]:
+        try:
+            cat = read_category(path, plugin=plugin)
+        except ConfigError as exc:
+            reg.skipped[task_name(path.stem)] = exc
+            reg.origins[task_name(path.stem)] = (path, path.name)
+            continue
+        found[cat.slug] = cat
+    reg.categories = in_report_order(found)
+    for cat in reg.categories.values():
+        _add_category_tasks(reg, cat)
+    for path in task_files:
+        _add_task(reg, path.stem, functools.partial(_task_spec, path, reg.task_dirs), (path, ""))
+    return reg
+
 
 def load_registry(
     registry_files: Iterable[Path],
@@ -319,16 +436,19 @@ def load_registry(
     families: Iterable[str],
     *,
     include_paths: Iterable[Path] = (),
+    category_dirs: Sequence[tuple[str, Path]] | None = None,
 ) -> Registry:
     """Build a `Registry`: later registry files override earlier entries of the same name.
 
     Tasks come from ``task_dirs`` and then ``include_paths`` (extra folders, as
     ``--include-path DIR``), so a task in an include path replaces a shipped
-    task of the same name.  Both kinds of folder are searched, include paths
-    first, for ``include:`` bases.  Raises `ConfigError` for an include path
-    that is not a folder, or a registry file that is missing or broken.  A task
-    YAML that does not parse is skipped with a warning (logger ``harness``) and
-    kept in `Registry.skipped`; its error is raised if that task is asked for.
+    task of the same name; the statement categories of ``category_dirs`` (and
+    those among the task files) make their tasks as `load_tasks` says.  Both
+    kinds of task folder are searched, include paths first, for ``include:``
+    bases.  Raises `ConfigError` for an include path that is not a folder, or a
+    registry file that is missing or broken.  A task or category YAML that does
+    not parse is skipped with a warning (logger ``harness``) and kept in
+    `Registry.skipped`; its error is raised if that task is asked for.
     """
     extra = [Path(p) for p in include_paths]
     for folder in extra:
@@ -336,8 +456,8 @@ def load_registry(
             raise ConfigError(
                 f"Include path {str(folder)!r} is not a folder; --include-path takes a folder of task YAMLs"
             )
-    shipped = [Path(p) for p in task_dirs]
-    reg = Registry(families=set(families), task_dirs=list(dict.fromkeys([*extra, *shipped])))
+    reg = load_tasks(task_dirs, include_paths=extra, category_dirs=category_dirs)
+    reg.families = set(families)
     for path in registry_files:
         if not Path(path).is_file():
             what = "is a directory" if Path(path).is_dir() else "does not exist"
@@ -357,14 +477,21 @@ def load_registry(
             raise ConfigError(f"{path}: field 'pairs' must be a mapping of name -> {{path, description}}")
         for name, entry in sets.items():
             reg.pairs[str(name)] = _pair_set_spec(str(name), entry, Path(path))
-    for folder in [*shipped, *extra]:  # include paths last: they override shipped tasks
-        for path in _task_files(folder):
-            try:
-                reg.tasks[path.stem] = _task_spec(path, reg.task_dirs)
-                reg.skipped.pop(path.stem, None)
-            except ConfigError as exc:  # one broken file must not break every command
-                where = "" if str(path) in str(exc) else f" ({path})"
-                log.warning("skipping task %r%s: %s", path.stem, where, exc)
-                reg.skipped[path.stem] = exc
-                reg.tasks.pop(path.stem, None)
+    for name, exc in reg.skipped.items():
+        path = reg.origins[name][0]
+        where = "" if str(path) in str(exc) else f" ({path})"
+        log.warning("skipping task %r%s: %s", name, where, exc)
     return reg
+
+
+def load_plugin_registry(pm: Any, registry_files: Sequence[str | Path] = (), *,
+                         include_paths: Sequence[str | Path] = ()) -> Registry:
+    """`load_registry` from what the loaded plugins give (registry files, task and category folders,
+    encoder families), then the user's ``registry_files`` (``--registry``) and ``include_paths``."""
+    from harness.category_defs import category_dirs  # a local name: load_registry's parameter has it too
+
+    files = [f for fs in pm.hook.harness_registry_files() for f in fs][::-1]  # built-ins (trylast) first
+    dirs = [d for ds in pm.hook.harness_task_dirs() for d in ds]
+    families = [f for fs in pm.hook.harness_encoder_families() for f in fs]
+    return load_registry([*map(Path, files), *map(Path, registry_files)], dirs, families,
+                         include_paths=[Path(p) for p in include_paths], category_dirs=category_dirs(pm))

@@ -94,12 +94,12 @@ def test_main_command_names_resolve(registry) -> None:
 
 
 @pytest.mark.parametrize("group", ["ted6k-sample", "ted6k"])
-def test_shipped_task_files_cover_exactly_the_categories(shipped: Registry, group: str) -> None:
+def test_shipped_groups_cover_exactly_the_categories(shipped: Registry, group: str) -> None:
     tasks = [shipped.tasks[t] for t in shipped.groups[group]]
     cats = [c for t in tasks for c in t.categories or ()]
     assert sorted(cats) == sorted(CATEGORIES), f"group {group!r} covers {sorted(cats)}, not CATEGORIES"
     for task in tasks:
-        assert task.name == f"{group}-{task.categories[0].replace('_', '-')}", "file stem follows the category"
+        assert task.name == f"{group}-{task.categories[0].replace('_', '-')}", "the task name follows the category"
 
 
 def test_include_finds_a_shipped_base_from_anywhere(tmp_path: Path) -> None:
