@@ -14,12 +14,12 @@ import pytest
 from harness import LLMOptions, make_llm_backend
 from harness.cli import main
 from harness.plugins import get_plugin_manager
-from harness.qa import QA_CONTROL, load_questions, run_qa
 from harness.results import read_results
 from harness.runner import load_task_sets
 
 pytest.importorskip("openai")
 
+from harness_plugins.baselines.qa import QA_CONTROL, load_questions, run_qa
 from harness_plugins.llm.fake_server import FakeChatServer, Reply
 
 sys.path.insert(0, str(Path(__file__).parent))

@@ -1,4 +1,5 @@
-"""The QA baseline (paper Table 7) and the paper's §4.4 QA shuffle control.
+"""The QA baseline (paper Table 7) and the paper's §4.4 QA shuffle control: the engine, called by
+`harness_plugins.baselines.qa_baseline` (``harness run --aggregator qa|qa-choice``) or directly.
 
 An LLM (the *rewriter*, paid once per dataset) turns each instance's statements into one question
 with options (positive first in the saved file).  The encoder under test, when its family can
@@ -33,8 +34,8 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from harness._exceptions import ConfigError
-from harness.evaluate import (
+from harness import ConfigError
+from harness.scoring import (
     Row,
     compare_rows,
     derange_captions,
@@ -61,7 +62,6 @@ MODES = ("open", "choice")
 QA_AGGREGATORS = {"qa": "open", "qa-choice": "choice"}  # --aggregator name -> mode
 QA_CONTROL = "qa-shuffled-captions"
 MIN_CONTROL_SEEDS = 5
-# The shipped prompt files (data, referenced by path; core imports no plugin).
 REWRITE_PROMPT = "qa-rewrite"  # shipped prompt names (harness.llm.load_prompt), or a path
 JUDGE_PROMPT = "judge"
 LETTERS = string.ascii_uppercase
