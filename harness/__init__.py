@@ -14,6 +14,7 @@ from harness._exceptions import (
     PluginError,
     unknown_name,
 )
+from harness.baselines import Baseline, BaselineContext
 from harness.hookspecs import hookimpl, hookspec
 from harness.llm import (
     ChatRequest,
@@ -26,6 +27,7 @@ from harness.llm import (
     summarize_usage,
 )
 from harness.options import AggregatorOptions, FeatureOptions, TrainingOptions
+from harness.python_api import InMemoryModel, evaluate
 from harness.registry import resolve_path
 from harness.types import (
     Aggregator,
@@ -46,9 +48,13 @@ from harness.types import (
 
 __version__ = "0.1.0"
 
+
+
 __all__ = [
     "Aggregator",
     "AggregatorOptions",
+    "Baseline",
+    "BaselineContext",
     "CacheError",
     "CaptionPair",
     "ChatRequest",
@@ -65,6 +71,7 @@ __all__ = [
     "ExtractorSpec",
     "FeatureOptions",
     "HarnessError",
+    "InMemoryModel",
     "Instance",
     "LLMBackend",
     "LLMOptions",
@@ -77,6 +84,7 @@ __all__ = [
     "TrainingOptions",
     "UsageSummary",
     "__version__",
+    "evaluate",
     "hookimpl",
     "hookspec",
     "make_llm_backend",

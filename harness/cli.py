@@ -11,20 +11,13 @@ import os
 import sys
 import time
 from collections import Counter
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager, nullcontext
+from collections.abc import Sequence
+from contextlib import nullcontext
 from dataclasses import replace
 from pathlib import Path
 from typing import Any, NoReturn
 
 from rich.console import Console
-from rich.progress import (
-    BarColumn,
-    MofNCompleteColumn,
-    Progress,
-    TextColumn,
-    TimeElapsedColumn,
-)
 
 from harness import distributed
 from harness._argtypes import batch_size as _batch_size
@@ -35,8 +28,10 @@ from harness._argtypes import number as _number
 from harness._exceptions import ConfigError, HarnessError, unknown_name
 from harness.build_data import add_build_data_parser, run_build_data
 from harness.options import AggregatorOptions, FeatureOptions, TrainingOptions
+from harness.outputs import write_outputs
 from harness.plugins import get_plugin_manager, plugin_listing
-from harness.registry import Registry, load_registry
+from harness.progress import progress_bars as _progress
+from harness.registry import Registry, load_plugin_registry
 from harness.results import check_output_dir
 from harness.types import EncoderSpec
 
@@ -47,7 +42,6 @@ _AGG_FLAGS = {  # CLI flag -> AggregatorOptions field
     "weight_decay": "weight_decay", "temperature": "temperature", "dim_out": "dim_out", "heads": "heads",
     "layer_weights": "layer_weights", "layer_weights_file": "layer_weights_file", "layer_lr": "layer_lr",
 }
-PLAIN_PROGRESS_S = 5.0  # seconds between progress lines when output is not a terminal
 _ENC_FLAGS = {"dtype": "dtype", "device": "device", "max_length": "max_length", "template": "template",
               "drop_prefix_tokens": "drop_prefix_tokens", "trust_remote_code": "trust_remote_code",
               "allow_missing_weights": "allow_missing_weights", "system_prompt": "system_prompt"}
@@ -60,7 +54,7 @@ class _Parser(argparse.ArgumentParser):
         self.exit(2, f"error: {self.prog}: {message}\n")
 
 
-def _add_run_args(p: argparse.ArgumentParser, *, train_only: bool = False) -> None:
+def _add_run_args(p: argparse.ArgumentParser, *, train_only: bool = False, pm: Any = None) -> None:
     positive, non_negative = _number(int, low=0, strict=True), _number(int, low=0)
     p.add_argument("--encoders", type=_csv, default=("minilm",), help="registry names or FAMILY:PATH, comma-separated")
     if not train_only:
@@ -78,8 +72,8 @@ def _add_run_args(p: argparse.ArgumentParser, *, train_only: bool = False) -> No
                    help="extra folder of task YAML files (overrides shipped tasks of the same name)")
     p.add_argument("--extract", type=_csv, default=("last", "norm-avg"),
                    help="last, penultimate, layer:K, avg, norm-avg[:rms], learned[:rms], all-layers")
-    p.add_argument("--aggregator", default="context", help="context (trained), mean-pool, or qa / qa-choice "
-                   "(the QA baseline: an LLM answers questions; see docs/qa.md)")
+    p.add_argument("--aggregator", default="context", help="context (trained), mean-pool (harness list "
+                   "aggregators), or a baseline such as qa / qa-choice (harness list baselines; see docs/qa.md)")
     p.add_argument("--seeds", type=_seeds, default=(0,))
     p.add_argument("--train-pairs", help="caption pairs that train the aggregator: a JSONL/JSON file, or a named "
                    "pair set (harness list pairs; default: the set the tasks name, e.g. open for ted-open)")
@@ -126,25 +120,24 @@ def _add_run_args(p: argparse.ArgumentParser, *, train_only: bool = False) -> No
     p.add_argument("--cache-fsync", choices=["shard", "group", "none"], default="group",
                    help="when feature-cache writes are forced to disk: every shard, once per group of shards "
                         "(default), or never (fastest; a crash may lose recent shards, which are then re-encoded)")
-    if not train_only:
-        from harness.qa_cli import add_qa_args
-
-        add_qa_args(p)
+    if not train_only and pm is not None:
+        pm.hook.harness_add_baseline_options(parser=p)  # e.g. the QA baseline's --qa-* / --llm-* flags
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(pm: Any = None) -> argparse.ArgumentParser:
+    """The whole command line; with a plugin manager, ``harness run`` also takes its baselines' flags."""
     parser = _Parser(prog="harness", description=__doc__)
     parser.add_argument("-p", dest="plugins", action="append", default=[], metavar="NAME",
                         help="load plugin module NAME; -p no:NAME blocks plugin NAME")
     parser.add_argument("--registry", action="append", default=[], help="extra registry YAML (overrides)")
     parser.add_argument("-v", "--verbose", action="store_true")
     sub = parser.add_subparsers(dest="command", parser_class=_Parser)
-    _add_run_args(sub.add_parser("run", help="evaluate encoders x extractors on tasks"))
+    _add_run_args(sub.add_parser("run", help="evaluate encoders x extractors on tasks"), pm=pm)
     _add_run_args(sub.add_parser("train", help="train (or reuse) aggregators only"), train_only=True)
-    ls = sub.add_parser("list", help="list encoders, tasks, pairs, categories, extractors, aggregators, scorers, "
-                                      "llm-backends, plugins, families")
-    ls.add_argument("what", choices=["encoders", "tasks", "pairs", "extractors", "aggregators", "scorers", "plugins",
-                                     "families", "llm-backends", "categories"])
+    ls = sub.add_parser("list", help="list encoders, tasks, pairs, categories, extractors, aggregators, baselines, "
+                                      "scorers, llm-backends, plugins, families")
+    ls.add_argument("what", choices=["encoders", "tasks", "pairs", "extractors", "aggregators", "baselines", "scorers",
+                                     "plugins", "families", "llm-backends", "categories"])
     ls.add_argument("--include-path", action="append", default=[], metavar="DIR", help="extra folder of task YAMLs")
     pairs = sub.add_parser("pairs", help="caption pairs from a datasets dataset with several captions per item")
     pairs.add_argument("source", help="a datasets hub id or a local save_to_disk folder")
@@ -170,45 +163,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _registry(pm: Any, extra: Sequence[str], include_paths: Sequence[str] = ()) -> Registry:
-    files = [f for fs in pm.hook.harness_registry_files() for f in fs][::-1]  # built-ins (trylast) first
-    dirs = [d for ds in pm.hook.harness_task_dirs() for d in ds]
-    families = [f for fs in pm.hook.harness_encoder_families() for f in fs]
-    return load_registry([*files, *map(Path, extra)], dirs, families, include_paths=[Path(p) for p in include_paths])
-
-
-@contextmanager
-def _progress(console: Console) -> Iterator[Any]:
-    """Bars in a terminal; plain progress lines every few seconds otherwise (batch jobs, CI logs)."""
-    if not console.is_terminal:
-        yield functools.partial(_PlainBar, console)
-        return
-    cols = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
-    with Progress(*cols, console=console, transient=False) as prog:
-        class _Bar:
-            def __init__(self, desc: str, total: int) -> None:
-                self.id = prog.add_task(desc, total=total or None)
-
-            def advance(self, n: int) -> None:
-                prog.advance(self.id, n)
-        yield _Bar
-
-
-class _PlainBar:
-    """A progress line at most every ``PLAIN_PROGRESS_S`` seconds, and one when the total is reached."""
-
-    def __init__(self, console: Console, desc: str, total: int) -> None:
-        self.console, self.desc, self.total = console, desc, total
-        self.done, self.t0 = 0, time.monotonic()
-        self.last = self.t0
-
-    def advance(self, n: int) -> None:
-        self.done += n
-        now = time.monotonic()
-        finished = bool(self.total) and self.done >= self.total
-        if now - self.last >= PLAIN_PROGRESS_S or finished:
-            self.last = now
-            of = f"/{self.total} ({100 * self.done / self.total:.0f}%)" if self.total else ""
-            self.console.print(f"{self.desc}: {self.done}{of} {now - self.t0:.0f}s", markup=False, highlight=False)
+    return load_plugin_registry(pm, extra, include_paths=include_paths)
 
 
 def _check_flags(args: argparse.Namespace) -> None:
@@ -254,37 +209,17 @@ def _encoder_specs(registry: Registry, args: argparse.Namespace) -> list[Encoder
     return [replace(s, options=replace(s.options, **overrides)) for s in map(registry.encoder, args.encoders)]
 
 
-def _options(args: argparse.Namespace, registry: Registry, *, default_pairs: str | None = None,
+def _options(args: argparse.Namespace, registry: Registry, *, tasks: Sequence[Any] = (),
              trains: bool = True) -> tuple[AggregatorOptions, TrainingOptions, FeatureOptions]:
-    """The typed options of a run, built once here and passed down as they are.
+    """The typed options of a run, built once here and passed down as they are (the pairs: see
+    `harness.runner.training_options`)."""
+    from harness.runner import training_options
 
-    A trained aggregator needs caption pairs: ``--train-pairs`` (a file, or a named pair set such
-    as ``vatex``), else the pair set the tasks name as their default (``train_pairs:`` in their
-    YAML), cut to that set's ``default_max`` unless ``--max-pairs`` is given.  A set named
-    explicitly is used whole."""
     agg = AggregatorOptions(**{field: getattr(args, flag) for flag, field in _AGG_FLAGS.items()
                                if getattr(args, flag) is not None})
-    pairs, max_pairs = args.train_pairs, args.max_pairs
-    if pairs is None and trains:
-        if default_pairs is None:
-            from harness.runner import PAIRS_HELP
-
-            why = "" if args.command == "train" else ", and the tasks name no default pair set"
-            raise ConfigError(f"aggregator {args.aggregator!r} is trained on caption pairs{why}: {PAIRS_HELP}")
-        pairs = default_pairs
-        preset = registry.pair_set(pairs)
-        if preset is None:
-            raise unknown_name("pair set", pairs, registry.pairs, hint="A task's 'train_pairs' must name one.")
-        if max_pairs is None:
-            # The default keeps the embedded run within minutes on 2 CPU cores; --max-pairs 0 lifts it.
-            max_pairs = preset.default_max
-    preset = registry.pair_set(pairs) if pairs is not None else None
-    if pairs is not None and preset is None and not any(c in pairs for c in "/.:~$") and not os.path.exists(pairs):
-        # a bare word is a pair set's name: say which exist rather than "file not found"
-        raise unknown_name("pair set", pairs, registry.pairs,
-                           hint="Or give a pairs file (JSONL {a, b, group}) or a datasets source.")
-    training = TrainingOptions(train_pairs=pairs, pairs_source=preset.source if preset else None,
-                               max_pairs=max_pairs or None, retrain=args.retrain, ckpt_dir=args.ckpt_dir)
+    training = training_options(registry, train_pairs=args.train_pairs, max_pairs=args.max_pairs, tasks=tasks,
+                                trains=trains, aggregator=args.aggregator, retrain=args.retrain,
+                                ckpt_dir=args.ckpt_dir)
     features = FeatureOptions(batch_size=args.batch_size, dtype=args.feature_dtype, cache_dir=args.cache_dir,
                               no_cache=args.no_cache, cache_budget=args.cache_budget, fsync=args.cache_fsync)
     return agg, training, features
@@ -302,20 +237,18 @@ def _cmd_run(args: argparse.Namespace, pm: Any, console: Console, *, train_only:
     registry = _registry(pm, args.registry, args.include_path)
     encoders = _encoder_specs(registry, args)
     extractors = [with_include_embedding(s, args.include_embedding) for s in parse_extractors(pm, args.extract)]
-    from harness.qa_cli import QA_NAMES
+    from harness.baselines import baseline_names
 
-    if args.aggregator in QA_NAMES:
+    baselines = baseline_names(pm)
+    if args.aggregator in baselines:
         if train_only:
             raise ConfigError(f"aggregator {args.aggregator!r} trains nothing: use `harness run`")
-        from harness.qa_cli import cmd_qa
-
-        return cmd_qa(args, pm, console, registry=registry, encoders=encoders)
+        return _cmd_baseline(args, pm, console, registry=registry, encoders=encoders)
     known = [n for ns in pm.hook.harness_aggregator_names() for n in ns]
     if args.aggregator not in known:
-        raise unknown_name("aggregator", args.aggregator, known)
+        raise unknown_name("aggregator", args.aggregator, [*known, *baselines])
     tasks = [] if train_only else load_task_sets(pm, registry, args.tasks, limit=args.limit)
-    defaults = {t.train_pairs for t in tasks}
-    agg, training, features = _options(args, registry, default_pairs=defaults.pop() if len(defaults) == 1 else None,
+    agg, training, features = _options(args, registry, tasks=tasks,
                                        trains=bool(pm.hook.harness_aggregator_trains(name=args.aggregator)))
     _check_cache_dir(args)
     rank0 = os.environ.get("RANK", "0") == "0"  # under torchrun only rank 0 prints and writes
@@ -363,6 +296,33 @@ def _cmd_run(args: argparse.Namespace, pm: Any, console: Console, *, train_only:
     return 0
 
 
+def _cmd_baseline(args: argparse.Namespace, pm: Any, console: Console, *, registry: Registry,
+                  encoders: Sequence[EncoderSpec]) -> int:
+    """``harness run --aggregator NAME`` for a baseline plugin's NAME: build it (its flags checked before
+    any work), load the tasks, hand it the run (`harness.BaselineContext`), write what it returns."""
+    from harness.baselines import BaselineContext, make_baseline
+    from harness.cache import default_cache_dir
+    from harness.runner import load_task_sets
+
+    options = {k: v for k, v in vars(args).items() if k != "command"}
+    baseline = make_baseline(pm, args.aggregator, options)
+    tasks = load_task_sets(pm, registry, args.tasks, limit=args.limit)
+    rank0 = os.environ.get("RANK", "0") == "0"  # under torchrun only rank 0 draws progress
+
+    def say(text: str) -> None:  # names and paths are data, never rich markup
+        console.print(text, markup=False, highlight=False)
+
+    ctx = BaselineContext(pm=pm, registry=registry, encoders=tuple(encoders), tasks=tuple(tasks),
+                          task_names=tuple(args.tasks), seeds=tuple(args.seeds), bootstrap=args.bootstrap,
+                          output=Path(args.output) if args.output else None, cache_root=default_cache_dir().parent,
+                          no_cache=args.no_cache, options=options,
+                          progress=lambda: _progress(console) if rank0 else nullcontext(), say=say, show=console.print)
+    result = baseline.run(ctx)
+    if args.output:
+        _write_outputs(result, args.output, console)
+    return 0
+
+
 def _feature_line(name: str, enc: Any) -> str:
     """Where features came from (cache, RAM, encoder in the loop) and what the cache holds on disk now."""
     from harness.disk_plan import format_bytes
@@ -378,27 +338,8 @@ def _feature_line(name: str, enc: Any) -> str:
 
 
 def _write_outputs(result: Any, out_dir: str, console: Console) -> None:
-    """Write results, and on a late failure (disk full, folder gone) keep them in a temporary folder."""
-    import tempfile
-    import time
-
-    from harness.plots import write_layer_weights
-    from harness.reporting import write_report
-    from harness.results import write_results
-
-    try:
-        paths = write_results(result, out_dir) + write_layer_weights(result.training, out_dir)
-        paths += write_report([(Path(out_dir).resolve().name, result)], out_dir)  # report.md, .html, figures
-    except OSError as exc:
-        keep = Path(tempfile.gettempdir()) / f"ted-harness-results-{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}"
-        try:
-            write_results(result, keep)
-        except OSError:
-            raise HarnessError(f"cannot write results to {out_dir!r} ({exc.strerror or exc}), nor to {str(keep)!r}; "
-                               "the tables above are all that is left of this run") from None
-        raise HarnessError(f"cannot write results to {out_dir!r} ({exc.strerror or exc}); they are kept in "
-                           f"{str(keep)!r}") from None
-    console.print("wrote " + ", ".join(str(p) for p in paths), markup=False, highlight=False)
+    """Write a run's folder (`harness.outputs.write_outputs`) and print which files were written."""
+    write_outputs(result, out_dir, lambda line: console.print(line, markup=False, highlight=False))
 
 
 def _cmd_pairs(args: argparse.Namespace, console: Console) -> int:
@@ -438,7 +379,8 @@ def _cmd_list(args: argparse.Namespace, pm: Any, console: Console) -> int:
     else:
         hook = {"extractors": pm.hook.harness_extractor_names, "aggregators": pm.hook.harness_aggregator_names,
                 "families": pm.hook.harness_encoder_families,
-                "llm-backends": pm.hook.harness_llm_backend_names}.get(what)
+                "llm-backends": pm.hook.harness_llm_backend_names,
+                "baselines": pm.hook.harness_baseline_names}.get(what)
         names = [n for ns in (hook or pm.hook.harness_scorer_names)() for n in ns]
         rows = [(n,) for n in sorted(set(names))]
     table = Table(title=what)
@@ -484,20 +426,38 @@ def _looks_like_pairs(path: Path) -> bool:
     return is_pairs_file(path)
 
 
+def _plugin_args(argv: Sequence[str]) -> list[str]:
+    """The ``-p`` values before the sub-command (the full parse, which needs the plugins, reports errors)."""
+    pre = argparse.ArgumentParser(add_help=False, exit_on_error=False)
+    pre.add_argument("-p", dest="plugins", action="append", default=[])
+    pre.add_argument("--registry", action="append")
+    pre.add_argument("-v", "--verbose", action="store_true")
+    pre.add_argument("rest", nargs=argparse.REMAINDER)  # the sub-command and its flags: not looked into
+    try:
+        return list(pre.parse_known_args(argv)[0].plugins)
+    except argparse.ArgumentError:
+        return []
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point; returns the exit status (2 for any error the user can fix)."""
-    args = build_parser().parse_args(argv)
+    argv = list(sys.argv[1:] if argv is None else argv)
+    try:  # plugins load before parsing, as in pytest: a baseline plugin adds `harness run` flags
+        pm = get_plugin_manager(_plugin_args(argv))
+    except HarnessError as exc:
+        Console(stderr=True).print(f"error: {exc}", markup=False, highlight=False, soft_wrap=True)
+        return 2
+    args = build_parser(pm).parse_args(argv)
     console = Console(width=None if sys.stdout.isatty() else 200)
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="%(name)s: %(message)s")
     command = args.command or "run"
     if args.command is None:  # bare `harness` = `harness run` with the embedded default
-        args = build_parser().parse_args([*(argv or []), "run"])
+        args = build_parser(pm).parse_args([*argv, "run"])
     try:
         if command == "validate":
             return _cmd_validate(args, console)
         if command == "pairs":
             return _cmd_pairs(args, console)
-        pm = get_plugin_manager(args.plugins)
         if command == "list":
             return _cmd_list(args, pm, console)
         if command == "build-data":

@@ -17,7 +17,7 @@ given (bytes this run may add).  Views that read one layer or a mean of layers m
 fit, or `CacheError` says what is needed and what to do.  A stack view (the
 ``learned`` extractor's ``[L, T, D]`` per text) that does not fit is not cached: its
 features are computed by the encoder batch by batch, in the loop
-(`harness.inloop.EncoderInTheLoop`).  Nothing here imports torch.
+(`harness.feature_sources.EncoderInTheLoop`).  Nothing here imports torch.
 """
 
 from __future__ import annotations

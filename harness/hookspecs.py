@@ -17,6 +17,9 @@ from typing import TYPE_CHECKING, Any
 import pluggy
 
 if TYPE_CHECKING:
+    import argparse
+
+    from harness.baselines import Baseline
     from harness.llm import LLMBackend, LLMOptions
     from harness.options import AggregatorOptions
     from harness.types import (
@@ -72,6 +75,19 @@ def harness_load_encoder(spec: EncoderSpec) -> Encoder | None:
     """Build the encoder described by ``spec``, or return None if its family is not yours.
 
     Called once per encoder per run.  The result must satisfy `harness.types.Encoder`.
+    """
+    raise NotImplementedError
+
+
+@hookspec(firstresult=True)
+def harness_wrap_model(model: Any, tokenizer: Any, spec: EncoderSpec) -> Encoder | None:
+    """Wrap a model already in memory (e.g. a ``transformers`` model and its tokenizer) as an encoder,
+    or return None if you do not know that kind of object.
+
+    Called by `harness.evaluate` once per in-memory model it is given, before the run.  ``spec``
+    carries the name and options to use; an empty ``spec.family`` means "infer it from the model".
+    Use the model as it is (same object, device and dtype; put its train/eval mode back after each
+    batch) so a training loop can evaluate the encoder it is training.
     """
     raise NotImplementedError
 
@@ -165,5 +181,40 @@ def harness_make_llm_backend(name: str, options: LLMOptions) -> LLMBackend | Non
     that failed after retries as a result with ``error`` set instead of raising.  Core adds the
     response cache (``options.cache_dir``) around it.  Import your client inside this hook, and
     raise `harness.ConfigError` naming the missing package or option.
+    """
+    raise NotImplementedError
+
+
+@hookspec
+def harness_baseline_names() -> list[str]:
+    """Return the baseline names your ``harness_make_baseline`` builds.
+
+    Called when ``harness run --aggregator NAME`` decides whether NAME is a baseline (before any
+    work), for 'did you mean', and by ``harness list baselines``.
+    """
+    raise NotImplementedError
+
+
+@hookspec(firstresult=True)
+def harness_make_baseline(name: str, options: Mapping[str, Any]) -> Baseline | None:
+    """Build the baseline ``name``, or return None if ``name`` is not yours.
+
+    Called once by ``harness run --aggregator NAME``, after the encoders are resolved and before
+    the tasks load.  ``options`` holds every parsed ``harness run`` flag by its argparse dest, yours
+    from ``harness_add_baseline_options`` included.  Check them here and raise `harness.ConfigError`,
+    so a bad flag costs nothing.  The result satisfies `harness.Baseline`; the CLI then calls its
+    ``run(context)`` with a `harness.BaselineContext` and writes the result it returns.
+    """
+    raise NotImplementedError
+
+
+@hookspec
+def harness_add_baseline_options(parser: argparse.ArgumentParser) -> None:
+    """Add your baseline's flags to ``harness run`` (return nothing).
+
+    Called once when the command-line parser is built, after entry points and ``-p`` plugins have
+    loaded, with the ``run`` sub-command's parser.  Put the flags in an argument group named for
+    your baseline and prefix them with its name (``--qa-mode``); their values reach
+    ``harness_make_baseline`` in ``options``.
     """
     raise NotImplementedError

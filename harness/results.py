@@ -236,6 +236,15 @@ class RunResult:
     comparisons: list[Comparison] = field(default_factory=list)
     training: list[TrainingRecord] = field(default_factory=list)
 
+    def overall(self, category: str = "all") -> dict[tuple[str, str, str, str], float]:
+        """Accuracy per ``(encoder, extractor, aggregator, task)`` on ``category`` (all caption types;
+        the mean over seeds; control rows left out)."""
+        values: dict[tuple[str, str, str, str], list[float]] = {}
+        for r in self.scores:
+            if r.category == category and r.caption_type == "all" and not r.control:
+                values.setdefault((r.encoder, r.extractor, r.aggregator, r.task), []).append(r.value)
+        return {k: sum(v) / len(v) for k, v in values.items()}
+
     def to_json(self) -> dict[str, Any]:
         """The ``results.json`` object (samples go to ``samples.jsonl``)."""
         return {

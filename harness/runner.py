@@ -31,7 +31,7 @@ from harness.cache import encoder_fingerprint
 from harness.checkpoints import CheckpointStore, content_key
 from harness.data import file_sha256, select_categories
 from harness.disk_plan import CACHED, IN_LOOP
-from harness.evaluate import (
+from harness.scoring import (
     Row,
     compare_rows,
     derange_captions,
@@ -62,6 +62,7 @@ from harness.types import (
     Aggregator,
     CaptionPair,
     Encoder,
+    EncoderOptions,
     EncoderSpec,
     ExtractorSpec,
     Instance,
@@ -69,7 +70,7 @@ from harness.types import (
 from harness.views import View
 
 __all__ = ["CONTROLS", "PAIRS_HELP", "TaskSet", "TrainingError", "load_task_sets",
-           "make_aggregator", "run"]
+           "make_aggregator", "run", "training_options"]
 
 log = logging.getLogger("harness")
 # Similarity-based control: each caption is swapped for another (per seed).  Not the paper's §4.4
@@ -138,6 +139,35 @@ def _limit(instances: list[Instance], limit: int | None) -> list[Instance]:
     return kept
 
 
+def training_options(registry: Registry, *, train_pairs: str | None, max_pairs: int | None = None,
+                     tasks: Sequence[TaskSet] = (), trains: bool = True, aggregator: str = "context",
+                     retrain: bool = False, ckpt_dir: str | None = None) -> TrainingOptions:
+    """Which pairs train the aggregators: ``train_pairs`` (a file or source, or a named pair set such as
+    ``open``), else the pair set every task names as its default (``train_pairs:`` in its YAML), cut to
+    that set's ``default_max`` unless ``max_pairs`` is given.  A set named explicitly is used whole;
+    ``max_pairs`` 0 means all."""
+    pairs = train_pairs
+    if pairs is None and trains:
+        defaults = {t.train_pairs for t in tasks}
+        default = defaults.pop() if len(defaults) == 1 else None
+        if default is None:
+            why = ", and the tasks name no default pair set" if tasks else ""
+            raise ConfigError(f"aggregator {aggregator!r} is trained on caption pairs{why}: {PAIRS_HELP}")
+        if registry.pair_set(default) is None:
+            raise unknown_name("pair set", default, registry.pairs, hint="A task's 'train_pairs' must name one.")
+        pairs = default
+        if max_pairs is None:
+            # The default keeps the embedded run within minutes on 2 CPU cores; --max-pairs 0 lifts it.
+            max_pairs = registry.pairs[default].default_max
+    preset = registry.pair_set(pairs) if pairs is not None else None
+    if pairs is not None and preset is None and not any(c in pairs for c in "/.:~$") and not os.path.exists(pairs):
+        # a bare word is a pair set's name: say which exist rather than "file not found"
+        raise unknown_name("pair set", pairs, registry.pairs,
+                           hint="Or give a pairs file (JSONL {a, b, group}) or a datasets source.")
+    return TrainingOptions(train_pairs=pairs, pairs_source=preset.source if preset else None,
+                           max_pairs=max_pairs or None, retrain=retrain, ckpt_dir=ckpt_dir)
+
+
 def make_aggregator(pm: pluggy.PluginManager, name: str, *, width: int, n_layers_in: int,
                     options: AggregatorOptions) -> Aggregator:
     """The aggregator ``name`` from whichever plugin provides it."""
@@ -170,6 +200,7 @@ class _Run:
     _pairs: list[CaptionPair] | None = None
     pairs_provenance: PairsProvenance | None = None
     budget_used: int = 0  # bytes the disk plans of earlier encoders set aside under --cache-budget
+    in_memory: set[str] = field(default_factory=set)  # encoders given as objects: nothing of theirs is persisted
 
     def budget_left(self) -> int | None:
         budget = self.features.cache_budget
@@ -201,7 +232,7 @@ class _Run:
         return self._pairs
 
 
-def run(pm: pluggy.PluginManager, *, encoders: Sequence[EncoderSpec], tasks: Sequence[TaskSet],
+def run(pm: pluggy.PluginManager, *, encoders: Sequence[EncoderSpec | Encoder], tasks: Sequence[TaskSet],
         extractors: Sequence[ExtractorSpec], aggregator: str = "context",
         aggregator_options: AggregatorOptions = AggregatorOptions(),
         training: TrainingOptions = TrainingOptions(), features: FeatureOptions = FeatureOptions(),
@@ -209,6 +240,11 @@ def run(pm: pluggy.PluginManager, *, encoders: Sequence[EncoderSpec], tasks: Seq
         null_resamples: int = 100, recorded_options: Mapping[str, Any] | None = None,
         progress: ProgressFactory | None = None, say: Callable[[str], None] | None = None) -> RunResult:
     """Evaluate every (encoder, extractor, seed) on every task; see the module docstring.
+
+    ``encoders`` are specs (loaded here by their family's plugin) or encoders already built
+    (`harness.Encoder` objects, e.g. a model in memory wrapped by `harness.evaluate`): those are
+    used as they are, and their features stay in RAM (their weights may change between calls, so
+    the on-disk cache, keyed by checkpoint, must not serve them).
 
     ``control="shuffled-captions"`` scores every seed with captions deranged by that seed.
     ``null_resamples`` derangements give each slice's permutation null (0: none).
@@ -264,9 +300,22 @@ def _formatter(encoder: Encoder) -> Formatter:
     return fmt
 
 
-def _run_encoder(state: _Run, spec: EncoderSpec, extractors: Sequence[ExtractorSpec]) -> None:
+def _loaded(state: _Run, item: EncoderSpec | Encoder) -> tuple[Encoder, EncoderSpec, FeatureOptions]:
+    """The encoder, the spec its options come from, and the feature options it runs with."""
+    if isinstance(item, EncoderSpec):
+        return _load_encoder(state.pm, item), item, state.features
+    info = item.info
+    known = {f.name for f in dataclasses.fields(EncoderOptions)}
+    options = EncoderOptions(**{k: v for k, v in info.options.items() if k in known})
+    spec = EncoderSpec(name=info.name, family=info.family, checkpoint=info.checkpoint, revision=info.revision,
+                       options=options)
+    state.in_memory.add(info.name)
+    return item, spec, dataclasses.replace(state.features, no_cache=True)
+
+
+def _run_encoder(state: _Run, item: EncoderSpec | Encoder, extractors: Sequence[ExtractorSpec]) -> None:
     t_load = time.time()
-    encoder = _load_encoder(state.pm, spec)
+    encoder, spec, features = _loaded(state, item)
     info = encoder.info
     # --include-embedding (already in the specs) > the registry entry's include_embedding > the family's default
     resolved = resolve_extractors([with_include_embedding(s, spec.options.include_embedding) for s in extractors], info)
@@ -282,7 +331,7 @@ def _run_encoder(state: _Run, spec: EncoderSpec, extractors: Sequence[ExtractorS
     views: dict[View, list[str]] = {}
     for r in resolved:
         views.setdefault(r.view, []).append(r.name)
-    src = prepare_features(encoder, views, state.features, eval_texts=eval_texts, train_texts=train_texts,
+    src = prepare_features(encoder, views, features, eval_texts=eval_texts, train_texts=train_texts,
                            train_length=None if train_len in (None, spec.options.max_length) else train_len,
                            budget=state.budget_left(), out_device=_aggregator_device(aggs.values()), say=state.say)
     state.budget_used += src.plan.to_write
@@ -352,7 +401,9 @@ def _fit_or_load(state: _Run, agg: Aggregator, encoder: Encoder, extractor: Reso
     if mode == IN_LOOP and src.cuda:  # the forward ran under bf16 autocast: other numbers than cached features
         parts["features"] = "encoder-in-the-loop, bf16 autocast"
     key = content_key(parts)
-    found = None if state.training.retrain else state.store.load(key, agg)
+    # an encoder given as an object may have other weights next time under the same name: never reuse or save
+    persist = info.name not in state.in_memory
+    found = None if state.training.retrain or not persist else state.store.load(key, agg)
     if distributed.agree(found is not None):  # rank 0 decides, so every rank takes the same branch
         assert found is not None
         meta = found.meta
@@ -373,7 +424,7 @@ def _fit_or_load(state: _Run, agg: Aggregator, encoder: Encoder, extractor: Reso
             "layer_weights": report.layer_weights, "layer_weight_steps": report.trajectory_steps,
             "layer_weight_trajectory": report.layer_weight_trajectory}
     path = sha = None
-    if distributed.is_main():  # ranks hold identical weights; one writes
+    if distributed.is_main() and persist:  # ranks hold identical weights; one writes
         try:
             saved = state.store.save(key, agg, meta)
             path, sha = str(saved.path), saved.sha256

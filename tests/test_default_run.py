@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 
@@ -43,7 +44,8 @@ def test_shipped_pairs_are_capped_unless_asked(tmp_path: Path) -> None:
     cap = reg.pairs["demo"].default_max
 
     def max_pairs(*argv: str) -> int | None:
-        return _options(build_parser().parse_args(["run", *argv]), reg, default_pairs="demo")[1].max_pairs
+        tasks = [SimpleNamespace(train_pairs="demo")]  # tasks whose YAML names the demo set as their default
+        return _options(build_parser().parse_args(["run", *argv]), reg, tasks=tasks)[1].max_pairs
 
     assert cap == 512
     assert max_pairs() == cap, "the tasks' default pair set is cut to its default_max"

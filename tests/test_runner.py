@@ -11,7 +11,7 @@ pytest.importorskip("torch")
 
 from harness.cli import main  # noqa: E402
 from harness.extractors import parse_extractors  # noqa: E402
-from harness.evaluate import derange_captions, permutation_null, score_instances  # noqa: E402
+from harness.scoring import derange_captions, permutation_null, score_instances  # noqa: E402
 from harness.runner import load_task_sets, run  # noqa: E402
 
 from conftest import TINY_PAIRS  # noqa: E402

@@ -14,9 +14,11 @@ package does not import torch or transformers: the hooks import lazily.
 
 from __future__ import annotations
 
+from typing import Any
+
 from harness import Encoder, EncoderSpec, hookimpl
 
-__all__ = ["harness_encoder_families", "harness_load_encoder"]
+__all__ = ["harness_encoder_families", "harness_load_encoder", "harness_wrap_model"]
 
 
 @hookimpl
@@ -37,3 +39,11 @@ def harness_load_encoder(spec: EncoderSpec) -> Encoder | None:
     if family is None:
         return None
     return load_hf_encoder(spec, family)
+
+
+@hookimpl(trylast=True)
+def harness_wrap_model(model: Any, tokenizer: Any, spec: EncoderSpec) -> Encoder | None:
+    """Wrap an in-memory transformers model (and its tokenizer), or None for any other object."""
+    from harness_plugins.encoders.hf.loading import wrap_hf_model
+
+    return wrap_hf_model(model, tokenizer, spec)

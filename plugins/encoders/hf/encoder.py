@@ -45,8 +45,6 @@ class HFEncoder:
                max_length: int | None = None) -> EncodedBatch:
         """Tokenize formatted ``texts`` (truncated at ``max_length`` tokens, default the evaluation
         length) and return all hidden states (or layers 0..up_to_layer)."""
-        import torch
-
         limit = self.max_length if max_length is None else max_length
         if self.length_cap is not None:
             limit = min(limit, self.length_cap)
@@ -54,6 +52,26 @@ class HFEncoder:
         mask = inputs["attention_mask"]
         device = input_device(self.model)
         on_device = {k: v.to(device) for k, v in inputs.items()}
+        # A model in training (evaluated from inside its training loop): no dropout here, and every
+        # submodule's mode is put back as it was afterwards.
+        training = [m for m in self.model.modules() if m.training]
+        self.model.eval()
+        try:
+            hidden = self._forward(on_device, up_to_layer)
+        finally:
+            for module in training:
+                module.training = True
+        check_finite(hidden, mask, spec=self.spec, dtype=hidden[0].dtype)
+        return EncodedBatch(
+            hidden_states=hidden,
+            attention_mask=drop_prefix(mask, self.spec.options.drop_prefix_tokens),
+            n_truncated=sum(truncated),
+            truncated=truncated,
+        )
+
+    def _forward(self, on_device: Mapping[str, Any], up_to_layer: int | None) -> tuple[Any, ...]:
+        import torch
+
         with torch.inference_mode():
             if up_to_layer is not None and up_to_layer < self.info.num_layers and self.layers is not None:
                 # Layers below the last equal the output_hidden_states entries; the last
@@ -66,13 +84,7 @@ class HFEncoder:
             else:
                 out = self.model(**on_device, **self.forward_kwargs, output_hidden_states=True, return_dict=True)
                 hidden = tuple(out.hidden_states)
-        check_finite(hidden, mask, spec=self.spec, dtype=hidden[0].dtype)
-        return EncodedBatch(
-            hidden_states=hidden,
-            attention_mask=drop_prefix(mask, self.spec.options.drop_prefix_tokens),
-            n_truncated=sum(truncated),
-            truncated=truncated,
-        )
+        return tuple(hidden)
 
 
 def find_layers(model: Any, num_layers: int) -> Any | None:

@@ -18,7 +18,7 @@ from harness_plugins.encoders.hf.encoder import HFEncoder
 if TYPE_CHECKING:
     from harness_plugins.encoders.hf.families import Family
 
-__all__ = ["from_pretrained", "load_hf_encoder"]
+__all__ = ["from_pretrained", "infer_family", "load_hf_encoder", "wrap_hf_model"]
 
 _ROBERTA_LIKE = {"roberta", "xlm-roberta", "xlm-roberta-xl", "camembert", "altclip_text_model", "roberta-prelayernorm"}
 
@@ -168,3 +168,73 @@ def _length_cap(config: Any, *, family: Family) -> int | None:
     if getattr(config, "model_type", "") in _ROBERTA_LIKE:  # positions start after the pad id
         positions -= int(getattr(config, "pad_token_id", 1) or 1) + 1
     return positions
+
+
+def infer_family(model: Any) -> str:
+    """The family whose recipe fits an in-memory transformers ``model`` (see `wrap_hf_model`)."""
+    from harness_plugins.encoders.hf.families import _LANGUAGE_MODEL_PATHS
+
+    config = getattr(model, "config", None)
+    kind = str(getattr(config, "model_type", ""))
+    cls = type(model).__name__
+    if kind in ("t5", "mt5", "umt5"):
+        return "t5"
+    if kind.startswith("altclip"):
+        return "altclip"
+    if kind.startswith("clip"):
+        return "clip"
+    if getattr(config, "vision_config", None) is not None:
+        return "mllm" if any(_has_path(model, p) for p in _LANGUAGE_MODEL_PATHS) else "hf"
+    if cls.endswith("ForCausalLM") or cls.endswith("Model") and getattr(config, "is_decoder", False):
+        return "causal-lm"
+    return "bert" if kind in _ROBERTA_LIKE or "bert" in kind or kind in ("mpnet", "electra") else "hf"
+
+
+def _has_path(model: Any, path: str) -> bool:
+    obj = model
+    for part in path.split("."):
+        obj = getattr(obj, part, None)
+        if obj is None:
+            return False
+    return True
+
+
+def wrap_hf_model(model: Any, tokenizer: Any, spec: EncoderSpec) -> HFEncoder | None:
+    """Wrap a transformers model already in memory (and its tokenizer) as an `HFEncoder`.
+
+    The model is used as it is — same object, same device and dtype, its train/eval mode restored
+    after each batch — so a training loop can evaluate the text encoder it is training.  ``spec``
+    gives the name and options; an empty ``spec.family`` is inferred from the model.  Returns None
+    for an object that is not a transformers model."""
+    import copy
+
+    from harness_plugins.encoders.hf.families import FAMILIES
+
+    if not hasattr(model, "config") or not hasattr(model, "forward") or tokenizer is None:
+        return None
+    name = spec.family or infer_family(model)
+    family = FAMILIES.get(name)
+    if family is None:
+        raise ConfigError(f"Encoder {spec.name!r}: family {name!r} is not one of {', '.join(FAMILIES)}")
+    if name == "t5" and not type(model).__name__.endswith("EncoderModel") and hasattr(model, "get_encoder"):
+        model = model.get_encoder()  # a full encoder-decoder model: its encoder stack
+    else:
+        model = family.select(model)
+    tokenizer = copy.copy(tokenizer)  # our padding side must not change the caller's tokenizer
+    tokenizer.padding_side = "right"
+    spec = EncoderSpec(name=spec.name, family=name, checkpoint=spec.checkpoint or f"in-memory:{type(model).__name__}",
+                       options=spec.options)
+    cap = _length_cap(model.config, family=family)
+    max_length = min(spec.options.max_length, cap) if cap is not None else spec.options.max_length
+    train = spec.options.train_max_length or spec.options.max_length
+    info = make_encoder_info(
+        spec, num_layers=_num_layers(spec, model.config), width=_width(model),
+        include_embedding_default=family.include_embedding, last_layer_note=family.last_layer_note, local=True,
+        options_extra={"in_memory": True, "model_class": type(model).__name__,
+                       "tokenizer_class": type(tokenizer).__name__, "padding_side": "right",
+                       "max_length_effective": max_length,
+                       "train_max_length_effective": min(train, cap) if cap is not None else train,
+                       "transformers_version": _transformers_version()},
+    )
+    return HFEncoder(spec, info, model=model, tokenizer=tokenizer, max_length=max_length, length_cap=cap,
+                     forward_kwargs=dict(family.forward_kwargs))
