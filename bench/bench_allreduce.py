@@ -3,9 +3,9 @@
     python bench/bench_allreduce.py                  # 2 ranks on this machine, 400 MB (fp32 grads of ~100M params)
     python bench/bench_allreduce.py --ranks 4 --mb 1600 --device cuda   # CUDA tensors (gloo stages them on the host)
 
-``harness.distributed`` joins a gloo process group and `average_gradients` all-reduces
+``harness.features.distributed`` joins a gloo process group and `average_gradients` all-reduces
 every gradient as one flat float32 tensor per step.  This times that call
-(`harness.distributed.average_gradients`) on ``--mb`` megabytes, median of ``--repeat``
+(`harness.features.distributed.average_gradients`) on ``--mb`` megabytes, median of ``--repeat``
 after one warm-up, and prints the bus bandwidth 2 (W-1)/W x bytes / seconds (the ring
 algorithm's traffic) that bench/scale_plan.py takes as ``--gloo-gbps``.
 """
@@ -23,7 +23,7 @@ def _rank(rank: int, args: argparse.Namespace, port: int) -> None:
     import torch
     import torch.distributed as dist
 
-    from harness import distributed
+    from harness.features import distributed
 
     os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
     torch.set_num_threads(1)

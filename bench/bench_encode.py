@@ -134,10 +134,10 @@ def run_limit(texts: list[str], args: argparse.Namespace) -> dict[str, Any]:
 
 
 def _harness_store(args: argparse.Namespace, cache_dir: str | None) -> Any:
-    from harness.cache import encoder_fingerprint
-    from harness.cli import _registry
-    from harness.extractors import parse_extractors, view_for
-    from harness.feature_store import FeatureStore
+    from harness.features.cache import encoder_fingerprint
+    from harness.cli.main import _registry
+    from harness.features.extractors import parse_extractors, view_for
+    from harness.features.store import FeatureStore
     from harness.plugins import get_plugin_manager
 
     from bench_train import make_cache
@@ -176,12 +176,12 @@ def run_harness(texts: list[str], args: argparse.Namespace) -> dict[str, Any]:
 def cache_bytes_per_token(store: Any, texts: list[str], width: int) -> dict[str, Any]:
     """Bytes on disk per token stored, per view, measured from the shard files.
 
-    Each shard's header lists ``[key, offset, shape, crc]`` per entry (harness.cache); an
+    Each shard's header lists ``[key, offset, shape, crc]`` per entry (harness.features.cache); an
     entry's view is known from its key, its payload bytes from the bytes between offsets
     (alignment included), and each view is charged the header and padding bytes of its
     shards in proportion to its entries.  Tokens stored: the token counts of one
     single-layer view.  ``expected``: the view's bytes per token by
-    ``harness.views.view_bytes_per_token`` where that exists, else L x D x itemsize.
+    ``harness.features.views.view_bytes_per_token`` where that exists, else L x D x itemsize.
     """
     import struct
 
@@ -223,7 +223,7 @@ def cache_bytes_per_token(store: Any, texts: list[str], width: int) -> dict[str,
     n_tokens = next((tokens[v.key] for v in store.views if v.op != "stack"), 0)
     out: dict[str, Any] = {"tokens": n_tokens, "file_bytes": total, "dtype": cache.dtype, "views": {}}
     try:
-        from harness.views import view_bytes_per_token as expected_fn
+        from harness.features.views import view_bytes_per_token as expected_fn
     except ImportError:
         expected_fn = None
     for v in store.views:

@@ -119,7 +119,7 @@ def make_cache(root: str | Path, fingerprint: dict[str, Any], *, dtype: str, fsy
     """
     import inspect
 
-    from harness.cache import FeatureCache
+    from harness.features.cache import FeatureCache
 
     default = inspect.signature(FeatureCache).parameters["fsync"].default
     if isinstance(default, bool):
@@ -155,7 +155,7 @@ def load_encoder(args: argparse.Namespace) -> tuple[Any, Any]:
     """The plugin manager and ``--encoder`` loaded with ``--encoder-device`` / ``--encoder-dtype``."""
     import dataclasses
 
-    from harness.cli import _registry
+    from harness.cli.main import _registry
     from harness.plugins import get_plugin_manager
 
     pm = get_plugin_manager(args.plugin)
@@ -169,10 +169,10 @@ def load_encoder(args: argparse.Namespace) -> tuple[Any, Any]:
 
 def run_store(args: argparse.Namespace, *, pm: Any = None, encoder: Any = None) -> list[dict[str, Any]]:
     """Encode the pairs once into a disk cache; train per view from RAM and from the cache, interleaved."""
-    from harness.cache import encoder_fingerprint
-    from harness.extractors import parse_extractors, view_for
-    from harness.feature_store import FeatureStore
-    from harness.runner import make_aggregator
+    from harness.features.cache import encoder_fingerprint
+    from harness.features.extractors import parse_extractors, view_for
+    from harness.features.store import FeatureStore
+    from harness.evaluation.runner import make_aggregator
 
     if encoder is None:
         pm, encoder = load_encoder(args)
@@ -231,7 +231,7 @@ def run_widths(args: argparse.Namespace) -> list[dict[str, Any]]:
 
     from harness import CaptionPair
     from harness.plugins import get_plugin_manager
-    from harness.runner import make_aggregator
+    from harness.evaluation.runner import make_aggregator
 
     pm = get_plugin_manager(args.plugin)
     device = args.device

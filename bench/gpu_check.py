@@ -115,9 +115,9 @@ def _record_sizes(encoder: Any) -> list[int]:
 def check_encoder(pm: Any, encoder: Any, texts: list[str], tmp: Path) -> dict[str, Any]:
     import torch
 
-    from harness.cache import FeatureCache, encoder_fingerprint
-    from harness.extractors import parse_extractors, view_for
-    from harness.feature_store import FeatureStore
+    from harness.features.cache import FeatureCache, encoder_fingerprint
+    from harness.features.extractors import parse_extractors, view_for
+    from harness.features.store import FeatureStore
 
     views = [view_for(s, encoder.info) for s in parse_extractors(pm, STRATEGIES)]
     cuda = torch.cuda.is_available()
@@ -167,8 +167,8 @@ def check_oom_backoff(pm: Any, encoder: Any, texts: list[str], headroom_gib: flo
     """With GPU memory capped, ``auto`` must hit OOM, halve, and still encode every text."""
     import torch
 
-    from harness.extractors import parse_extractors, view_for
-    from harness.feature_store import FeatureStore
+    from harness.features.extractors import parse_extractors, view_for
+    from harness.features.store import FeatureStore
 
     views = [view_for(s, encoder.info) for s in parse_extractors(pm, STRATEGIES)]
     longest = sorted(texts, key=len, reverse=True)[:1024]

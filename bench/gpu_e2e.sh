@@ -21,7 +21,7 @@ print(_qwen3_folder(root, _minilm_folder(root)))
 PY
 )
 folder=$(printf '%s\n' "$folder" | tail -n 1)  # the builders print notes before the path
-run() { "$PY" -m harness.cli run --encoders "causal-lm:$folder" --tasks ted6k-sample --dtype ${DTYPE:-bfloat16} --device ${DEVICE:-cuda} ${EXTRA:-} \
+run() { "$PY" -m harness.cli.main run --encoders "causal-lm:$folder" --tasks ted6k-sample --dtype ${DTYPE:-bfloat16} --device ${DEVICE:-cuda} ${EXTRA:-} \
           --batch-size auto "$@"; }
 echo "== cold: encode + train last,norm-avg,learned on all shipped pairs (2 epochs)"
 SECONDS=0; run --extract last,norm-avg,learned --max-pairs ${MAXP:-0} --output "$out/cold"; echo "cold seconds: $SECONDS"

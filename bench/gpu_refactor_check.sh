@@ -13,7 +13,7 @@ nvidia-smi --query-gpu=name,memory.total --format=csv,noheader || true
 "$PY" -m pytest -q -x -p no:cacheprovider tests/test_aggregators.py tests/test_runner.py tests/test_results.py \
     tests/test_checkpoints.py tests/test_pairs.py tests/test_cli.py tests/test_testing.py 2>&1 | tail -15
 out=${OUT:-/tmp}/gpu_official
-"$PY" -m harness.cli -p harness.testing run --encoders fake --tasks tiny --train-pairs demo --max-pairs 512 \
+"$PY" -m harness.cli.main -p harness.testing run --encoders fake --tasks tiny --train-pairs demo --max-pairs 512 \
     --preset official --extract last,learned --seeds 0,1 --bootstrap 200 --output "$out" 2>&1 | tail -12
 "$PY" - "$out" <<'PY'
 import json, sys

@@ -190,9 +190,9 @@ def harness_pass(pm: Any, encoder: Any, texts: list[str], tmp: Path, *, views: t
     """FeatureStore.ensure (bf16 features) into a cold cache (``fsync`` policy) or RAM (None), until closed."""
     import torch
 
-    from harness.cache import encoder_fingerprint
-    from harness.extractors import parse_extractors, view_for
-    from harness.feature_store import FeatureStore
+    from harness.features.cache import encoder_fingerprint
+    from harness.features.extractors import parse_extractors, view_for
+    from harness.features.store import FeatureStore
 
     vs = [view_for(s, encoder.info) for s in parse_extractors(pm, views)]
     folder = tmp / f"cache-{time.time_ns()}"

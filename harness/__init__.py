@@ -16,16 +16,16 @@ from harness._exceptions import (
 )
 from harness.baselines import Baseline, BaselineContext
 from harness.hookspecs import hookimpl, hookspec
-from harness.llm import (
+from harness.llm.backend import (
     ChatRequest,
     ChatResult,
     LLMBackend,
     LLMOptions,
     TokenUsage,
     UsageSummary,
-    make_llm_backend,
     summarize_usage,
 )
+from harness.llm.factory import make_llm_backend
 from harness.options import AggregatorOptions, FeatureOptions, TrainingOptions
 from harness.python_api import InMemoryModel, evaluate
 from harness.registry import resolve_path

@@ -10,7 +10,7 @@ one; a third party ships more the same way.  A baseline plugin implements
 
 ``harness run`` resolves the encoders and loads the tasks, builds the baseline, calls
 ``Baseline.run(context)`` with a `BaselineContext`, and writes the returned `RunResult` to
-``--output`` like any run's (`harness.outputs.write_outputs`), so ``harness report`` puts it beside
+``--output`` like any run's (`harness.cli.outputs.write_outputs`), so ``harness report`` puts it beside
 similarity runs.  A baseline never rebuilds the plugin manager or registry and never imports the CLI.
 """
 
@@ -22,16 +22,16 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
-from harness._argtypes import non_negative_int, positive_int
+from harness.cli.argtypes import non_negative_int, positive_int
 from harness._exceptions import unknown_name
 
 if TYPE_CHECKING:
     import pluggy
 
-    from harness.feature_store import ProgressFactory
+    from harness.features.store import ProgressFactory
     from harness.registry import Registry
-    from harness.results import RunResult
-    from harness.runner import TaskSet
+    from harness.evaluation.results import RunResult
+    from harness.evaluation.runner import TaskSet
     from harness.types import EncoderSpec
 
 __all__ = ["Baseline", "BaselineContext", "baseline_names", "make_baseline", "non_negative_int", "positive_int"]
@@ -57,7 +57,7 @@ class BaselineContext:
     options: Mapping[str, Any]  # every `harness run` flag by dest, yours included (as `harness_make_baseline` got)
     progress: Callable[[], AbstractContextManager[ProgressFactory | None]]  # `with ctx.progress() as bar:`
     say: Callable[[str], None]  # print one plain line (no markup)
-    show: Callable[[Any], None]  # print a rich renderable, e.g. a table of `harness.report.result_tables`
+    show: Callable[[Any], None]  # print a rich renderable, e.g. a table of `harness.report.tables.result_tables`
 
 
 @runtime_checkable
@@ -67,7 +67,7 @@ class Baseline(Protocol):
     def run(self, context: BaselineContext) -> RunResult:
         """Score every encoder on every task and seed; print tables and notes through ``context``.
 
-        Return the result (`harness.results.RunResult`, the usual score records): the CLI writes it
+        Return the result (`harness.evaluation.results.RunResult`, the usual score records): the CLI writes it
         to ``context.output``.  Raise `harness.ConfigError` for what the user can fix."""
         ...
 

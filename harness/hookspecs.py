@@ -20,7 +20,7 @@ if TYPE_CHECKING:
     import argparse
 
     from harness.baselines import Baseline
-    from harness.llm import LLMBackend, LLMOptions
+    from harness.llm.backend import LLMBackend, LLMOptions
     from harness.options import AggregatorOptions
     from harness.types import (
         Aggregator,
@@ -56,7 +56,7 @@ def harness_task_dirs() -> list[Path]:
 
 @hookspec
 def harness_category_dirs() -> list[Path]:
-    """Return folders of statement-category YAML files (one category per file; see `harness.category_defs`).
+    """Return folders of statement-category YAML files (one category per file; see `harness.data.category_defs`).
 
     Called when categories are listed or data is built.  A later folder's category replaces an
     earlier one of the same slug; built-ins (``trylast``) come first.

@@ -59,12 +59,12 @@ class TrainingOptions:
 class FeatureOptions:
     """How encoder features are computed and cached."""
 
-    batch_size: int | str = 32  # or "auto" (see `harness.feature_store.FeatureStore`)
+    batch_size: int | str = 32  # or "auto" (see `harness.features.store.FeatureStore`)
     dtype: str = "auto"  # dtype of stored views; auto: bfloat16 when the encoder runs on CUDA, else float32
     cache_dir: str | None = None  # None: $HARNESS_CACHE_DIR/features or ~/.cache/ted-harness/features
     no_cache: bool = False  # keep features in RAM only
     cache_budget: int | None = None  # bytes a run may add to the cache; None: free space less a margin
-    fsync: str = "group"  # shard | group | none: when cache writes are forced to disk (`harness.cache.FeatureCache`)
+    fsync: str = "group"  # shard | group | none: when cache writes are forced to disk (`harness.features.cache.FeatureCache`)
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)

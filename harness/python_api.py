@@ -21,7 +21,7 @@ from typing import Any
 
 from harness._exceptions import ConfigError
 from harness.options import AggregatorOptions, FeatureOptions
-from harness.results import RunResult
+from harness.evaluation.results import RunResult
 from harness.types import Encoder, EncoderOptions, EncoderSpec
 
 __all__ = ["InMemoryModel", "evaluate"]
@@ -91,7 +91,7 @@ def evaluate(encoders: Sequence[Any] = ("minilm",), tasks: Sequence[str] = ("ted
              cache_dir: str | None = None, no_cache: bool = False, batch_size: int | str = 32,
              feature_dtype: str = "auto", ckpt_dir: str | None = None, retrain: bool = False,
              output: str | os.PathLike[str] | None = None) -> RunResult:
-    """Run the TED evaluation and return its typed results (`harness.results.RunResult`).
+    """Run the TED evaluation and return its typed results (`harness.evaluation.results.RunResult`).
 
     The arguments mean what the ``harness run`` flags of the same names mean (``plugins`` = ``-p``,
     ``registry_files`` = ``--registry``, ``aggregator_options`` = ``--lr``/``--epochs``/... as
@@ -100,10 +100,10 @@ def evaluate(encoders: Sequence[Any] = ("minilm",), tasks: Sequence[str] = ("ted
     there.  Raises `harness.HarnessError` subclasses for bad input, before any model is loaded where
     it can be known then.
     """
-    from harness.extractors import parse_extractors
+    from harness.features.extractors import parse_extractors
     from harness.plugins import get_plugin_manager
     from harness.registry import load_plugin_registry
-    from harness.runner import load_task_sets, run, training_options
+    from harness.evaluation.runner import load_task_sets, run, training_options
 
     pm = get_plugin_manager(list(plugins))
     registry = load_plugin_registry(pm, registry_files, include_paths=include_paths)
@@ -123,7 +123,7 @@ def evaluate(encoders: Sequence[Any] = ("minilm",), tasks: Sequence[str] = ("ted
                  recorded_options={"api": "harness.evaluate", "encoders": [_label(e) for e in resolved],
                                    "tasks": list(tasks), "extract": list(extract), "limit": limit})
     if output is not None:
-        from harness.results import write_results
+        from harness.evaluation.results import write_results
 
         write_results(result, os.fspath(output))
     return result

@@ -10,7 +10,7 @@ file first and then by name in the task folders (``include_paths`` first, then
 the shipped ones), so ``include: _ted6k.yaml`` works from anywhere.  A relative
 ``data.path`` is read relative to the YAML file that sets it.
 
-A statement category's YAML (`harness.category_defs`: from the category folders,
+A statement category's YAML (`harness.data.category_defs`: from the category folders,
 or among the task YAMLs, marked by ``definition:``) makes its tasks itself: for
 each of its ``groups`` G with a base ``_G.yaml``, the task ``G-<slug>`` that
 includes the base and selects the category (``ted6k-action``); with ``data:``,
@@ -33,10 +33,12 @@ from typing import Any
 import yaml
 
 from harness._exceptions import ConfigError, unknown_name
-from harness.category_defs import (
+from harness.data.category_defs import (
     CategoryDef,
+    category_dirs as plugin_category_dirs,
     category_files,
     category_tasks,
+    hook_sources,
     in_report_order,
     is_category,
     read_category,
@@ -44,7 +46,7 @@ from harness.category_defs import (
 )
 from harness.types import EncoderOptions, EncoderSpec, PairSetSpec, TaskSpec
 
-__all__ = ["Registry", "load_plugin_registry", "load_registry", "load_tasks", "resolve_path"]
+__all__ = ["Registry", "load_plugin_registry", "load_registry", "load_tasks", "resolve_path", "task_origins"]
 
 log = logging.getLogger("harness")
 _ENCODER_KEYS = {"family", "checkpoint", "revision", "description", "options", "paper", "aliases"}
@@ -488,10 +490,22 @@ def load_plugin_registry(pm: Any, registry_files: Sequence[str | Path] = (), *,
                          include_paths: Sequence[str | Path] = ()) -> Registry:
     """`load_registry` from what the loaded plugins give (registry files, task and category folders,
     encoder families), then the user's ``registry_files`` (``--registry``) and ``include_paths``."""
-    from harness.category_defs import category_dirs  # a local name: load_registry's parameter has it too
 
     files = [f for fs in pm.hook.harness_registry_files() for f in fs][::-1]  # built-ins (trylast) first
     dirs = [d for ds in pm.hook.harness_task_dirs() for d in ds]
     families = [f for fs in pm.hook.harness_encoder_families() for f in fs]
     return load_registry([*map(Path, files), *map(Path, registry_files)], dirs, families,
-                         include_paths=[Path(p) for p in include_paths], category_dirs=category_dirs(pm))
+                         include_paths=[Path(p) for p in include_paths], category_dirs=plugin_category_dirs(pm))
+
+
+def task_origins(pm: Any, include_paths: Sequence[str] = ()) -> dict[str, str]:
+    """Task name -> where it came from ("plugin: folder", plus "(category file + group base)" for a
+    category's task), with the registry's override order."""
+    dirs, cats = hook_sources(pm, "harness_task_dirs"), plugin_category_dirs(pm)
+    extra = [("--include-path", Path(p)) for p in include_paths if Path(p).is_dir()]
+    reg = load_tasks([d for _, d in dirs], include_paths=[d for _, d in extra], category_dirs=cats)
+    owner = {folder.resolve(): plugin for plugin, folder in [*dirs, *cats, *extra]}
+    out: dict[str, str] = {}
+    for name, (path, detail) in reg.origins.items():
+        out[name] = f"{owner.get(path.parent.resolve(), '-')}: {path.parent}" + (f" ({detail})" if detail else "")
+    return out

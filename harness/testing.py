@@ -139,7 +139,7 @@ def check_encoder(
     >= 1 real token per text and finite values on real tokens; ``up_to_layer=k``
     (k = 0, 1, N-1) repeats the full run's first k+1 hidden states; ``max_length``
     caps the real tokens; and changing ``max_length``, ``template`` or ``dtype``
-    changes `harness.cache.encoder_fingerprint` (so cached features are not reused).
+    changes `harness.features.cache.encoder_fingerprint` (so cached features are not reused).
     ``load`` is called four times (spec, then three changed options); it is
     typically the plugin's ``harness_load_encoder``.
     """
@@ -242,7 +242,7 @@ def _check_options(
     texts: Sequence[str], where: str,
 ) -> None:
     """Reload with a changed max_length, template and dtype: each must be honoured and reach the cache key."""
-    from harness.cache import encoder_fingerprint
+    from harness.features.cache import encoder_fingerprint
 
     opts = spec.options
     changes: dict[str, Any] = {
@@ -255,7 +255,7 @@ def _check_options(
         changed = _load(load, dataclasses.replace(spec, options=dataclasses.replace(opts, **{field: value})))
         assert encoder_fingerprint(changed.info) != before, (
             f"{where}: changing options.{field} from {getattr(opts, field)!r} to {value!r} left "
-            "harness.cache.encoder_fingerprint(info) unchanged, so features cached for the old value would be "
+            "harness.features.cache.encoder_fingerprint(info) unchanged, so features cached for the old value would be "
             "reused; record every option in info.options (harness.encoding.make_encoder_info does)"
         )
         if field == "template":

@@ -10,13 +10,13 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from harness import ConfigError, DownstreamMetric, ScoredRow, hookimpl, resolve_path
-from harness.downstream import read_downstream_file
+from harness.downstream.rows import read_downstream_file
 
 NAMES = ("recorded",)
 
 
 class RecordedScorer:
-    """Downstream results read from a CSV/JSON/JSONL file (`harness.downstream.read_downstream_file`)."""
+    """Downstream results read from a CSV/JSON/JSONL file (`harness.downstream.rows.read_downstream_file`)."""
 
     name = "recorded"
 

@@ -32,6 +32,6 @@ def pm():
 
 @pytest.fixture
 def registry(pm):
-    from harness.cli import _registry
+    from harness.cli.main import _registry
 
     return _registry(pm, [])

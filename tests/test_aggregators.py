@@ -101,8 +101,8 @@ def _synthetic_pairs(n: int, seed: int) -> list[CaptionPair]:
 
 
 def test_training_beats_untrained_on_held_out_pairs() -> None:
-    from harness.feature_store import FeatureStore
-    from harness.views import View
+    from harness.features.store import FeatureStore
+    from harness.features.views import View
     from harness.testing import FakeEncoder
 
     enc = FakeEncoder(width=32, num_layers=2)
@@ -149,9 +149,9 @@ def test_hook_builds_cheaply_and_resolves_options() -> None:
 
 
 def test_context_save_load_round_trip(tmp_path) -> None:
-    from harness.feature_store import FeatureStore
+    from harness.features.store import FeatureStore
     from harness.testing import FakeEncoder
-    from harness.views import View
+    from harness.features.views import View
     from harness_plugins.aggregators.context import ContextAggregator
 
     enc = FakeEncoder(width=16, num_layers=2)
@@ -172,9 +172,9 @@ def test_context_save_load_round_trip(tmp_path) -> None:
 
 
 def _stack_store(pairs: list[CaptionPair], width: int = 16, layers: int = 3):
-    from harness.feature_store import FeatureStore
+    from harness.features.store import FeatureStore
     from harness.testing import FakeEncoder
-    from harness.views import View
+    from harness.features.views import View
 
     enc = FakeEncoder(width=width, num_layers=layers)
     view = View("stack", tuple(range(layers + 1)), "layernorm")

@@ -14,15 +14,15 @@ from typing import Any
 import pytest
 
 from harness import Baseline
-from harness.cli import main
+from harness.cli.main import main
 from harness.plugins import get_plugin_manager
-from harness.results import read_results
+from harness.evaluation.results import read_results
 
 # A third party's whole baseline: the two hooks, a flag of its own, and the public harness API only.
 OVERLAP_PLUGIN = '''
 from harness import hookimpl
-from harness.results import Provenance, RunResult
-from harness.scoring import slice_records
+from harness.evaluation.results import Provenance, RunResult
+from harness.evaluation.scoring import slice_records
 
 
 class WordOverlap:

@@ -27,9 +27,9 @@ def test_bench_train_prints_cache_over_ram_per_view(tmp_path, capsys):
 
 
 def test_cache_bytes_per_token_counts_each_view_from_the_shards(tmp_path, pm):
-    from harness.cache import encoder_fingerprint
-    from harness.extractors import parse_extractors, view_for
-    from harness.feature_store import FeatureStore
+    from harness.features.cache import encoder_fingerprint
+    from harness.features.extractors import parse_extractors, view_for
+    from harness.features.store import FeatureStore
     from harness.testing import FakeEncoder
 
     enc = FakeEncoder(width=16, num_layers=3)

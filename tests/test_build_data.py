@@ -17,7 +17,7 @@ import pytest
 from rich.console import Console
 
 from harness import LLMOptions, make_llm_backend
-from harness.build_data import (
+from harness.data.build import (
     BuildOptions,
     CaptionItem,
     build_statements,
@@ -26,9 +26,9 @@ from harness.build_data import (
     run_build_data,
     screen_captions,
 )
-from harness.categories import CATEGORIES
-from harness.category_defs import category_dirs, load_categories, select_categories
-from harness.cli import build_parser, main
+from harness.data.categories import CATEGORIES
+from harness.data.category_defs import category_dirs, load_categories, select_categories
+from harness.cli.main import build_parser, main
 from harness.plugins import get_plugin_manager
 
 pytest.importorskip("openai")

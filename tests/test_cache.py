@@ -23,11 +23,12 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
-from harness import CacheError, cli  # noqa: E402
-from harness._shard import owner_tag as _owner_tag  # noqa: E402
-from harness.cache import FeatureCache, encoder_fingerprint  # noqa: E402
-from harness.feature_store import FeatureStore  # noqa: E402
-from harness.views import View  # noqa: E402
+from harness import CacheError  # noqa: E402
+from harness.cli import main as cli  # noqa: E402
+from harness.features._shard import owner_tag as _owner_tag  # noqa: E402
+from harness.features.cache import FeatureCache, encoder_fingerprint  # noqa: E402
+from harness.features.store import FeatureStore  # noqa: E402
+from harness.features.views import View  # noqa: E402
 from harness.testing import FakeEncoder  # noqa: E402
 from harness.types import EncoderInfo  # noqa: E402
 
@@ -380,9 +381,9 @@ def test_read_only_cache_serves_what_it_holds(tmp_path: Path, monkeypatch: pytes
 
 _KILL_SCRIPT = """
 import sys, time
-from harness.cache import FeatureCache, encoder_fingerprint
-from harness.feature_store import FeatureStore
-from harness.views import View
+from harness.features.cache import FeatureCache, encoder_fingerprint
+from harness.features.store import FeatureStore
+from harness.features.views import View
 from harness.testing import FakeEncoder
 
 class Slow(FakeEncoder):

@@ -13,13 +13,14 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
-from harness import ConfigError, _shard  # noqa: E402
-from harness import cache as cache_mod  # noqa: E402
-from harness.cache import CACHE_FORMAT, FeatureCache, encoder_fingerprint  # noqa: E402
-from harness.feature_store import FeatureStore, _to_host, pack_tokens, unpack_tokens  # noqa: E402
+from harness import ConfigError  # noqa: E402
+from harness.features import _shard  # noqa: E402
+from harness.features import cache as cache_mod  # noqa: E402
+from harness.features.cache import CACHE_FORMAT, FeatureCache, encoder_fingerprint  # noqa: E402
+from harness.features.store import FeatureStore, _to_host, pack_tokens, unpack_tokens  # noqa: E402
 from harness.testing import FakeEncoder  # noqa: E402
 from harness.types import EncodedBatch  # noqa: E402
-from harness.views import View, view_bytes_per_token  # noqa: E402
+from harness.features.views import View, view_bytes_per_token  # noqa: E402
 
 # "text i" + (i % 7) x "word" + "end{i}": 3 + i % 7 words, so 20 of 24 exceed 3 tokens
 TEXTS = [f"text {i} " + "word " * (i % 7) + f"end{i}" for i in range(24)]
@@ -341,7 +342,7 @@ def test_an_entry_of_zero_tokens_is_stored_and_read_back(tmp_path) -> None:
     """A text whose every token was dropped (drop_prefix_tokens) is a [0, D] entry: it must not break the shard."""
     import torch
 
-    from harness.cache import FeatureCache
+    from harness.features.cache import FeatureCache
 
     cache = FeatureCache(tmp_path, {"encoder": "t"})
     empty, full = torch.zeros(0, 4), torch.arange(8.0).view(2, 4)

@@ -12,10 +12,11 @@ import harness_tasks
 import pytest
 import yaml
 
-from harness import ConfigError, categories
-from harness.categories import CATEGORIES, category_slug
-from harness.category_defs import task_origins
-from harness.cli import main
+from harness import ConfigError
+from harness.data import categories
+from harness.data.categories import CATEGORIES, category_slug
+from harness.registry import task_origins
+from harness.cli.main import main
 from harness.plugins import get_plugin_manager
 from harness.registry import Registry, load_plugin_registry, load_registry
 
@@ -179,8 +180,8 @@ def gesture_plugin(tmp_path: Path) -> Iterator[str]:
 
 def test_a_third_party_category_runs_the_same_way(gesture_plugin: str) -> None:
     pytest.importorskip("torch")
-    from harness.extractors import parse_extractors
-    from harness.runner import load_task_sets, run
+    from harness.features.extractors import parse_extractors
+    from harness.evaluation.runner import load_task_sets, run
 
     pm = get_plugin_manager(["harness.testing", gesture_plugin])
     reg = load_plugin_registry(pm)

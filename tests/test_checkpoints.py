@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from harness.checkpoints import CheckpointStore, content_key
+from harness.evaluation.checkpoints import CheckpointStore, content_key
 
 
 class _Blob:

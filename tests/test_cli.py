@@ -10,7 +10,7 @@ import pytest
 
 pytest.importorskip("torch")
 
-from harness.cli import main  # noqa: E402
+from harness.cli.main import main  # noqa: E402
 
 FAKE = ["-p", "harness.testing", "run", "--encoders", "fake", "--tasks", "tiny", "--aggregator", "mean-pool",
         "--bootstrap", "0"]
@@ -30,7 +30,7 @@ def test_bad_output_fails_before_any_work(tmp_path: Path, where: str, capsys: py
 
 def test_late_write_failure_keeps_results(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
                                           capsys: pytest.CaptureFixture[str]) -> None:
-    import harness.results as results
+    import harness.evaluation.results as results
 
     real = results._atomic_write
     target = tmp_path / "out"
@@ -72,7 +72,7 @@ def test_bootstrap_zero_prints_no_interval_and_tasks_have_short_names(tmp_path: 
 
 
 def test_format_p_never_prints_zero() -> None:
-    from harness.report import format_p
+    from harness.report.tables import format_p
 
     assert format_p(0.0, resolution=1e-3) == "< 1e-3"
     assert format_p(2e-5) == "< 1e-3" and format_p(0.0413) == "0.0413" and format_p(None) == "-"
@@ -116,7 +116,7 @@ def test_registry_include_embedding_is_applied_and_the_flag_wins(tmp_path: Path)
 
 
 def test_no_trust_remote_code_overrides_the_registry() -> None:
-    from harness.cli import _encoder_specs, _registry, build_parser
+    from harness.cli.main import _encoder_specs, _registry, build_parser
     from harness.plugins import get_plugin_manager
 
     pm = get_plugin_manager([])
@@ -129,7 +129,7 @@ def test_no_trust_remote_code_overrides_the_registry() -> None:
 
 
 def test_every_hub_checkpoint_in_the_registry_is_pinned() -> None:
-    from harness.cli import _registry
+    from harness.cli.main import _registry
     from harness.plugins import get_plugin_manager
 
     reg = _registry(get_plugin_manager([]), [])
@@ -142,7 +142,7 @@ def test_every_hub_checkpoint_in_the_registry_is_pinned() -> None:
 def test_plain_progress_lines_when_not_a_terminal(monkeypatch: pytest.MonkeyPatch) -> None:
     from rich.console import Console
 
-    import harness.cli as cli
+    import harness.cli.main as cli
 
     console = Console(file=__import__("io").StringIO(), force_terminal=False, width=120)
     clock = iter([0.0, 1.0, 6.0, 7.0, 8.0])

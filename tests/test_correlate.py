@@ -11,8 +11,8 @@ import numpy as np
 import pytest
 
 from harness import DownstreamMetric, ScoredRow, hookimpl
-from harness.cli import main
-from harness.results import RunResult, ScoreRecord, write_results
+from harness.cli.main import main
+from harness.evaluation.results import RunResult, ScoreRecord, write_results
 
 REPO = Path(__file__).resolve().parent.parent
 PAPER = str(REPO / "tasks" / "data" / "downstream_paper.csv")
@@ -154,7 +154,7 @@ class _Plugin:
 
 
 def test_scorers_are_built_by_name_through_the_factory_hook(tmp_path: Path) -> None:
-    from harness.correlate import correlate_downstream, make_scorer, read_ted
+    from harness.downstream.correlate import correlate_downstream, make_scorer, read_ted
     from harness.plugins import get_plugin_manager
 
     pm = get_plugin_manager(["harness_plugins.scorers"])

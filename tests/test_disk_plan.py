@@ -15,10 +15,10 @@ pytest.importorskip("torch")
 
 from conftest import TINY_PAIRS  # noqa: E402
 
-from harness._argtypes import byte_size  # noqa: E402
+from harness.cli.argtypes import byte_size  # noqa: E402
 from harness._exceptions import CacheError  # noqa: E402
-from harness.cli import main  # noqa: E402
-from harness.disk_plan import (  # noqa: E402
+from harness.cli.main import main  # noqa: E402
+from harness.features.disk_plan import (  # noqa: E402
     ENTRY_OVERHEAD,
     IN_LOOP,
     SPECIAL_TOKENS,
@@ -29,7 +29,7 @@ from harness.disk_plan import (  # noqa: E402
     plan_disk,
     resolve_feature_dtype,
 )
-from harness.views import View  # noqa: E402
+from harness.features.views import View  # noqa: E402
 
 BASE = ["-p", "harness.testing", "run", "--encoders", "fake", "--tasks", "tiny", "--preset", "baby",
         "--train-pairs", TINY_PAIRS, "--bootstrap", "0", "--null-resamples", "0"]
@@ -97,8 +97,8 @@ def _tiny_bert(tmp_path: Path) -> Any:
 def test_estimate_with_the_tokenizer_is_exact_and_cached_texts_need_nothing(tmp_path: Path) -> None:
     """Tiny BERT (64 positions): token counts from its tokenizer, capped at 64, equal what the cache then
     holds; once cached, the same texts need no space."""
-    from harness.cache import FeatureCache, encoder_fingerprint
-    from harness.feature_store import FeatureStore
+    from harness.features.cache import FeatureCache, encoder_fingerprint
+    from harness.features.store import FeatureStore
 
     enc = _tiny_bert(tmp_path)
     stack = View("stack", (0, 1, 2), "layernorm")
@@ -181,7 +181,7 @@ def test_feature_dtype_auto_is_bfloat16_on_cuda_float32_elsewhere() -> None:
 
 def test_run_records_resolved_dtype_plan_disk_use_and_fsync(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
                                                             capsys: pytest.CaptureFixture[str]) -> None:
-    import harness.feature_sources as fs
+    import harness.features.sources as fs
 
     seen: list[Any] = []
     real = fs.FeatureCache
@@ -217,7 +217,7 @@ def test_run_records_resolved_dtype_plan_disk_use_and_fsync(tmp_path: Path, monk
 def test_token_count_uses_an_hf_style_tokenizer_only() -> None:
     """``encoder.tokenizer(texts)["input_ids"]`` counts (less dropped prefix tokens, capped at the length);
     a tokenizer of another shape (open_clip's returns a tensor) falls back to the byte bound."""
-    from harness.disk_plan import count_tokens
+    from harness.features.disk_plan import count_tokens
     from harness.testing import FakeEncoder
     from harness.types import EncoderOptions
 

@@ -15,7 +15,7 @@ torch = pytest.importorskip("torch")
 if not torch.distributed.is_available():
     pytest.skip("torch built without torch.distributed", allow_module_level=True)
 
-from harness import cli  # noqa: E402
+from harness.cli import main as cli  # noqa: E402
 
 pytestmark = pytest.mark.slow
 
@@ -47,7 +47,7 @@ def test_two_ranks_match_single_process(tmp_path: Path) -> None:
     env = {**os.environ, "OMP_NUM_THREADS": "1", "MASTER_ADDR": "127.0.0.1", "GLOO_SOCKET_IFNAME": "lo"}
     env.pop("WORLD_SIZE", None)
     cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--standalone",
-           "-m", "harness.cli", *_args(tmp_path, pairs, "ddp")]
+           "-m", "harness.cli.main", *_args(tmp_path, pairs, "ddp")]
     proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, f"torchrun failed:\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}"
     assert "fake: 91 texts encoded" in proc.stdout and proc.stdout.count("texts encoded") == 1, \

@@ -11,7 +11,7 @@ pytest.importorskip("transformers")
 
 from encoder_fixtures import build_tiny_checkpoint  # noqa: E402
 
-from harness.cli import main  # noqa: E402
+from harness.cli.main import main  # noqa: E402
 
 FAMILIES = {"t5": "t5", "umt5": "t5", "causal-lm": "causal-lm", "mllm": "mllm", "clip": "clip", "altclip": "altclip",
             "bert": "bert"}

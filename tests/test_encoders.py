@@ -414,7 +414,7 @@ def _family_owners(pm: Any) -> dict[str, str]:
 
 
 def test_families_come_from_their_own_plugins(capsys: pytest.CaptureFixture[str]) -> None:
-    from harness.cli import main
+    from harness.cli.main import main
     from harness.plugins import get_plugin_manager
 
     pm = get_plugin_manager()
@@ -429,7 +429,7 @@ def test_families_come_from_their_own_plugins(capsys: pytest.CaptureFixture[str]
 
 
 def test_blocking_open_clip_removes_only_open_clip(capsys: pytest.CaptureFixture[str]) -> None:
-    from harness.cli import main
+    from harness.cli.main import main
     from harness.plugins import get_plugin_manager
 
     pm = get_plugin_manager(["no:open-clip"])

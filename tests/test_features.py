@@ -11,8 +11,8 @@ pytest.importorskip("transformers")
 
 from encoder_fixtures import build_tiny_checkpoint, tiny_spec  # noqa: E402
 
-from harness.extractors import expand_extractors, parse_extractors, view_for  # noqa: E402
-from harness.feature_store import FeatureStore  # noqa: E402
+from harness.features.extractors import expand_extractors, parse_extractors, view_for  # noqa: E402
+from harness.features.store import FeatureStore  # noqa: E402
 from harness.plugins import get_plugin_manager  # noqa: E402
 
 TEXTS = ["a red cup left of a blue bowl", "three dogs run", "the sign says open daily above the door"]

@@ -111,8 +111,8 @@ def test_score_rows_writes_downstream_csv_and_goes_on(tmp_path, monkeypatch) -> 
     scores only what is missing, and a folder made with other options is refused."""
     pytest.importorskip("diffusers")
     from harness import ConfigError
-    from harness.downstream import read_downstream_file
-    from harness.score_cli import score_rows
+    from harness.downstream.rows import read_downstream_file
+    from harness.cli.score import score_rows
     from harness.testing import FakeEncoder
     from harness_plugins.generator import ToyT2IScorer
 
@@ -163,7 +163,7 @@ def test_score_options_reach_the_config_or_are_refused() -> None:
 
 
 def test_score_cli_refuses_bad_input_in_one_line(tmp_path) -> None:
-    from harness.cli import main
+    from harness.cli.main import main
 
     for argv in (["score", "--out", str(tmp_path / "a")],
                  ["score", "--rows", "minilm", "--out", str(tmp_path / "b")],
@@ -175,7 +175,7 @@ def test_score_cli_refuses_bad_input_in_one_line(tmp_path) -> None:
 
 def test_downstream_csv_intervals_are_checked(tmp_path) -> None:
     from harness import DataError
-    from harness.downstream import read_downstream_file
+    from harness.downstream.rows import read_downstream_file
 
     head = "encoder,extractor,benchmark,metric,value,ci_low,ci_high\n"
     (tmp_path / "a.csv").write_text(head + "e,x,b,m,0.5,0.4,\n")

@@ -13,13 +13,13 @@ torch = pytest.importorskip("torch")
 
 from conftest import TINY_PAIRS  # noqa: E402
 
-from harness.cache import FeatureCache  # noqa: E402
-from harness.feature_sources import EncoderInTheLoop  # noqa: E402
-from harness.feature_store import FeatureStore  # noqa: E402
+from harness.features.cache import FeatureCache  # noqa: E402
+from harness.features.sources import EncoderInTheLoop  # noqa: E402
+from harness.features.store import FeatureStore  # noqa: E402
 from harness.registry import resolve_path  # noqa: E402
 from harness.testing import FakeEncoder  # noqa: E402
 from harness.types import EncoderOptions  # noqa: E402
-from harness.views import View  # noqa: E402
+from harness.features.views import View  # noqa: E402
 
 TEXTS = ["two dogs run across a green field while the sun sets", "a red cat sits on the mat", "nothing here"]
 STACK = View("stack", (0, 1, 2, 3), "layernorm")
@@ -88,10 +88,10 @@ def test_learned_in_the_loop_equals_the_cached_run(encoder: str, tmp_path: Path,
     """A learned run whose layer stack is cached, and the same run with a --cache-budget that holds only the
     single-layer view (so learned is trained and evaluated with the encoder in the loop): the same scores for
     every instance, and the in-the-loop run's cache holds no stack entry."""
-    from harness.extractors import parse_extractors
+    from harness.features.extractors import parse_extractors
     from harness.options import AggregatorOptions, FeatureOptions, TrainingOptions
-    from harness.results import RunResult
-    from harness.runner import load_task_sets, run
+    from harness.evaluation.results import RunResult
+    from harness.evaluation.runner import load_task_sets, run
 
     spec = registry.encoder(encoder if encoder == "fake" else _tiny_bert(tmp_path))
 
@@ -153,7 +153,7 @@ def test_read_only_cache_serves_its_views_and_loops_the_stack(tmp_path: Path, mo
     import errno
     import os
 
-    from harness.cli import main
+    from harness.cli.main import main
 
     root = tmp_path / "features"
     base = ["-p", "harness.testing", "run", "--encoders", "fake", "--tasks", "tiny", "--preset", "baby",

@@ -21,7 +21,7 @@ from typing import Any
 
 import pytest
 
-from harness.cli import main
+from harness.cli.main import main
 
 RNG = random.Random(0)
 

@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 
 from harness import ChatRequest, ConfigError, LLMOptions, make_llm_backend, summarize_usage
-from harness.llm_cache import CACHE_FILE, ResponseCache
+from harness.llm.cache import CACHE_FILE, ResponseCache
 from harness.plugins import get_plugin_manager
 
 pytest.importorskip("openai")
@@ -68,7 +68,7 @@ def llm_pm() -> Any:
 def test_backends_are_listed(llm_pm: Any, capsys: pytest.CaptureFixture[str]) -> None:
     names = sorted(n for ns in llm_pm.hook.harness_llm_backend_names() for n in ns)
     assert names == ["hf", "openai"]
-    from harness.cli import main
+    from harness.cli.main import main
 
     assert main(["-p", "harness_plugins.llm", "list", "llm-backends"]) == 0
     out = capsys.readouterr().out

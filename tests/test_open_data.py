@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from harness.data import load_instances_file, load_pairs_file
+from harness.data.loaders import load_instances_file, load_pairs_file
 from harness.registry import resolve_path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -92,7 +92,7 @@ def test_construction_rules_hold() -> None:
 
 
 def test_task_group_and_default_pairs() -> None:
-    from harness.cli import _registry
+    from harness.cli.main import _registry
     from harness.plugins import get_plugin_manager
 
     reg = _registry(get_plugin_manager(), ())

@@ -10,7 +10,7 @@ import pytest
 
 pytest.importorskip("torch")
 
-from harness.cli import main  # noqa: E402
+from harness.cli.main import main  # noqa: E402
 from harness.registry import resolve_path  # noqa: E402
 
 FAKE = ["-p", "harness.testing", "run", "--encoders", "fake", "--preset", "baby", "--bootstrap", "0"]

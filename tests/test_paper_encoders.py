@@ -13,7 +13,7 @@ transformers = pytest.importorskip("transformers")
 
 from encoder_fixtures import build_tiny_checkpoint  # noqa: E402
 
-from harness.cli import _registry  # noqa: E402
+from harness.cli.main import _registry  # noqa: E402
 from harness.plugins import get_plugin_manager  # noqa: E402
 
 SHA = re.compile(r"^[0-9a-f]{40}$")

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from harness import PluginError
-from harness.cli import main
+from harness.cli.main import main
 from harness.plugins import ENTRY_POINT_GROUP, get_plugin_manager
 
 BUILTINS = {"builtin-data", "builtin-extractors", "builtin-aggregators", "builtin-scorers", "hf", "open-clip"}

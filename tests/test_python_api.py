@@ -10,7 +10,7 @@ import pytest
 
 import harness
 from harness import ConfigError
-from harness.cli import main
+from harness.cli.main import main
 
 TINY = ["-p", "harness.testing"]
 TINY_PAIRS = "pkg:harness/testing_data/tiny_pairs.jsonl"
@@ -50,7 +50,7 @@ def tiny_bert(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return build_tiny_checkpoint("bert", tmp_path_factory.mktemp("bert"))
 
 
-def _rows(res: harness.results.RunResult) -> dict[tuple[str, str, int, str], list[float]]:
+def _rows(res: harness.evaluation.results.RunResult) -> dict[tuple[str, str, int, str], list[float]]:
     return {(s.extractor, s.aggregator, s.seed, s.id): list(s.scores) for s in res.samples}
 
 

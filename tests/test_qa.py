@@ -12,10 +12,10 @@ from typing import Any
 import pytest
 
 from harness import LLMOptions, make_llm_backend
-from harness.cli import main
+from harness.cli.main import main
 from harness.plugins import get_plugin_manager
-from harness.results import read_results
-from harness.runner import load_task_sets
+from harness.evaluation.results import read_results
+from harness.evaluation.runner import load_task_sets
 
 pytest.importorskip("openai")
 

@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from harness.cli import main
-from harness.reference import load_reference, reference_for
-from harness.results import read_results
+from harness.cli.main import main
+from harness.evaluation.reference import load_reference, reference_for
+from harness.evaluation.results import read_results
 
 
 def test_shipped_paper_values() -> None:
@@ -74,7 +74,7 @@ def test_report_shows_paper_value_delta_and_rows_without(ted6k_run: tuple[Path, 
 def test_terminal_table_shows_paper_column(ted6k_run: tuple[Path, str]) -> None:
     from rich.console import Console
 
-    from harness.report import result_tables
+    from harness.report.tables import result_tables
 
     out, _ = ted6k_run
     console = Console(width=250, record=True)

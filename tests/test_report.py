@@ -17,7 +17,7 @@ import pytest
 pytest.importorskip("torch")
 pytest.importorskip("matplotlib")  # no figures without it
 
-from harness.cli import main
+from harness.cli.main import main
 
 TINY_PAIRS = "pkg:harness/testing_data/tiny_pairs.jsonl"
 SECTIONS = ["leaderboard", "paper", "categories", "layer-sweep", "layer-weights", "seeds", "comparisons", "correlation",
@@ -152,8 +152,8 @@ def test_correlation_section(runs: dict[str, Path]) -> None:
 
 
 def test_short_task_names_and_baseline_option(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    from harness.correlate import short_task
-    from harness.results import RunResult, ScoreRecord, write_results
+    from harness.downstream.correlate import short_task
+    from harness.evaluation.results import RunResult, ScoreRecord, write_results
 
     assert short_task("/data/ted6k/ted6k_sample.jsonl") == "ted6k_sample" and short_task("tiny") == "tiny"
     assert short_task("pkg:harness_tasks/data/ted6k_sample.jsonl.gz") == "ted6k_sample"

@@ -10,11 +10,11 @@ import pytest
 pytest.importorskip("torch")
 
 from harness import DataError  # noqa: E402
-from harness.cli import main  # noqa: E402
-from harness.extractors import parse_extractors  # noqa: E402
+from harness.cli.main import main  # noqa: E402
+from harness.features.extractors import parse_extractors  # noqa: E402
 from harness.options import AggregatorOptions, TrainingOptions  # noqa: E402
-from harness.results import RunResult, TrainingRecord, read_results, write_results  # noqa: E402
-from harness.runner import load_task_sets, run  # noqa: E402
+from harness.evaluation.results import RunResult, TrainingRecord, read_results, write_results  # noqa: E402
+from harness.evaluation.runner import load_task_sets, run  # noqa: E402
 
 from conftest import TINY_PAIRS  # noqa: E402
 

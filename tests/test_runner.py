@@ -9,10 +9,10 @@ import pytest
 
 pytest.importorskip("torch")
 
-from harness.cli import main  # noqa: E402
-from harness.extractors import parse_extractors  # noqa: E402
-from harness.scoring import derange_captions, permutation_null, score_instances  # noqa: E402
-from harness.runner import load_task_sets, run  # noqa: E402
+from harness.cli.main import main  # noqa: E402
+from harness.features.extractors import parse_extractors  # noqa: E402
+from harness.evaluation.scoring import derange_captions, permutation_null, score_instances  # noqa: E402
+from harness.evaluation.runner import load_task_sets, run  # noqa: E402
 
 from conftest import TINY_PAIRS  # noqa: E402
 from harness.registry import resolve_path  # noqa: E402
@@ -192,7 +192,7 @@ def test_derangement_over_captions_does_not_stall_on_ted6k_shaped_data() -> None
 
 
 def test_permutation_null_is_the_shuffled_accuracy_over_derangements(pm, registry) -> None:
-    from harness.extractors import parse_extractors as parse
+    from harness.features.extractors import parse_extractors as parse
 
     res = run(pm, encoders=[registry.encoder("fake")], tasks=load_task_sets(pm, registry, ["tiny"]),
               extractors=parse(pm, ["last"]), aggregator="mean-pool", bootstrap=0, null_resamples=50)

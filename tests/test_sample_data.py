@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from harness.categories import CATEGORIES
+from harness.data.categories import CATEGORIES
 
 ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT / "tasks" / "data"
@@ -97,7 +97,7 @@ def test_generator_settings_cover_exactly_the_categories(monkeypatch: pytest.Mon
     monkeypatch.syspath_prepend(str(ROOT / "tools"))
     from sample_data import bench as generator
 
-    assert generator.CATEGORIES is CATEGORIES, "the generator must read harness.categories"
+    assert generator.CATEGORIES is CATEGORIES, "the generator must read harness.data.categories"
     for name in ("DRAFTERS", "VIDEO_COUNT"):
         keys = set(getattr(generator, name))
         assert keys == set(CATEGORIES), f"{name} keys {sorted(keys)} != CATEGORIES"

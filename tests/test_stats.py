@@ -1,4 +1,4 @@
-"""Tests for harness.stats: correctness, accuracy, bootstrap intervals, paired tests."""
+"""Tests for harness.evaluation.stats: correctness, accuracy, bootstrap intervals, paired tests."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 from scipy import stats as scipy_stats
 
-from harness.stats import (
+from harness.evaluation.stats import (
     Correlation,
     Interval,
     PairedComparison,
@@ -488,6 +488,6 @@ def test_correlate_rejects_invalid(x: list[float], y: list[float], kwargs: dict[
 
 
 def test_import_stays_cheap() -> None:
-    code = "import sys, harness.stats; print(sorted(m for m in ('scipy', 'torch') if m in sys.modules))"
+    code = "import sys, harness.evaluation.stats; print(sorted(m for m in ('scipy', 'torch') if m in sys.modules))"
     out = subprocess.run([sys.executable, "-c", code], check=True, capture_output=True, text=True, timeout=60)
-    assert out.stdout.strip() == "[]", "import harness.stats must not import scipy or torch"
+    assert out.stdout.strip() == "[]", "import harness.evaluation.stats must not import scipy or torch"

@@ -11,7 +11,7 @@ import pytest
 torch = pytest.importorskip("torch")
 
 from harness import EncodedBatch, EncoderOptions, EncoderSpec  # noqa: E402
-from harness.cache import encoder_fingerprint  # noqa: E402
+from harness.features.cache import encoder_fingerprint  # noqa: E402
 from harness.testing import FakeEncoder, check_encoder, harness_load_encoder  # noqa: E402
 
 SPEC = EncoderSpec(name="fake", family="fake", checkpoint="seed-0", options=EncoderOptions(template="plain"))
@@ -114,7 +114,7 @@ BROKEN: dict[str, tuple[Callable[[EncoderSpec], Any], str]] = {
     "wrong-layer-count": (_subclass(_DropsLastLayer),
                           r"encode returned 3 hidden states; expected info.num_layers \+ 1 = 4"),
     "options-not-recorded": (_options_not_recorded,
-                             r"changing options.max_length from 512 to 4 left harness.cache.encoder_fingerprint"),
+                             r"changing options.max_length from 512 to 4 left harness.features.cache.encoder_fingerprint"),
     "max-length-ignored": (_max_length_ignored, r"options.max_length 4, a text kept 11 real tokens"),
     "template-ignored": (_subclass(_IgnoresTemplate), r"with options.template '\[check_encoder\] \{text\}'"),
     "mask-not-0-1": (_subclass(_MaskOfTwos), r"attention_mask holds \[0, 2\]; expected only 0 and 1"),

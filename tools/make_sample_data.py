@@ -11,7 +11,7 @@ no output depends on set or hash order. Regenerate the shipped files with:
     python tools/make_sample_data.py --out-dir tasks/data
 
 See tools/README_sample_data.md for how scenes, captions and negatives are built.
-Standard library only, plus harness.categories for the category list (taken from
+Standard library only, plus harness.data.categories for the category list (taken from
 this checkout when harness is not installed).
 """
 

@@ -25,7 +25,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from harness import AggregatorOptions, CaptionPair, ConfigError, TrainReport, distributed
+from harness import AggregatorOptions, CaptionPair, ConfigError, TrainReport
+from harness.features import distributed
 from harness.types import FeatureBatchFn, StepCallback
 
 __all__ = [
@@ -221,7 +222,7 @@ def train(model: nn.Module, batch_fn: FeatureBatchFn, pairs: Sequence[CaptionPai
     """Train ``model`` (``forward(x, mask)``; optional ``layer_weights`` submodule) on caption ``pairs``.
 
     Under ``torchrun`` each rank computes its slice of every batch and the update
-    equals the single-process one on the same batch (see `harness.distributed`).
+    equals the single-process one on the same batch (see `harness.features.distributed`).
     """
     n_ranks = distributed.world()[1]
     torch.manual_seed(seed)

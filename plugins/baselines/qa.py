@@ -35,16 +35,16 @@ from pathlib import Path
 from typing import Any
 
 from harness import ConfigError
-from harness.scoring import (
+from harness.evaluation.scoring import (
     Row,
     compare_rows,
     derange_captions,
     slice_records,
     summarize_over_seeds,
 )
-from harness.feature_store import ProgressFactory
-from harness.llm import ChatRequest, ChatResult, LLMBackend, fill_prompt, load_prompt, summarize_usage
-from harness.results import (
+from harness.features.store import ProgressFactory
+from harness.llm.backend import ChatRequest, ChatResult, LLMBackend, fill_prompt, load_prompt, summarize_usage
+from harness.evaluation.results import (
     Provenance,
     RunResult,
     SampleRecord,
@@ -52,7 +52,7 @@ from harness.results import (
     git_hash,
     jsonable,
 )
-from harness.runner import TaskSet
+from harness.evaluation.runner import TaskSet
 from harness.types import EncoderSpec, Instance
 
 __all__ = ["JUDGE_PROMPT", "MODES", "QA_AGGREGATORS", "QA_CONTROL", "REWRITE_PROMPT", "Question", "control_summary",
@@ -62,7 +62,7 @@ MODES = ("open", "choice")
 QA_AGGREGATORS = {"qa": "open", "qa-choice": "choice"}  # --aggregator name -> mode
 QA_CONTROL = "qa-shuffled-captions"
 MIN_CONTROL_SEEDS = 5
-REWRITE_PROMPT = "qa-rewrite"  # shipped prompt names (harness.llm.load_prompt), or a path
+REWRITE_PROMPT = "qa-rewrite"  # shipped prompt names (harness.llm.backend.load_prompt), or a path
 JUDGE_PROMPT = "judge"
 LETTERS = string.ascii_uppercase
 _ANSWER_OPEN = ("CAPTION: $caption\n\nQUESTION: $question\n\nAnswer in one short sentence, using only what the "

@@ -1,6 +1,6 @@
 """Figures of one toy-t2i row: a grid of samples with their prompts, and the layer-weight path ω.
 
-matplotlib is imported inside the functions (Agg backend), like `harness.plots`.
+matplotlib is imported inside the functions (Agg backend), like `harness.report.plots`.
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """A small text-to-image diffusion model (diffusers) conditioned on a frozen encoder's features.
 
-The caption's features (one extractor's view, read from a `harness.feature_store.FeatureStore`)
+The caption's features (one extractor's view, read from a `harness.features.store.FeatureStore`)
 go through `TextConditioner` -- for a ``learned`` (stack) view, softmax layer weights ω over the
 normalised layers first -- and a linear projection into the UNet's cross-attention
 (``encoder_hidden_states`` with ``encoder_attention_mask``): the place a text encoder takes in

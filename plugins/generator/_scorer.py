@@ -1,7 +1,7 @@
 """The ``toy-t2i`` scorer: train the toy generator on one row's features, then check its samples.
 
 For a row (encoder, extractor) it renders ``n_train + n_heldout`` seeded scenes, encodes their
-captions once (`harness.feature_store.FeatureStore`), trains `train_generator`, samples the
+captions once (`harness.features.store.FeatureStore`), trains `train_generator`, samples the
 held-out captions and scores them with the checker.  Metrics (benchmark ``toy-t2i``):
 ``checker-acc`` and ``checker-acc:<category>`` (mean per-caption fraction of facts that hold,
 in [0, 1], ``n`` = captions, with a 95% bootstrap interval over the captions) and
@@ -107,7 +107,7 @@ class _Result:
 
 
 def _mean_ci(values: Sequence[float]) -> tuple[float, tuple[float, float]]:
-    from harness.stats import mean_ci
+    from harness.evaluation.stats import mean_ci
 
     ci = mean_ci(values)
     return ci.value, (ci.low, ci.high)
@@ -116,7 +116,7 @@ def _mean_ci(values: Sequence[float]) -> tuple[float, tuple[float, float]]:
 class ToyT2IScorer:
     """See the module docstring; ``encoders`` maps names to loaded encoders (else the registry).
 
-    ``progress(description, total)`` (a `harness.feature_store.ProgressFactory`) gets a bar per
+    ``progress(description, total)`` (a `harness.features.store.ProgressFactory`) gets a bar per
     trained model, advanced once per training step."""
 
     name = BENCHMARK
@@ -175,9 +175,9 @@ class ToyT2IScorer:
 
         Through the on-disk feature cache (``cache_dir``; "none": RAM only), so the encoder runs
         once per caption and view, across rows and reruns."""
-        from harness.cache import FeatureCache, default_cache_dir, encoder_fingerprint
-        from harness.extractors import parse_extractors, resolve_extractors
-        from harness.feature_store import FeatureStore
+        from harness.features.cache import FeatureCache, default_cache_dir, encoder_fingerprint
+        from harness.features.extractors import parse_extractors, resolve_extractors
+        from harness.features.store import FeatureStore
         from harness.plugins import get_plugin_manager
 
         cfg = self.config

@@ -5,7 +5,7 @@ from __future__ import annotations
 import random
 from collections.abc import Callable
 
-from harness.categories import CATEGORIES
+from harness.data.categories import CATEGORIES
 
 from .drafts import Draft, draft_adjective, draft_ocr, draft_quantity, draft_spatial
 from .drafts_events import (
@@ -23,7 +23,7 @@ from .scene import Scene
 from .statements import Style, render
 
 PER_CATEGORY = 30
-# Per-category settings, keyed by every name in harness.categories.CATEGORIES (a test checks).
+# Per-category settings, keyed by every name in harness.data.categories.CATEGORIES (a test checks).
 # How many of the 30 instances per category are video captions (about 40% overall).
 VIDEO_COUNT = {"temporal": 30, "adverb": 26, "action": 15, "basic_event": 18,
                "coreference": 9, "spatial": 2, "ocr": 2, "adjective": 2, "quantity": 2}

@@ -1,0 +1,331 @@
+"""`FeatureStore`: per-text views, computed with one encoder forward per unique text.
+
+Views (`harness.features.views`) of every text are kept in RAM or written through to the
+on-disk `harness.features.cache.FeatureCache`; aggregators read right-padded batches.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import OrderedDict
+from collections.abc import Callable, Iterable, Sequence
+from typing import TYPE_CHECKING, Any
+
+from harness._exceptions import CacheError, ConfigError
+from harness.types import Encoder
+from harness.features.views import View, compute_views
+
+if TYPE_CHECKING:
+    import torch
+
+    from harness.features.cache import FeatureCache
+
+__all__ = ["AUTO_CAP", "AUTO_CPU_BATCH", "AUTO_START", "FeatureStore", "ProgressFactory", "pack_tokens",
+           "unpack_tokens"]
+
+log = logging.getLogger("harness")
+
+
+ProgressFactory = Callable[[str, int], Any]  # (description, total) -> object with .advance(n)
+AUTO_CPU_BATCH = 64  # --batch-size auto off CUDA: no OOM signal to search with
+AUTO_START, AUTO_CAP = 8, 512  # --batch-size auto on CUDA: doubling from 8 up to 512
+
+
+class FeatureStore:
+    """Per-text views, computed with one encoder forward per unique text.
+
+    Views of a text are CPU tensors of its real tokens only (``[T_i, D]`` or
+    ``[L, T_i, D]``) in ``dtype``, so padding never leaks in; stack views are kept
+    token-major (``[T_i, L, D]``, contiguous per text) and `get` transposes them.
+    Without ``cache`` they all stay in RAM; with a `harness.features.cache.FeatureCache` they
+    go to disk as they are computed, `get` reads them back on demand (a small LRU
+    keeps recent ones) and texts already cached are never encoded again.  `ensure`
+    checks the stored bytes of every cached text it needs, so the texts of a bad shard
+    are re-encoded in normal batches and counted in its return value and ``n_encoded``.
+    A read-only cache serves the texts it holds; needing any other raises `CacheError`.
+    ``n_truncated`` counts the truncated texts among all ensured ones, cached or encoded
+    now, so a warm run reports what a cold one did.
+
+    Per batch, views are computed on the encoder's device, their real tokens packed into
+    one buffer there and copied to the host at once (`pack_tokens`); `batch` pads the
+    stored tensors (zero-copy slices of the cache's mappings) in one op and converts the
+    whole batch to float32 once.
+
+    ``batch_size="auto"``: on CUDA, start at 8 on the longest texts and double per
+    batch up to 512, halving on out-of-memory (during the run too) and growing no
+    more; elsewhere use 64.  Under ``torchrun`` with a cache, each rank encodes a
+    strided share of the texts and all ranks then read everything from the
+    shared cache directory.
+    """
+
+    def __init__(self, encoder: Encoder, views: Iterable[View], *, batch_size: int | str = 32,
+                 dtype: str = "float32", cache: FeatureCache | None = None, lru_bytes: int = 64 << 20,
+                 max_length: int | None = None) -> None:
+        if batch_size != "auto" and (not isinstance(batch_size, int) or batch_size < 1):
+            raise ConfigError(f"batch size {batch_size!r} must be a positive integer or 'auto'")
+        self.encoder = encoder
+        self.max_length = max_length  # truncation passed to every encode (None: the encoder's evaluation length)
+        self.views = sorted(set(views), key=lambda v: v.key)
+        self.batch_size = batch_size
+        self.dtype = dtype
+        self.cache = cache
+        self._data: dict[tuple[str, str], torch.Tensor] = {}
+        self._lru: OrderedDict[tuple[str, str], torch.Tensor] = OrderedDict()
+        self._lru_bytes, self._lru_limit = 0, lru_bytes
+        self._up_to = max(max(v.layers) for v in self.views) if self.views else None
+        self._device = "cpu"  # where the last batch's hidden states were
+        self.final_batch_size = batch_size if isinstance(batch_size, int) else AUTO_START  # what "auto" settled on
+        self.n_oom_retries = 0
+        self.n_encoded = 0
+        self.n_truncated = 0  # truncated texts among all ensured (cached or encoded now): same cold or warm
+        self._texts: set[str] = set()  # every text ensured, to re-encode together if a shard goes bad
+        self._flags: dict[str, bool] = {}  # truncation of texts encoded in this process
+        self._unflagged = 0  # truncated texts of batches whose encoder gave a count but no flags
+
+    def has(self, text: str) -> bool:
+        if self.cache is None:
+            return all((v.key, text) in self._data for v in self.views)
+        return all(self.cache.key(v.key, text) in self.cache for v in self.views)
+
+    def get(self, view: View, text: str) -> torch.Tensor:
+        """``[T, D]``, or ``[L, T, D]`` for stack views (a transposed view of the stored ``[T, L, D]``)."""
+        x = self._stored(view, text)
+        return x.transpose(0, 1) if view.op == "stack" else x
+
+    def _stored(self, view: View, text: str) -> torch.Tensor:
+        if self.cache is None:
+            return self._data[(view.key, text)]
+        k = (view.key, text)
+        hit = self._lru.get(k)
+        if hit is not None:
+            self._lru.move_to_end(k)
+            return hit
+        found = self.cache.read(self.cache.key(view.key, text))
+        if found is None:  # never ensured, or its shard went bad since `ensure`
+            found = self._recover(view, text)
+        self._lru[k] = found
+        self._lru_bytes += found.nbytes
+        while self._lru_bytes > self._lru_limit and len(self._lru) > 1:
+            self._lru_bytes -= self._lru.popitem(last=False)[1].nbytes
+        return found
+
+    def ensure(self, texts: Iterable[str], *, progress: ProgressFactory | None = None) -> int:
+        """Encode every text not stored yet, longest first; return how many were encoded.
+
+        ``n_truncated`` then counts the truncated texts among every text ensured so far,
+        cached or encoded now (the cache stores a flag per text).
+        """
+        from harness.features import distributed
+
+        wanted = set(texts)
+        new = wanted - self._texts
+        self._texts |= wanted
+        rank, world = distributed.world()
+        shared = self.cache is not None and world > 1
+        if self.cache is not None and rank == 0:
+            # Read every needed entry's bytes once now: a bad shard is then re-encoded in full
+            # batches and counted here, not found text by text later (only rank 0 decides).
+            self.cache.verify(self.cache.key(v.key, t) for t in wanted for v in self.views)
+        todo = _longest_first(t for t in wanted if not self.has(t))
+        if shared:  # rank 0's list, so every rank splits the same work
+            todo = distributed.broadcast_object(todo)
+        if self.cache is not None:
+            self.cache.check_writable(len(todo))  # before any work is done
+        mine = todo[rank::world] if shared else todo
+        unflagged = self._unflagged
+        bar = progress("encoding", len(mine)) if progress and mine else None
+        self._encode_all(mine, bar)
+        if self.cache is not None:
+            self.cache.flush()
+        extra = self._unflagged - unflagged
+        if shared:
+            assert self.cache is not None
+            distributed.barrier()
+            self.cache.refresh()  # every rank now sees every text's shard and truncation flag
+            extra = distributed.all_sum(extra)
+        self.n_truncated += sum(self._is_truncated(t) for t in new) + extra
+        self.n_encoded += len(todo)
+        return len(todo)
+
+    def _is_truncated(self, text: str) -> bool:
+        flag = self._flags.get(text)
+        if flag is not None or self.cache is None or not self.views:
+            return bool(flag)
+        return self.cache.truncated(self.cache.key(self.views[0].key, text))
+
+    def _recover(self, view: View, text: str) -> torch.Tensor:
+        """Encode ``text`` and every ensured text now missing (a shard dropped since), in batches."""
+        assert self.cache is not None
+        todo = _longest_first(t for t in self._texts | {text} if not self.has(t))
+        self.cache.check_writable(len(todo))
+        log.info("feature cache: re-encoding %d texts whose entries went missing", len(todo))
+        self._encode_all(todo, None)  # flags and counts of these texts were taken when they were ensured
+        self.cache.flush()
+        self.n_encoded += len(todo)
+        found = self.cache.read(self.cache.key(view.key, text))
+        if found is None:
+            raise CacheError(f"feature cache {str(self.cache.dir)!r}: features written just now fail their "
+                             "checksum; the disk may be failing. Point --cache-dir elsewhere, or run with "
+                             "--no-cache (features in RAM)")
+        return found
+
+    def _encode_all(self, todo: list[str], bar: Any) -> None:
+        auto = self.batch_size == "auto"
+        size = AUTO_START if auto else int(self.batch_size)
+        grow, start = auto, 0
+        while start < len(todo):
+            batch = todo[start:start + size]
+            try:
+                self._encode_batch(batch)
+                oom = False
+            except Exception as exc:
+                if not (auto and _is_oom(exc)) or size == 1:
+                    raise
+                oom = True
+            if oom:  # retry this batch at half the size and grow no more (after the traceback is gone)
+                _free_cuda_cache()
+                size, grow = max(1, size // 2), False
+                self.n_oom_retries += 1
+                log.info("out of memory at batch size %d; retrying with %d", len(batch), size)
+                continue
+            start += len(batch)
+            if bar is not None:
+                bar.advance(len(batch))
+            if grow:
+                on_cuda = self._device == "cuda"
+                size, grow = (min(size * 2, AUTO_CAP), size * 2 < AUTO_CAP) if on_cuda else (AUTO_CPU_BATCH, False)
+            self.final_batch_size = size
+
+    def _encode_batch(self, batch: list[str]) -> dict[tuple[str, str], torch.Tensor]:
+        """Encode ``batch``, compute every view, store them (RAM or cache) and return them."""
+        import torch
+
+        out = (self.encoder.encode(batch, up_to_layer=self._up_to) if self.max_length is None
+               else self.encoder.encode(batch, up_to_layer=self._up_to, max_length=self.max_length))
+        self._device = out.hidden_states[0].device.type
+        feats = compute_views(out.hidden_states, self.views, dtype=getattr(torch, self.dtype))
+        out.hidden_states = ()  # free the layers (GPU memory) before copying views out
+        flags = _truncation_flags(out.truncated, int(out.n_truncated), len(batch))
+        if flags is None:
+            self._unflagged += int(out.n_truncated)
+        else:
+            self._flags.update(zip(batch, flags))
+        mask = out.attention_mask.bool().cpu()
+        # [B, T, L, D] for stacks: token-major, so each text is one contiguous block
+        tensors = [feats.pop(v.key) for v in self.views]
+        tensors = [f.transpose(1, 2) if v.op == "stack" else f for v, f in zip(self.views, tensors)]
+        flat, layout = pack_tokens(tensors, mask)  # real tokens only, all views in one buffer, on the device
+        del tensors, feats
+        host = _to_host(flat, staged=self.cache is not None)  # one device-to-host copy for the batch
+        counts = mask.sum(1).tolist()
+        rows: dict[tuple[str, str], torch.Tensor] = {}
+        for view, packed in zip(self.views, unpack_tokens(host, layout)):
+            for text, part in zip(batch, torch.split(packed, counts)):  # views, no copies
+                rows[(view.key, text)] = part
+        if self.cache is None:
+            self._data.update(rows)
+        else:
+            cut = {t for t, f in zip(batch, flags or ()) if f}
+            self.cache.put([(self.cache.key(vk, t), x) for (vk, t), x in rows.items()], meta={"texts": len(batch)},
+                           truncated={self.cache.key(vk, t) for (vk, t) in rows if t in cut})
+        return rows
+
+    def batch(self, view: View, texts: Sequence[str]) -> tuple[torch.Tensor, torch.Tensor]:
+        """Right-padded float32 ``[B, T, D]`` (``[B, L, T, D]`` for stacks) features and ``[B, T]`` bool mask.
+
+        One padding op over the stored tensors (zero-copy slices of the cache's mappings)
+        and one conversion to float32 for the whole batch.  A stack batch is a transposed
+        view of token-major ``[B, T, L, D]`` memory (dense, so ``.to(device)`` copies it as is).
+        """
+        import torch
+        from torch.nn.utils.rnn import pad_sequence
+
+        seqs = [self._stored(view, t) for t in texts]  # [T_i, D] or token-major [T_i, L, D]
+        lengths = torch.tensor([s.shape[0] for s in seqs])
+        x = pad_sequence(seqs, batch_first=True).to(torch.float32)  # [B, T, (L,) D]
+        mask = torch.arange(x.shape[1]) < lengths[:, None]
+        return (x.transpose(1, 2) if view.op == "stack" else x), mask
+
+
+def _longest_first(texts: Iterable[str]) -> list[str]:
+    return sorted(texts, key=lambda t: (-len(t), t))  # the same order in every process
+
+
+def pack_tokens(tensors: Sequence[torch.Tensor], mask: torch.Tensor
+                ) -> tuple[torch.Tensor, list[tuple[int, tuple[int, ...]]]]:
+    """The real tokens of every ``[B, T, ...]`` tensor, packed into one flat buffer on their device.
+
+    ``mask`` is the ``[B, T]`` bool mask on the CPU.  Returns the buffer and, per tensor,
+    ``(start, shape)`` of its ``[N, ...]`` block (``N`` real tokens, texts in order), so a
+    single copy moves every view of a batch off the device (`unpack_tokens` cuts it again).
+    """
+    import math
+
+    import torch
+
+    dtypes = {t.dtype for t in tensors}
+    if len(dtypes) > 1:
+        raise ValueError(f"views of one batch must share a dtype, got {sorted(map(str, dtypes))}")
+    if not tensors:
+        return torch.empty(0), []
+    idx = mask.reshape(-1).nonzero().squeeze(1).to(tensors[0].device)
+    layout: list[tuple[int, tuple[int, ...]]] = []
+    start = 0
+    for t in tensors:
+        shape = (idx.numel(), *t.shape[2:])
+        layout.append((start, shape))
+        start += math.prod(shape)
+    flat = torch.empty(start, dtype=tensors[0].dtype, device=tensors[0].device)
+    for t, (begin, shape) in zip(tensors, layout):
+        torch.index_select(t.flatten(0, 1), 0, idx, out=flat[begin:begin + math.prod(shape)].view(shape))
+    return flat, layout
+
+
+def unpack_tokens(flat: torch.Tensor, layout: Sequence[tuple[int, tuple[int, ...]]]) -> list[torch.Tensor]:
+    """The blocks `pack_tokens` put into ``flat`` (wherever it was copied to), as views of it."""
+    import math
+
+    return [flat[start:start + math.prod(shape)].view(shape) for start, shape in layout]
+
+
+def _truncation_flags(flags: Sequence[bool] | None, count: int, n: int) -> list[bool] | None:
+    """Which texts of a batch of ``n`` were truncated: the encoder's flags, or what its count implies."""
+    if flags is not None:
+        return [bool(f) for f in flags]
+    if count in (0, n):
+        return [bool(count)] * n
+    return None  # some but not which: counted for this run only
+
+
+def _to_host(x: torch.Tensor, *, staged: bool) -> torch.Tensor:
+    """``x`` on the CPU, in one copy.  ``staged``: through pinned memory, asynchronously, then synchronised.
+
+    Pinned blocks come from torch's caching host allocator, so they are reused once the
+    cache writer drops them; features kept in RAM for the whole run stay pageable.
+    """
+    import torch
+
+    if x.device.type != "cuda":
+        return x
+    if not staged:
+        return x.cpu()
+    buf = torch.empty(x.shape, dtype=x.dtype, pin_memory=True)
+    buf.copy_(x, non_blocking=True)
+    torch.cuda.current_stream(x.device).synchronize()
+    return buf
+
+
+def _is_oom(exc: BaseException) -> bool:
+    import torch
+
+    return isinstance(exc, torch.cuda.OutOfMemoryError) or "CUDA out of memory" in str(exc)
+
+
+def _free_cuda_cache() -> None:
+    import gc
+
+    import torch
+
+    gc.collect()
+    if torch.cuda.is_available():
+        torch.cuda.empty_cache()
