@@ -14,7 +14,8 @@ from harness._exceptions import (
     PluginError,
     unknown_name,
 )
-from harness.baselines import Baseline, BaselineContext
+from harness.baselines import Baseline, BaselineContext, non_negative_int, positive_int
+from harness.data.loaders import load_hf_instances, load_instances_file, load_pairs_file
 from harness.hookspecs import hookimpl, hookspec
 from harness.llm.backend import (
     ChatRequest,
@@ -23,6 +24,9 @@ from harness.llm.backend import (
     LLMOptions,
     TokenUsage,
     UsageSummary,
+    fill_prompt,
+    load_prompt,
+    prompt_names,
     summarize_usage,
 )
 from harness.llm.factory import make_llm_backend
@@ -40,6 +44,7 @@ from harness.types import (
     EncoderSpec,
     ExtractorSpec,
     Instance,
+    NormType,
     ScoredRow,
     Scorer,
     TaskSpec,
@@ -75,6 +80,7 @@ __all__ = [
     "Instance",
     "LLMBackend",
     "LLMOptions",
+    "NormType",
     "PluginError",
     "ScoredRow",
     "Scorer",
@@ -85,9 +91,17 @@ __all__ = [
     "UsageSummary",
     "__version__",
     "evaluate",
+    "fill_prompt",
     "hookimpl",
     "hookspec",
+    "load_hf_instances",
+    "load_instances_file",
+    "load_pairs_file",
+    "load_prompt",
     "make_llm_backend",
+    "non_negative_int",
+    "positive_int",
+    "prompt_names",
     "resolve_path",
     "summarize_usage",
     "unknown_name",

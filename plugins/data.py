@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from harness import CaptionPair, Instance, TaskSpec, hookimpl, resolve_path
-from harness.data.loaders import load_hf_instances, load_instances_file, load_pairs_file
+from harness import load_hf_instances, load_instances_file, load_pairs_file
 
 REGISTRY = Path(__file__).resolve().parent / "registry.yaml"  # package data: ships in the wheel
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from harness import ConfigError, ExtractorSpec, hookimpl
-from harness.types import NormType
+from harness import NormType
 
 NAMES = ("last", "penultimate", "layer:K", "avg", "norm-avg", "learned", "all-layers")
 

@@ -10,7 +10,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from harness import ConfigError, DownstreamMetric, ScoredRow, hookimpl, resolve_path
-from harness.downstream.rows import read_downstream_file
+from harness.api import read_downstream_file
 
 NAMES = ("recorded",)
 

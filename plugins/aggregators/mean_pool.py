@@ -15,7 +15,7 @@ import torch
 from torch import nn
 
 from harness import AggregatorOptions, CaptionPair, ConfigError, TrainReport
-from harness.types import FeatureBatchFn, StepCallback
+from harness.api import FeatureBatchFn, StepCallback
 
 from harness_plugins.aggregators.training import TrainConfig, TrainedAggregator, embed_texts, fuse_layers, layer_weights_for
 

@@ -26,8 +26,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from harness import AggregatorOptions, CaptionPair, ConfigError, TrainReport
-from harness.features import distributed
-from harness.types import FeatureBatchFn, StepCallback
+from harness.api import distributed
+from harness.api import FeatureBatchFn, StepCallback
 
 __all__ = [
     "CHECKPOINT_FORMAT",

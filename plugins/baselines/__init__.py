@@ -12,7 +12,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from harness import Baseline, hookimpl
-from harness.baselines import non_negative_int, positive_int
+from harness import non_negative_int, positive_int
 
 __all__ = ["NAMES", "harness_add_baseline_options", "harness_baseline_names", "harness_make_baseline"]
 

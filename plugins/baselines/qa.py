@@ -35,25 +35,12 @@ from pathlib import Path
 from typing import Any
 
 from harness import ConfigError
-from harness.evaluation.scoring import (
-    Row,
-    compare_rows,
-    derange_captions,
-    slice_records,
-    summarize_over_seeds,
-)
-from harness.features.store import ProgressFactory
-from harness.llm.backend import ChatRequest, ChatResult, LLMBackend, fill_prompt, load_prompt, summarize_usage
-from harness.evaluation.results import (
-    Provenance,
-    RunResult,
-    SampleRecord,
-    collect_versions,
-    git_hash,
-    jsonable,
-)
-from harness.evaluation.runner import TaskSet
-from harness.types import EncoderSpec, Instance
+from harness.api import Row, compare_rows, derange_captions, slice_records, summarize_over_seeds
+from harness.api import ProgressFactory
+from harness.api import ChatRequest, ChatResult, LLMBackend, fill_prompt, load_prompt, summarize_usage
+from harness.api import Provenance, RunResult, SampleRecord, collect_versions, git_hash, jsonable
+from harness.api import TaskSet
+from harness.api import EncoderSpec, Instance
 
 __all__ = ["JUDGE_PROMPT", "MODES", "QA_AGGREGATORS", "QA_CONTROL", "REWRITE_PROMPT", "Question", "control_summary",
            "load_questions", "run_qa", "split_control", "write_questions"]

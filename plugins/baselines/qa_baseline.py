@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from harness import BaselineContext, ConfigError, EncoderSpec, LLMBackend, LLMOptions, make_llm_backend
-from harness.evaluation.results import RunResult
+from harness.api import RunResult
 
 __all__ = ["GENERATIVE_FAMILIES", "QABaseline", "QAOptions"]
 
@@ -89,7 +89,7 @@ class QABaseline:
 
     def run(self, context: BaselineContext) -> RunResult:
         """Rewrite, answer, judge and score; print the tables, n/a rows, unanswerable counts and cost."""
-        from harness.report.tables import comparison_table, result_tables
+        from harness.api import comparison_table, result_tables
         from harness_plugins.baselines.qa import control_summary, run_qa, split_control
 
         ctx, opts = context, self.options

@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from harness import ConfigError, EncodedBatch, Encoder, EncoderError, EncoderInfo, EncoderSpec, hookimpl, resolve_path
-from harness.encoding import (
+from harness.api import (
     check_finite,
     check_loading_info,
     check_template,

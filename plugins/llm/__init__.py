@@ -10,7 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from harness import LLMBackend, LLMOptions, hookimpl
-from harness.llm.backend import fill_prompt, load_prompt, prompt_names  # the one loader; re-exported here
+from harness import fill_prompt, load_prompt, prompt_names  # the one loader; re-exported here
 
 __all__ = ["NAMES", "PROMPT_DIR", "fill_prompt", "harness_llm_backend_names", "harness_make_llm_backend",
            "load_prompt", "prompt_names"]

@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from harness import ChatRequest, ChatResult, ConfigError, EncoderError, LLMOptions, TokenUsage
-from harness.llm.backend import Progress
+from harness.api import Progress
 
 __all__ = ["HFBackend"]
 

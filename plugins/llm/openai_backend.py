@@ -18,7 +18,7 @@ from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from typing import Any
 
 from harness import ChatRequest, ChatResult, ConfigError, LLMOptions, TokenUsage
-from harness.llm.backend import Progress
+from harness.api import Progress
 
 __all__ = ["OpenAIBackend", "backoff_delay"]
 

@@ -10,7 +10,7 @@ import re
 from typing import Any
 
 from harness import EncoderError, EncoderSpec, resolve_path
-from harness.encoding import hub_offline
+from harness.api import hub_offline
 
 __all__ = ["Checkpoint", "hf_error", "resolve_checkpoint"]
 

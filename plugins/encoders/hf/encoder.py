@@ -6,7 +6,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from harness import EncodedBatch, EncoderInfo, EncoderSpec
-from harness.encoding import check_finite, drop_prefix, format_text, forward_up_to, tokenize_flagged
+from harness.api import check_finite, drop_prefix, format_text, forward_up_to, tokenize_flagged
 
 __all__ = ["HFEncoder", "find_layers", "input_device"]
 

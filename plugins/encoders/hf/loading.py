@@ -11,7 +11,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from harness import ConfigError, EncoderError, EncoderSpec, resolve_path
-from harness.encoding import check_loading_info, check_template, make_encoder_info, require, resolve_dtype
+from harness.api import check_loading_info, check_template, make_encoder_info, require, resolve_dtype
 from harness_plugins.encoders.hf.checkpoints import Checkpoint, hf_error, resolve_checkpoint
 from harness_plugins.encoders.hf.encoder import HFEncoder
 
