@@ -328,6 +328,8 @@ def make_encoder_info(
     last_layer_note: str,
     options_extra: Mapping[str, Any] | None = None,
     local: bool = False,
+    max_length: int | None = None,
+    train_max_length: int | None = None,
 ) -> EncoderInfo:
     """The `EncoderInfo` of an encoder loaded from ``spec``.
 
@@ -336,7 +338,10 @@ def make_encoder_info(
     was resolved at load time and changes the numbers (dtype, classes,
     effective max length, library versions).  ``local``: the weights came from a
     local folder, so the pinned hub revision does not apply and is recorded as None.
+    ``max_length`` / ``train_max_length``: the lengths texts are really cut at (the asked options
+    capped by what the model can take); default: the asked options.
     """
+    train = spec.options.train_max_length or spec.options.max_length
     return EncoderInfo(
         name=spec.name,
         family=spec.family,
@@ -347,4 +352,7 @@ def make_encoder_info(
         include_embedding_default=include_embedding_default,
         last_layer_note=last_layer_note,
         options={**spec.options.as_dict(), **(options_extra or {})},
+        max_length=spec.options.max_length if max_length is None else max_length,
+        train_max_length=train if train_max_length is None else train_max_length,
+        template=spec.options.template,
     )

@@ -114,6 +114,22 @@ class EncoderInfo:
     include_embedding_default: bool
     last_layer_note: str = ""  # e.g. "after the final norm"
     options: Mapping[str, Any] = field(default_factory=dict, hash=False, compare=False)
+    # Decided once, at load time, and read everywhere (terminal, results.json, report, disk plan):
+    max_length: int | None = None  # evaluation texts are cut here (the asked length, capped by the model)
+    train_max_length: int | None = None  # training-pair texts are cut here
+    template: str = ""  # the caption template applied (options.template)
+
+    @property
+    def length(self) -> int | None:
+        """The evaluation truncation length: the typed field, else the asked option."""
+        value = self.max_length or self.options.get("max_length")
+        return int(value) if isinstance(value, int) else None
+
+    @property
+    def train_length(self) -> int | None:
+        """The training-pair truncation length: the typed field, else the asked options."""
+        value = self.train_max_length or self.options.get("train_max_length") or self.length
+        return int(value) if isinstance(value, int) else None
 
 
 @dataclass

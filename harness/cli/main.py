@@ -277,14 +277,13 @@ def _cmd_run(args: argparse.Namespace, pm: Any, console: Console, *, train_only:
         console.print(f"aggregator {t.encoder}/{t.extractor} seed {t.seed}: {state}{loss}{loop}  "
                       f"({t.checkpoint or 'not saved'})", markup=False, highlight=False)
     for name, enc in result.provenance.encoders.items():
-        opts = enc.options
         parts = []
         if enc.n_eval_texts:
             parts.append(f"{enc.texts_truncated} of {enc.n_eval_texts} evaluation texts truncated at "
-                         f"{opts.get('max_length_effective', opts.get('max_length'))} tokens")
+                         f"{enc.max_length} tokens")
         if enc.n_train_texts:
-            length = opts.get("train_max_length_effective") or opts.get("train_max_length") or opts.get("max_length")
-            parts.append(f"{enc.train_texts_truncated} of {enc.n_train_texts} training texts truncated at {length}")
+            parts.append(f"{enc.train_texts_truncated} of {enc.n_train_texts} training texts truncated at "
+                         f"{enc.train_max_length}")
         cut = "; ".join(parts) or "no texts"
         if parts and enc.texts_encoded < enc.n_eval_texts + enc.n_train_texts:
             cut += f"; truncation counted over the {enc.texts_encoded} texts encoded in this run, not the cached ones"

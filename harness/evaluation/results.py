@@ -191,6 +191,9 @@ class EncoderProvenance:
     disk_plan: dict[str, Any] | None = None  # each view's estimate and decision; free space, margin, budget
     in_loop_encodings: int = 0  # texts the encoder ran on in the loop (every batch, repeats included)
     cache_disk_bytes: int | None = None  # what the feature cache folders used hold on disk at the end (None: --no-cache)
+    max_length: int | None = None  # evaluation texts cut here (EncoderInfo.max_length: asked, capped by the model)
+    train_max_length: int | None = None  # training-pair texts cut here
+    template: str = ""  # the caption template applied
 
 
 @dataclass(frozen=True)

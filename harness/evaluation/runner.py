@@ -349,6 +349,7 @@ def _run_encoder(state: _Run, item: EncoderSpec | Encoder, extractors: Sequence[
         extractors=jsonable({r.name: r.as_dict() for r in resolved}),
         features={r.name: src.modes(r.view, training=bool(pairs)) for r in resolved},
         disk_plan=jsonable(src.plan.as_dict()),
+        max_length=info.length, train_max_length=info.train_length if pairs else None, template=info.template,
     )
     for r in resolved:
         for seed in state.seeds:

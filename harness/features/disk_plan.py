@@ -106,14 +106,13 @@ def bytes_per_token(view: View, width: int, dtype: str) -> int:
 
 
 def token_limit(info: EncoderInfo, max_length: int | None) -> int | None:
-    """The truncation length texts encoded with ``max_length`` get (None: the evaluation length),
-    as the encoder recorded it (``max_length_effective`` / ``train_max_length_effective`` when a
-    model caps the asked length), else as asked; None when unknown."""
-    opts = info.options
+    """The truncation length texts encoded with ``max_length`` get (None: the evaluation length), as
+    the encoder decided it at load time (`EncoderInfo.length` / `train_length`: the asked length
+    capped by the model), else as asked; None when unknown."""
     if max_length is None:
-        value = opts.get("max_length_effective") or opts.get("max_length")
-    elif max_length == opts.get("train_max_length") and opts.get("train_max_length_effective"):
-        value = opts.get("train_max_length_effective")
+        value = info.length
+    elif max_length == info.options.get("train_max_length"):
+        value = info.train_length
     else:
         value = max_length
     return int(value) if isinstance(value, int) and value > 0 else None

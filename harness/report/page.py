@@ -219,8 +219,9 @@ def provenance_section(runs: Sequence[tuple[str, RunResult]]) -> Section:
                          ", ".join(f"{k} {v.get(k) or '–'}" for k in ("python", "torch", "transformers", "numpy"))])
         for name, e in p.encoders.items():
             enc_rows.append([name, e.family, e.checkpoint, e.revision or "unpinned", str(e.num_layers), str(e.width),
-                             str(e.options.get("dtype", "–")), str(e.options.get("template", "–")),
-                             str(e.options.get("max_length", "–")), str(e.texts_encoded), label])
+                             str(e.options.get("dtype", "–")), e.template or str(e.options.get("template", "–")),
+                             str(e.max_length or e.options.get("max_length_effective") or e.options.get("max_length", "–")),
+                             str(e.texts_encoded), label])
         for set_name, ts in p.tasks.items():
             for task, tp in ts.tasks.items():
                 task_rows.append([short_task(set_name), short_task(task), tp.source, tp.revision or "–",

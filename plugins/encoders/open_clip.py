@@ -149,6 +149,8 @@ def load_open_clip_encoder(spec: EncoderSpec) -> OpenClipEncoder:
         width=int(tower.transformer.width),
         include_embedding_default=True,
         last_layer_note=_NOTE,
+        max_length=min(spec.options.max_length, context),
+        train_max_length=min(spec.options.train_max_length or spec.options.max_length, context),
         options_extra={
             "open_clip_model": name,
             "pretrained": tag or weights,

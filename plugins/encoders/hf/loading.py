@@ -73,6 +73,8 @@ def load_hf_encoder(spec: EncoderSpec, family: Family) -> HFEncoder:
         include_embedding_default=family.include_embedding,
         last_layer_note=family.last_layer_note,
         local=ckpt.local,
+        max_length=max_length,
+        train_max_length=train_max_length,
         options_extra={
             "resolved_checkpoint": ckpt.path,
             "torch_dtype": str(dtype).replace("torch.", ""),
@@ -227,13 +229,15 @@ def wrap_hf_model(model: Any, tokenizer: Any, spec: EncoderSpec) -> HFEncoder | 
     cap = _length_cap(model.config, family=family)
     max_length = min(spec.options.max_length, cap) if cap is not None else spec.options.max_length
     train = spec.options.train_max_length or spec.options.max_length
+    train_max_length = min(train, cap) if cap is not None else train
     info = make_encoder_info(
         spec, num_layers=_num_layers(spec, model.config), width=_width(model),
         include_embedding_default=family.include_embedding, last_layer_note=family.last_layer_note, local=True,
+        max_length=max_length, train_max_length=train_max_length,
         options_extra={"in_memory": True, "model_class": type(model).__name__,
                        "tokenizer_class": type(tokenizer).__name__, "padding_side": "right",
                        "max_length_effective": max_length,
-                       "train_max_length_effective": min(train, cap) if cap is not None else train,
+                       "train_max_length_effective": train_max_length,
                        "transformers_version": _transformers_version()},
     )
     return HFEncoder(spec, info, model=model, tokenizer=tokenizer, max_length=max_length, length_cap=cap,
