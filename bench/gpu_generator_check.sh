@@ -16,6 +16,7 @@ nvidia-smi --query-gpu=name,memory.total --format=csv,noheader || true
 import sys, time
 import torch
 from harness import ScoredRow
+from harness.api import ScoreContext
 from harness.testing import FakeEncoder
 from harness_plugins.generator import make_config
 from harness_plugins.generator._scorer import ToyT2IScorer
@@ -27,6 +28,7 @@ t0 = time.perf_counter()
 done = []
 scorer = ToyT2IScorer(cfg, encoders={"fake": FakeEncoder()}, cache_dir="none",
                       progress=lambda d, n: type("B", (), {"advance": lambda self, k: done.append(time.perf_counter())})())
+scorer.bind(ScoreContext.create(encoders={"fake": FakeEncoder()}))
 metrics = scorer.score(ScoredRow("fake", "learned"))
 total = time.perf_counter() - t0
 train = done[-1] - done[min(10, len(done) - 1)]

@@ -19,6 +19,7 @@ from harness import *  # noqa: F403 -- the package's public names are part of th
 from harness import __all__ as _package_all
 from harness.baselines import non_negative_int, positive_int
 from harness.data.loaders import load_hf_instances, load_instances_file, load_pairs_file
+from harness.downstream.context import ScoreContext
 from harness.downstream.rows import read_downstream_file
 from harness.encoding import (
     check_finite,
@@ -61,6 +62,7 @@ __all__ = [
     "Row",
     "RunResult",
     "SampleRecord",
+    "ScoreContext",
     "ScoreRecord",
     "StepCallback",
     "TaskSet",

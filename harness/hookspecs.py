@@ -50,7 +50,12 @@ def harness_registry_files() -> list[Path]:
 
 @hookspec
 def harness_task_dirs() -> list[Path]:
-    """Return folders of task YAML files (one task per file, stem = task name)."""
+    """Return folders of task YAML files (one task per file, stem = task name); a missing folder adds nothing.
+
+    Called, with no arguments, whenever the registry is built (every command that resolves
+    ``--tasks``) and by ``harness list tasks``.  A task in a later folder replaces one of the same
+    name; ``--include-path`` folders come last.
+    """
     raise NotImplementedError
 
 
@@ -66,7 +71,12 @@ def harness_category_dirs() -> list[Path]:
 
 @hookspec
 def harness_encoder_families() -> list[str]:
-    """Return the encoder family names your ``harness_load_encoder`` builds."""
+    """Return the encoder family names your ``harness_load_encoder`` builds.
+
+    Called, with no arguments, when the registry is built (an ad hoc ``FAMILY:PATH`` encoder name
+    is accepted only for a listed family), when no plugin builds an encoder (for 'did you mean')
+    and by ``harness list families``.
+    """
     raise NotImplementedError
 
 
@@ -74,7 +84,11 @@ def harness_encoder_families() -> list[str]:
 def harness_load_encoder(spec: EncoderSpec) -> Encoder | None:
     """Build the encoder described by ``spec``, or return None if its family is not yours.
 
-    Called once per encoder per run.  The result must satisfy `harness.types.Encoder`.
+    Called once per encoder per run, before its texts are encoded, with the `EncoderSpec` the
+    registry resolved (name, family, checkpoint, revision and every `EncoderOptions` field, the
+    command-line overrides applied).  Return an object satisfying `harness.types.Encoder`
+    (`harness.testing.check_encoder` checks it); raise `harness.EncoderError` or
+    `harness.ConfigError` for a checkpoint or option you cannot honour.
     """
     raise NotImplementedError
 
@@ -94,19 +108,33 @@ def harness_wrap_model(model: Any, tokenizer: Any, spec: EncoderSpec) -> Encoder
 
 @hookspec
 def harness_extractor_names() -> list[str]:
-    """Return the ``--extract`` names you understand (for listings and 'did you mean')."""
+    """Return the ``--extract`` names you understand (for listings and 'did you mean').
+
+    Called, with no arguments, when no plugin's ``harness_make_extractor`` knows an ``--extract``
+    name (to list the known ones) and by ``harness list extractors``.
+    """
     raise NotImplementedError
 
 
 @hookspec(firstresult=True)
 def harness_make_extractor(name: str, arg: str | None) -> ExtractorSpec | None:
-    """Turn ``--extract NAME[:ARG]`` into an `ExtractorSpec`, or None if the name is not yours."""
+    """Turn ``--extract NAME[:ARG]`` into an `ExtractorSpec`, or return None if the name is not yours.
+
+    Called once per ``--extract`` item, before any encoder loads, with its ``name`` and ``arg``
+    (the text after the first colon; None without one).  Raise `harness.ConfigError` for an
+    ``arg`` you cannot use.
+    """
     raise NotImplementedError
 
 
 @hookspec
 def harness_aggregator_names() -> list[str]:
-    """Return the ``--aggregator`` names you provide."""
+    """Return the ``--aggregator`` names you provide.
+
+    Called, with no arguments, when ``harness run`` / ``harness train`` checks ``--aggregator``
+    before any work (a name no plugin lists is refused, with 'did you mean'), and by
+    ``harness list aggregators``.
+    """
     raise NotImplementedError
 
 
@@ -127,48 +155,72 @@ def harness_make_aggregator(
 
 @hookspec(firstresult=True)
 def harness_aggregator_trains(name: str) -> bool | None:
-    """Whether aggregator ``name`` is trained on caption pairs, or None if ``name`` is not yours.
+    """Return whether aggregator ``name`` is trained on caption pairs (True/False), or None if ``name`` is not yours.
 
-    Asked before any work, to tell the user early that ``--train-pairs`` is needed.
+    Called once per run, before any work, with the ``--aggregator`` name: True makes the run load
+    and check the training pairs first (and tell the user early that ``--train-pairs`` is needed).
+    It must agree with the aggregator's ``trainable``.
     """
     raise NotImplementedError
 
 
 @hookspec(firstresult=True)
 def harness_load_instances(task: TaskSpec) -> list[Instance] | None:
-    """Load the instances of ``task`` (all categories; core filters), or None if the format is not yours.
+    """Load the instances of ``task`` (all categories; core filters), or return None if the format is not yours.
 
-    Raise `harness.DataError` naming file, line and field on bad records.
+    Called once per distinct (source, format) when ``--tasks`` load, before any encoder loads, with
+    the resolved `TaskSpec` (``source`` a path, ``pkg:`` resource or hub id; ``format``; ``split``,
+    ``revision``).  Return a list of `harness.Instance`.  Raise `harness.DataError` naming file,
+    line and field on bad records.
     """
     raise NotImplementedError
 
 
 @hookspec(firstresult=True)
 def harness_load_pairs(source: str) -> list[CaptionPair] | None:
-    """Load caption pairs for aggregator training from ``source``, or None if not yours."""
+    """Load caption pairs for aggregator training from ``source``, or return None if it is not yours.
+
+    Called once per run that trains an aggregator, before any model loads, with ``--train-pairs``
+    (or the file a named pair set points at).  Return a list of `harness.CaptionPair`; raise
+    `harness.DataError` naming file, line and field on bad records.
+    """
     raise NotImplementedError
 
 
 @hookspec
 def harness_scorer_names() -> list[str]:
-    """Return the downstream scorer names your ``harness_make_scorer`` builds (``harness list scorers``)."""
+    """Return the downstream scorer names your ``harness_make_scorer`` builds (``harness list scorers``).
+
+    Called, with no arguments, when ``--downstream`` / ``harness score --scorer`` names a scorer (a
+    listed name is built by name, anything else is read as a results file) and by
+    ``harness list scorers``.
+    """
     raise NotImplementedError
 
 
 @hookspec(firstresult=True)
 def harness_make_scorer(name: str, options: Mapping[str, Any]) -> Scorer | None:
-    """Build the downstream scorer ``name`` for ``harness correlate``, or None if ``name`` is not yours.
+    """Build the downstream scorer ``name`` for ``harness correlate`` / ``harness score``, or None if
+    ``name`` is not yours.
 
-    Called once per ``--downstream``.  ``options`` holds what the user gave: ``{"path": FILE}``
-    for a recorded-results file, ``{"arg": ARG}`` for ``--downstream NAME:ARG``.  The result
-    satisfies `harness.Scorer`.  Raise `harness.ConfigError` or `harness.DataError` for bad options.
+    Called once per ``--downstream`` or ``harness score --scorer``.  ``options`` holds what the user
+    gave: ``{"path": FILE}`` for a recorded-results file, ``{"arg": ARG}`` for ``NAME:ARG``, and the
+    ``--option KEY=VALUE`` pairs.  The result satisfies `harness.Scorer`.  Raise `harness.ConfigError`
+    or `harness.DataError` for bad options.  A scorer that reads a row's encoder or features gives
+    itself an optional ``bind(context)``: ``harness score`` calls it once, before any row, with the
+    command's `harness.downstream.context.ScoreContext` (its plugin manager and registry, each row's
+    encoder as its run recorded it, features through the run's cache); never rebuild those yourself.
     """
     raise NotImplementedError
 
 
 @hookspec
 def harness_llm_backend_names() -> list[str]:
-    """Return the LLM backend names your ``harness_make_llm_backend`` builds (``harness list llm-backends``)."""
+    """Return the LLM backend names your ``harness_make_llm_backend`` builds (``harness list llm-backends``).
+
+    Called, with no arguments, by ``harness list llm-backends`` and when no plugin builds a
+    requested backend (for 'did you mean').
+    """
     raise NotImplementedError
 
 

@@ -330,6 +330,12 @@ class Scorer(Protocol):
     rows it knows in `rows` (with the TED value printed beside them, if any), so correlate can
     run on them alone and name the closest keys when nothing matches; a scorer that computes its
     numbers on demand returns an empty list there.
+
+    Optionally, ``bind(context)``: ``harness score`` calls it once, before `score`, with the
+    command's `harness.downstream.context.ScoreContext` -- the plugin manager and registry as the
+    command built them, ``context.encoder(row)`` (the row's encoder loaded with the options its
+    TED run recorded) and ``context.features(row, texts)`` (the row's extractor view through the
+    run's feature cache).  A scorer that needs neither has no ``bind`` (the ``recorded`` scorer).
     """
 
     name: str

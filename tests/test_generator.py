@@ -72,12 +72,16 @@ def test_two_step_layer_weights_move_then_freeze(tmp_path) -> None:
 
 
 def _scorer(**options: object):
+    """A smoke toy-t2i scorer bound to a run context, as `harness score` hands it one."""
+    from harness.downstream.context import ScoreContext
     from harness.testing import FakeEncoder
 
     pm = get_plugin_manager(["harness_plugins.generator"])
     assert "toy-t2i" in [n for ns in pm.hook.harness_scorer_names() for n in ns]
-    return pm.hook.harness_make_scorer(name="toy-t2i", options={"config": "smoke", "encoders": {"fake": FakeEncoder()},
-                                                                **options})
+    scorer = pm.hook.harness_make_scorer(name="toy-t2i", options={"config": "smoke", "encoders": {"fake": FakeEncoder()},
+                                                                  **options})
+    scorer.bind(ScoreContext.create(pm))
+    return scorer
 
 
 def test_smoke_scorer_returns_named_metrics(tmp_path) -> None:

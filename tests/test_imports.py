@@ -102,3 +102,24 @@ def test_core_has_no_import_cycles() -> None:
             walk(m)
     assert len(graph) > 50, "module discovery is broken"
     assert not {d for d in graph["harness.features.distributed"]}, "distributed takes the loss as an argument"
+
+
+def test_plugins_import_only_the_public_api() -> None:
+    """First-party plugins import from `harness` or `harness.api` only, so the core's internals can move."""
+    import ast
+    from pathlib import Path
+
+    bad = []
+    for path in sorted(Path(harness_plugins.__path__[0]).rglob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text())):
+            mods = ([node.module] if isinstance(node, ast.ImportFrom) and node.module and node.level == 0 else
+                    [a.name for a in node.names] if isinstance(node, ast.Import) else [])
+            bad += [f"{path.name}:{node.lineno} {m}" for m in mods
+                    if m.split(".")[0] == "harness" and m not in ("harness", "harness.api")]
+    assert not bad, "plugins import internal modules (use harness or harness.api): " + ", ".join(bad)
+
+
+def test_public_api_is_importable_without_torch() -> None:
+    code = "import sys, harness.api as a; print(len(a.__all__), 'torch' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split()
+    assert int(out[0]) > 60 and out[1] == "False"

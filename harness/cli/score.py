@@ -8,6 +8,10 @@ A generator scorer (``toy-t2i``) trains one model per row, so this is the long s
     harness correlate runs/ted --downstream runs/gen/downstream.csv
 
 Rows come from TED results (their accuracy goes into the ``ted`` column) or from ``--rows``.
+The scorer reads each row through one `harness.downstream.context.ScoreContext` built here: this
+command's plugins (``-p``) and registry (``--registry``, ``--include-path``), each row's encoder as
+the run recorded it (``FAMILY:PATH`` names, ``--max-length``, ``--template``, ``--dtype``, ...) and
+its features through the run's feature cache and dtype.
 ``DIR/downstream.csv`` is rewritten after every row, so a killed run keeps every finished row
 and a rerun with the same scorer and options goes on from there; the scorer writes its own
 files (sample grids, layer weights) under ``DIR/rows/``.
@@ -20,7 +24,7 @@ import json
 import time
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from rich.console import Console
 from rich.table import Table
@@ -28,7 +32,10 @@ from rich.table import Table
 from harness._exceptions import ConfigError, DataError
 from harness.types import DownstreamMetric, ScoredRow
 
-__all__ = ["add_parser", "parse_options", "run_command", "score_rows"]
+if TYPE_CHECKING:
+    from harness.downstream.context import ScoreContext
+
+__all__ = ["add_parser", "parse_options", "run_command", "score_context", "score_rows"]
 
 MANIFEST = "score.json"
 CSV = "downstream.csv"
@@ -51,6 +58,14 @@ def add_parser(sub: Any) -> None:
     p.add_argument("--aggregator", help="TED rows of this aggregator (default: the first in the results)")
     p.add_argument("--task", help="TED rows of this task (default: the first in the results)")
     p.add_argument("--out", required=True, metavar="DIR", help="folder for downstream.csv and the scorer's files")
+    p.add_argument("--include-path", action="append", default=[], metavar="DIR", help="extra folder of task YAMLs")
+    p.add_argument("--cache-dir", help="feature cache root (default: the one the row's run used, when it exists "
+                                       "here; else $HARNESS_CACHE_DIR/features or ~/.cache/ted-harness/features)")
+    p.add_argument("--no-cache", action="store_true", help="keep features in RAM only; never read or write the cache")
+    p.add_argument("--feature-dtype", choices=["auto", "float32", "float16", "bfloat16"], default="auto",
+                   help="dtype of cached features (auto: the row's run's; without one, bfloat16 when the encoder "
+                        "runs on CUDA, else float32)")
+    p.add_argument("--device", help="load every row's encoder on this device (default: the device its run recorded)")
 
 
 def parse_options(items: Sequence[str]) -> dict[str, str]:
@@ -72,7 +87,7 @@ def _rows(args: argparse.Namespace) -> list[ScoredRow]:
     for item in (args.rows or "").split(","):
         if not item.strip():
             continue
-        enc, sep, ext = item.strip().partition("/")
+        enc, sep, ext = item.strip().rpartition("/")  # an ad hoc encoder name holds a path: FAMILY:DIR/NAME
         if not sep or not enc or not ext:
             raise ConfigError(f"--rows {item!r}: expected ENCODER/EXTRACTOR (e.g. minilm/norm-avg)")
         wanted.append((enc, ext))
@@ -118,11 +133,28 @@ def _manifest(out: Path, spec: str, options: dict[str, Any], baseline: bool) -> 
     path.write_text(json.dumps(want, indent=1) + "\n", encoding="utf-8")
 
 
+def score_context(args: argparse.Namespace, pm: Any) -> ScoreContext:
+    """The `ScoreContext` of a ``harness score`` command line: built once, handed to the scorer."""
+    from harness.downstream.context import ScoreContext
+    from harness.options import FeatureOptions
+
+    if args.cache_dir and not args.no_cache:
+        from harness.features.cache import ensure_cache_folder
+
+        ensure_cache_folder(args.cache_dir)  # an unusable --cache-dir must not cost a model load
+    features = FeatureOptions(dtype=args.feature_dtype, cache_dir=args.cache_dir, no_cache=args.no_cache)
+    return ScoreContext.create(pm, registry_files=args.registry or (), include_paths=args.include_path,
+                               feature_options=features, device=args.device)
+
+
 def score_rows(pm: Any, spec: str, rows: Sequence[ScoredRow], out_dir: str | Path, *,
                options: dict[str, Any] | None = None, baseline: bool = False, progress: Any = None,
-               say: Any = print) -> list[tuple[ScoredRow, DownstreamMetric]]:
+               say: Any = print, context: ScoreContext | None = None) -> list[tuple[ScoredRow, DownstreamMetric]]:
     """Score ``rows`` with scorer ``spec``; (re)write ``out_dir/downstream.csv`` after each row and
-    return every (row, metric), the ones already there first."""
+    return every (row, metric), the ones already there first.
+
+    ``context`` (None: `ScoreContext.create` over ``pm``) goes to the scorer's ``bind`` when it has one."""
+    from harness.downstream.context import ScoreContext
     from harness.downstream.correlate import make_scorer
     from harness.downstream.rows import read_downstream_file, write_downstream_csv
 
@@ -136,6 +168,9 @@ def score_rows(pm: Any, spec: str, rows: Sequence[ScoredRow], out_dir: str | Pat
     if baseline:
         extra["baseline"] = True
     scorer = make_scorer(pm, spec, options=extra)  # bad options fail here, before the folder is claimed
+    bind = getattr(scorer, "bind", None)
+    if callable(bind):  # optional: a scorer that reads encoders or features takes the command's context
+        bind(context if context is not None else ScoreContext.create(pm))
     _manifest(out, spec, options, baseline)
     done: list[tuple[ScoredRow, DownstreamMetric]] = []
     if (out / CSV).is_file():
@@ -171,6 +206,7 @@ def run_command(args: argparse.Namespace, pm: Any, console: Console, progress: A
     """Run ``harness score``; returns the exit status."""
     options = parse_options(args.option)
     rows = _rows(args)
+    context = score_context(args, pm)
 
     def say(text: str) -> None:
         console.print(text, markup=False, highlight=False, soft_wrap=True)
@@ -179,9 +215,10 @@ def run_command(args: argparse.Namespace, pm: Any, console: Console, progress: A
     if progress is not None:
         with progress() as bar:
             done = score_rows(pm, args.scorer, rows, args.out, options=options, baseline=args.baseline,
-                              progress=bar, say=say)
+                              progress=bar, say=say, context=context)
     else:
-        done = score_rows(pm, args.scorer, rows, args.out, options=options, baseline=args.baseline, say=say)
+        done = score_rows(pm, args.scorer, rows, args.out, options=options, baseline=args.baseline, say=say,
+                          context=context)
     _print_table(done, console)
     say(f"wrote {Path(args.out) / CSV}; next: harness correlate {' '.join(args.results) or ''} "
         f"--downstream {Path(args.out) / CSV}".replace("  ", " "))

@@ -1,7 +1,9 @@
 """The ``toy-t2i`` scorer: train the toy generator on one row's features, then check its samples.
 
-For a row (encoder, extractor) it renders ``n_train + n_heldout`` seeded scenes, encodes their
-captions once (`harness.features.store.FeatureStore`), trains `train_generator`, samples the
+For a row (encoder, extractor) it renders ``n_train + n_heldout`` seeded scenes, reads their
+captions' features through the run context ``harness score`` binds (``bind(context)``, a
+`harness.downstream.context.ScoreContext`: the row's encoder with the options its TED run recorded,
+its extractor view, the run's feature cache and dtype), trains `train_generator`, samples the
 held-out captions and scores them with the checker.  Metrics (benchmark ``toy-t2i``):
 ``checker-acc`` and ``checker-acc:<category>`` (mean per-caption fraction of facts that hold,
 in [0, 1], ``n`` = captions, with a 95% bootstrap interval over the captions) and
@@ -21,13 +23,17 @@ import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from harness import ConfigError, DownstreamMetric, Encoder, ScoredRow
+
 from harness_plugins.generator._captions import CATEGORIES, Caption, caption_scene
 from harness_plugins.generator._checker import score_caption
 from harness_plugins.generator._render import render
 from harness_plugins.generator._scene import sample_scenes
+
+if TYPE_CHECKING:
+    from harness.api import ScoreContext
 
 __all__ = ["BENCHMARK", "CONFIGS", "GRID_SIZE", "ToyT2IScorer", "make_config", "row_slug"]
 
@@ -107,14 +113,16 @@ class _Result:
 
 
 def _mean_ci(values: Sequence[float]) -> tuple[float, tuple[float, float]]:
-    from harness.evaluation.stats import mean_ci
+    from harness.api import mean_ci
 
     ci = mean_ci(values)
     return ci.value, (ci.low, ci.high)
 
 
 class ToyT2IScorer:
-    """See the module docstring; ``encoders`` maps names to loaded encoders (else the registry).
+    """See the module docstring.  `bind` takes the run context before `score`; ``encoders`` (name ->
+    loaded encoder, used as they are) and ``cache_dir`` (a feature cache root; "none": RAM only) are
+    applied on top of it.
 
     ``progress(description, total)`` (a `harness.features.store.ProgressFactory`) gets a bar per
     trained model, advanced once per training step."""
@@ -128,8 +136,20 @@ class ToyT2IScorer:
         self.encoders = dict(encoders or {})
         self.out_dir = out_dir
         self.progress = progress
-        self.cache_dir = cache_dir  # None: the default feature cache; "none": RAM only
+        self.cache_dir = cache_dir  # None: the context's feature cache; "none": RAM only
         self._baseline: _Result | None = None
+        self._context: ScoreContext | None = None
+
+    def bind(self, context: ScoreContext) -> None:
+        """Take the run context (`harness.downstream.context.ScoreContext`): every encoder and feature
+        of a row comes from it."""
+        if self.encoders:
+            context = context.with_encoders(self.encoders)
+        if self.cache_dir == "none":
+            context = context.with_features(no_cache=True)
+        elif self.cache_dir:
+            context = context.with_features(cache_dir=self.cache_dir, no_cache=False)
+        self._context = context
 
     def rows(self) -> Sequence[ScoredRow]:
         return []
@@ -139,21 +159,11 @@ class ToyT2IScorer:
         return {"scorer": BENCHMARK, "config": asdict(self.config), "unconditioned": self.unconditioned,
                 "baseline": self.baseline}
 
-    def _encoder(self, name: str) -> Encoder:
-        if name not in self.encoders:
-            from harness.plugins import get_plugin_manager
-            from harness.registry import load_registry
-
-            pm = get_plugin_manager()
-            files = [f for fs in pm.hook.harness_registry_files() for f in fs][::-1]
-            dirs = [d for ds in pm.hook.harness_task_dirs() for d in ds]
-            families = [f for fs in pm.hook.harness_encoder_families() for f in fs]
-            reg = load_registry(files, dirs, families)
-            if name not in reg.encoders:
-                raise ConfigError(f"toy-t2i: encoder {name!r} is not in the registry; "
-                                  f"available: {', '.join(sorted(reg.encoders))}")
-            self.encoders[name] = pm.hook.harness_load_encoder(spec=reg.encoders[name])
-        return self.encoders[name]
+    def _bound(self) -> ScoreContext:
+        if self._context is None:
+            raise ConfigError("toy-t2i: no run context; `harness score` binds one, and from Python call "
+                              "scorer.bind(ScoreContext.create(pm, ...)) first (harness.downstream.context)")
+        return self._context
 
     def score(self, row: ScoredRow) -> list[DownstreamMetric]:
         conditioned = not self.unconditioned
@@ -173,28 +183,15 @@ class ToyT2IScorer:
     def _features(self, row: ScoredRow) -> tuple[Any, Any, Any, list[Caption]]:
         """(resolved extractor, features, mask, captions) of the row's train + held-out captions.
 
-        Through the on-disk feature cache (``cache_dir``; "none": RAM only), so the encoder runs
-        once per caption and view, across rows and reruns."""
-        from harness.features.cache import FeatureCache, default_cache_dir, encoder_fingerprint
-        from harness.features.extractors import parse_extractors, resolve_extractors
-        from harness.features.store import FeatureStore
-        from harness.plugins import get_plugin_manager
-
+        From the bound context: the row's encoder formats the captions as its run did and the
+        features come through the run's feature cache, so the encoder runs once per caption and
+        view, across rows, reruns and the TED run itself."""
         cfg = self.config
-        encoder = self._encoder(row.encoder)
-        res = resolve_extractors(parse_extractors(get_plugin_manager(), [row.extractor]), encoder.info)[0]
+        context = self._bound()
+        encoder = context.encoder(row)
         caps = captions_for(cfg.n_train + cfg.n_heldout, cfg.seed)
-        texts = [encoder.format(c.text, role="caption") for c in caps]
-        cache = None if self.cache_dir == "none" else FeatureCache(self.cache_dir or default_cache_dir(),
-                                                                   encoder_fingerprint(encoder.info))
-        try:
-            store = FeatureStore(encoder, [res.view], cache=cache)
-            store.ensure(texts, progress=self.progress)
-            feats, mask = store.batch(res.view, texts)
-        finally:
-            if cache is not None:
-                cache.close()
-        return res, feats, mask, caps
+        got = context.features(row, [encoder.format(c.text, role="caption") for c in caps], progress=self.progress)
+        return got.extractor, got.features, got.mask, caps
 
     def _run(self, row: ScoredRow, *, conditioned: bool, folder: str) -> _Result:
         import numpy as np
