@@ -140,13 +140,19 @@ def _causal_lm(out: Path) -> None:
     tok.save_pretrained(out)
 
 
-def _mllm(out: Path) -> None:
-    from transformers import Qwen3VLConfig, Qwen3VLForConditionalGeneration
-
+def _qwen_vl_tokenizer() -> tuple[Any, dict[str, int]]:
+    """A Qwen-VL tokenizer with the vision tokens, and their ids as the configs name them."""
     vision = ("<|vision_start|>", "<|vision_end|>", "<|image_pad|>", "<|video_pad|>")
     tok = _qwen_tokenizer(vision)
     ids = {name: tok.convert_tokens_to_ids(t) for name, t in zip(
         ("vision_start_token_id", "vision_end_token_id", "image_token_id", "video_token_id"), vision)}
+    return tok, ids
+
+
+def _mllm(out: Path) -> None:
+    from transformers import Qwen3VLConfig, Qwen3VLForConditionalGeneration
+
+    tok, ids = _qwen_vl_tokenizer()
     text = dict(vocab_size=len(tok), hidden_size=32, intermediate_size=64, num_hidden_layers=2,
                 num_attention_heads=4, num_key_value_heads=2, head_dim=8,
                 rope_scaling={"rope_type": "default", "mrope_section": [2, 1, 1], "mrope_interleaved": True})
@@ -160,10 +166,7 @@ def _qwen25_vl(out: Path) -> None:
     """A tiny Qwen2.5-VL (the paper's Table 3 encoder), loaded by plugin family ``mllm``."""
     from transformers import Qwen2_5_VLConfig, Qwen2_5_VLForConditionalGeneration
 
-    vision = ("<|vision_start|>", "<|vision_end|>", "<|image_pad|>", "<|video_pad|>")
-    tok = _qwen_tokenizer(vision)
-    ids = {name: tok.convert_tokens_to_ids(t) for name, t in zip(
-        ("vision_start_token_id", "vision_end_token_id", "image_token_id", "video_token_id"), vision)}
+    tok, ids = _qwen_vl_tokenizer()
     text = dict(vocab_size=len(tok), hidden_size=32, intermediate_size=64, num_hidden_layers=2,
                 num_attention_heads=4, num_key_value_heads=2,
                 rope_scaling={"rope_type": "default", "mrope_section": [1, 1, 2]})
