@@ -1,15 +1,20 @@
-"""Offline helpers for testing plugins: a seeded `FakeEncoder`, a 5-row task and `check_encoder`.
+"""Offline helpers for testing plugins: a seeded `FakeEncoder`, a 5-row task and the conformance checks.
 
 Register ``harness.testing`` as a plugin (``-p harness.testing``) to get the
 encoder family ``fake`` (registry name ``fake``) and the task ``tiny``.
 
-An encoder plugin's own tests check its encoder against the
-`harness.types.Encoder` contract with one call::
+A plugin's own tests check what it contributes against the harness's contracts with one call
+per kind; each raises `AssertionError` saying what is wrong::
 
-    from harness.testing import check_encoder
+    from harness.testing import check_aggregator, check_category, check_encoder, check_scorer
 
-    def test_my_encoder_conforms(tmp_path):
+    def test_my_plugin_conforms():
         check_encoder(my_plugin.harness_load_encoder, EncoderSpec(name="x", family="mine", checkpoint=...))
+        check_category("my_plugin/categories/weather.yaml")
+        check_scorer(my_plugin.harness_make_scorer, "my-scorer")
+        check_aggregator(my_plugin.harness_make_aggregator, "my-pool", trains=False)
+
+``harness check PLUGIN_OR_PATH`` runs the same checks on an installed plugin or a source folder.
 """
 
 from __future__ import annotations
@@ -21,15 +26,32 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+from harness._exceptions import HarnessError
 from harness.encoding import drop_prefix, format_text, make_encoder_info
 from harness.hookspecs import hookimpl
-from harness.types import EncodedBatch, Encoder, EncoderInfo, EncoderOptions, EncoderSpec
+from harness.options import AggregatorOptions
+from harness.types import (
+    Aggregator,
+    CaptionPair,
+    DownstreamMetric,
+    EncodedBatch,
+    Encoder,
+    EncoderInfo,
+    EncoderOptions,
+    EncoderSpec,
+    ScoredRow,
+    Scorer,
+    TrainReport,
+)
 
-__all__ = ["CHECK_TEXTS", "FakeEncoder", "TINY_TASK", "check_encoder", "harness_encoder_families",
-           "harness_load_encoder"]
+__all__ = ["CHECK_TEXTS", "CategoryCheck", "FakeEncoder", "NOT_YOURS", "TINY_PAIRS", "TINY_TASK", "check_aggregator",
+           "check_category", "check_encoder", "check_scorer", "harness_encoder_families", "harness_load_encoder"]
 
 DATA_DIR = Path(__file__).resolve().parent / "testing_data"
 TINY_TASK = DATA_DIR / "tiny.jsonl"
+TINY_PAIRS = DATA_DIR / "tiny_pairs.jsonl"
+# A name no plugin owns: a factory hook must answer it with None.
+NOT_YOURS = "__harness-check-not-yours__"
 # Default texts for `check_encoder`: different lengths, so batches are padded.
 CHECK_TEXTS = (
     "a red cat sits on the mat",
@@ -267,3 +289,297 @@ def _check_options(
             assert most <= value, (
                 f"{where}: with options.max_length {value}, a text kept {most} real tokens; max_length is not honoured"
             )
+
+
+# ---------------------------------------------------------------------------------------------
+# Conformance check for statement categories
+
+
+@dataclasses.dataclass(frozen=True)
+class CategoryCheck:
+    """What `check_category` found: the category's slug, its tasks' instance counts, and the tasks it
+    resolved but could not load here (task name -> why, e.g. a data set behind an unset variable)."""
+
+    slug: str
+    tasks: dict[str, int]
+    not_loaded: dict[str, str]
+
+
+def check_category(path: str | Path, *, pm: Any = None) -> CategoryCheck:
+    """Assert that the category YAML at ``path`` is one the harness can use; AssertionError says what is wrong.
+
+    Checks that it parses (`harness.data.category_defs.read_category`: known fields, a lowercase
+    slug, a definition, well-formed examples), that it has at least one worked example whose
+    positive is not also among its (>= 1) negatives, that it makes at least one task (``data:`` of
+    its own, or ``groups:`` whose base ``_<group>.yaml`` exists) and that every task resolves and
+    loads with >= 1 instance of the category.  A task whose data lies behind an unset environment
+    variable (``$TED6K_PATH``) is resolved but not loaded (see `CategoryCheck.not_loaded`).
+    ``pm`` (default: the installed plugins) loads the data and supplies the group bases.
+    """
+    from harness.data.category_defs import read_category
+    from harness.data.loaders import select_categories
+    from harness.registry import load_plugin_registry, resolve_path
+
+    path = Path(path)
+    if pm is None:
+        from harness.plugins import get_plugin_manager
+
+        pm = get_plugin_manager()
+    where = f"Category {str(path)!r}"
+    try:
+        cat = read_category(path)
+    except HarnessError as exc:
+        raise AssertionError(str(exc)) from None
+    where = f"Category {cat.slug!r} ({path})"
+    assert cat.examples, (
+        f"{where}: has no examples; give at least one (caption, positive, negatives): the statement-writing "
+        "prompt shows them"
+    )
+    for i, ex in enumerate(cat.examples):
+        assert ex.negatives, f"{where}: examples[{i}] has no negatives; give the statements that contradict its caption"
+        assert ex.positive not in ex.negatives, f"{where}: examples[{i}]: the positive {ex.positive!r} is also a negative"
+    try:
+        registry = load_plugin_registry(pm)
+        specs = registry.resolve_tasks([str(path)])
+    except HarnessError as exc:
+        raise AssertionError(f"{where}: its tasks do not resolve: {exc}") from None
+    assert specs, f"{where}: makes no task; give it data: {{path: FILE}} or groups: [GROUP] with a base _GROUP.yaml"
+    counts: dict[str, int] = {}
+    skipped: dict[str, str] = {}
+    for spec in specs:
+        try:
+            resolve_path(spec.source)
+        except HarnessError as exc:  # e.g. $TED6K_PATH unset: the data is not here to load
+            skipped[spec.name] = str(exc)
+            continue
+        try:
+            loaded = pm.hook.harness_load_instances(task=spec)
+            assert loaded is not None, f"{where}: no plugin loads task {spec.name!r} (format {spec.format!r})"
+            kept = select_categories(spec, loaded)
+        except HarnessError as exc:
+            raise AssertionError(f"{where}: task {spec.name!r} does not load: {exc}") from None
+        assert kept, f"{where}: task {spec.name!r} ({spec.source}) holds no instance of category {cat.slug!r}"
+        counts[spec.name] = len(kept)
+    return CategoryCheck(slug=cat.slug, tasks=counts, not_loaded=skipped)
+
+
+# ---------------------------------------------------------------------------------------------
+# Conformance check for downstream scorers
+
+CHECK_ROW = ScoredRow(encoder="check-encoder", extractor="last", aggregator="mean-pool", ted=61.5)
+
+
+def check_scorer(
+    make: Callable[..., Scorer | None],
+    name: str,
+    options: dict[str, Any] | None = None,
+    *,
+    row: ScoredRow | None = None,
+    pm: Any = None,
+) -> list[DownstreamMetric]:
+    """Assert that ``make(name=name, options=options)`` gives a scorer the harness can use; returns its metrics.
+
+    ``make`` is typically the plugin's ``harness_make_scorer``.  Checks that it returns None for a
+    name that is not its own (`NOT_YOURS`), builds ``name`` (any `harness.HarnessError` it raises
+    is reported, so give the options it needs), that the result satisfies `harness.Scorer` (a
+    ``name``, ``rows()`` of `harness.ScoredRow`, ``score(row)``), calls its optional ``bind`` with a
+    ``harness score`` context (over ``pm``, default the installed plugins), and that scoring one row
+    -- the first of ``rows()``, else ``row`` (default `CHECK_ROW`, TED 61.5%) -- returns >= 1
+    well-formed `harness.DownstreamMetric`: non-empty benchmark and metric names, a finite value,
+    ``n`` None or a count, ``ci`` None or a finite (low, high) with low <= high.
+    """
+    import math
+
+    where = f"Scorer {name!r}"
+    other = make(name=NOT_YOURS, options={})
+    assert other is None, (
+        f"{where}: harness_make_scorer built a {type(other).__name__} for the name {NOT_YOURS!r}, which is not "
+        "its own; return None for names that are not yours (a factory hook that answers every name hides "
+        "every other plugin's)"
+    )
+    try:
+        scorer = make(name=name, options=dict(options or {}))
+    except HarnessError as exc:
+        raise AssertionError(f"{where}: building it raised {type(exc).__name__}: {exc}") from None
+    assert scorer is not None, f"{where}: harness_make_scorer returned None for its own name"
+    assert isinstance(scorer, Scorer), (
+        f"{where}: harness_make_scorer returned a {type(scorer).__name__}, which lacks name, rows or score "
+        "(harness.Scorer)"
+    )
+    assert isinstance(scorer.name, str) and scorer.name, f"{where}: its name is {scorer.name!r}, not a non-empty str"
+    bind = getattr(scorer, "bind", None)
+    if callable(bind):
+        from harness.downstream.context import ScoreContext
+
+        bind(ScoreContext.create(pm))
+    known = list(scorer.rows())
+    bad = [r for r in known if not isinstance(r, ScoredRow)]
+    assert not bad, f"{where}: rows() holds a {type(bad[0]).__name__}; expected harness.ScoredRow"
+    target = known[0] if known else (row or CHECK_ROW)
+    metrics = scorer.score(target)
+    assert isinstance(metrics, list), f"{where}: score(row) returned a {type(metrics).__name__}, not a list"
+    assert metrics, (
+        f"{where}: score(row) returned no metric for row {target.encoder}/{target.extractor} (TED {target.ted}); "
+        "a scorer that scores on demand must score any row, one that reads recorded numbers lists them in rows()"
+    )
+    for i, m in enumerate(metrics):
+        at = f"{where}: score(row)[{i}]"
+        assert isinstance(m, DownstreamMetric), f"{at} is a {type(m).__name__}, not harness.DownstreamMetric"
+        assert isinstance(m.benchmark, str) and m.benchmark and isinstance(m.metric, str) and m.metric, (
+            f"{at}: benchmark {m.benchmark!r} and metric {m.metric!r} must be non-empty strings"
+        )
+        assert isinstance(m.value, (int, float)) and not isinstance(m.value, bool) and math.isfinite(m.value), (
+            f"{at}: value {m.value!r} is not a finite number"
+        )
+        assert m.n is None or (isinstance(m.n, int) and not isinstance(m.n, bool) and m.n >= 0), (
+            f"{at}: n {m.n!r} must be None or a count >= 0"
+        )
+        if m.ci is not None:
+            ok = (len(m.ci) == 2 and all(isinstance(v, (int, float)) and math.isfinite(v) for v in m.ci)
+                  and m.ci[0] <= m.ci[1])
+            assert ok, f"{at}: ci {m.ci!r} must be None or a finite (low, high) with low <= high"
+    return metrics
+
+
+# ---------------------------------------------------------------------------------------------
+# Conformance check for aggregators
+
+CHECK_AGGREGATOR_OPTIONS = AggregatorOptions(epochs=1, batch_size=4, embed_batch_size=2)
+_MORE_TEXTS = ("a cat", "the small dog chases a red ball across the yard and back again")
+
+
+def check_features(width: int, n_layers_in: int = 1) -> Callable[[Sequence[str]], tuple[Any, Any]]:
+    """A `harness.types.FeatureBatchFn` from a `FakeEncoder`: right-padded float32 ``[B, T, D]`` features
+    (``[B, L, T, D]`` for ``n_layers_in`` > 1) and a bool ``[B, T]`` mask.  Padding holds 1e3, so an
+    aggregator that reads it gives different numbers for a text alone and in a batch."""
+    import torch
+
+    enc = FakeEncoder("check", num_layers=max(1, n_layers_in), width=width)
+
+    def features(texts: Sequence[str]) -> tuple[Any, Any]:
+        batch = enc.encode(list(texts))
+        mask = torch.as_tensor(batch.attention_mask).bool()
+        if n_layers_in > 1:
+            x = torch.stack(list(batch.hidden_states[1: n_layers_in + 1]), dim=1)
+            x = x.masked_fill(~mask[:, None, :, None], 1e3)
+        else:
+            x = batch.hidden_states[-1].masked_fill(~mask[..., None], 1e3)
+        return x.float(), mask
+
+    return features
+
+
+def check_aggregator(
+    make: Callable[..., Aggregator | None],
+    name: str,
+    *,
+    trains: bool | None = None,
+    width: int = 16,
+    n_layers_in: int = 1,
+    options: AggregatorOptions = CHECK_AGGREGATOR_OPTIONS,
+    texts: Sequence[str] | None = None,
+    pairs: Sequence[CaptionPair] | None = None,
+) -> int:
+    """Assert that ``make(name=..., width=..., n_layers_in=..., options=...)`` gives an aggregator the
+    harness can use; returns the width of its embeddings.
+
+    ``make`` is typically the plugin's ``harness_make_aggregator``; ``trains`` what its
+    ``harness_aggregator_trains(name)`` says.  Checks that it returns None for a name that is not
+    its own (`NOT_YOURS`), that the result satisfies `harness.Aggregator` with a bool ``trainable``
+    (equal to ``trains``) and a JSON-serialisable ``config()``; when trainable, that ``fit`` on
+    ``pairs`` (default: the 8 tiny pairs) takes >= 1 step with finite losses and returns a
+    `harness.TrainReport`, and that ``save`` then ``load`` into a freshly built one gives the same
+    embeddings; and that ``embed`` of ``texts`` (`check_features`: fake features, padding filled
+    with 1e3) is an ``[N, D]`` array of finite, L2-normalised rows, row ``i`` equal to text ``i``
+    embedded alone (so rows keep the order of ``texts`` and padding is masked).
+    """
+    import json
+    import math
+    import tempfile
+
+    import numpy as np
+
+    where = f"Aggregator {name!r} (width {width}, n_layers_in {n_layers_in})"
+
+    def build(for_name: str) -> Aggregator | None:
+        return make(name=for_name, width=width, n_layers_in=n_layers_in, options=options)
+
+    other = build(NOT_YOURS)
+    assert other is None, (
+        f"{where}: harness_make_aggregator built a {type(other).__name__} for the name {NOT_YOURS!r}, which is "
+        "not its own; return None for names that are not yours (a factory hook that answers every name hides "
+        "every other plugin's)"
+    )
+    agg = build(name)
+    assert agg is not None, f"{where}: harness_make_aggregator returned None for its own name"
+    assert isinstance(agg, Aggregator), (
+        f"{where}: harness_make_aggregator returned a {type(agg).__name__}, which lacks name, trainable, config, "
+        "fit, embed, save or load (harness.Aggregator)"
+    )
+    assert isinstance(agg.trainable, bool), f"{where}: trainable is {agg.trainable!r}, not a bool"
+    assert trains is None or trains == agg.trainable, (
+        f"{where}: harness_aggregator_trains says {trains}, but the aggregator's trainable is {agg.trainable}"
+    )
+    config = agg.config()
+    assert isinstance(config, dict), f"{where}: config() returned a {type(config).__name__}, not a dict"
+    try:
+        json.dumps(config)
+    except (TypeError, ValueError) as exc:
+        raise AssertionError(f"{where}: config() is not JSON-serialisable ({exc}); it is recorded in results "
+                             "and keys the checkpoint") from None
+    texts = list(CHECK_TEXTS + _MORE_TEXTS if texts is None else texts)
+    assert len(texts) >= 2, "check_aggregator needs at least two texts"
+    features = check_features(width, n_layers_in)
+    saved: Any = None
+    if agg.trainable:
+        if pairs is None:
+            from harness.data.loaders import load_pairs_file
+
+            pairs = load_pairs_file(TINY_PAIRS)
+        steps: list[float] = []
+        report = agg.fit(features, list(pairs), seed=0, on_step=lambda step, loss: steps.append(loss))
+        assert isinstance(report, TrainReport), f"{where}: fit returned a {type(report).__name__}, not harness.TrainReport"
+        losses = list(report.losses) or steps
+        assert report.steps >= 1 and losses, (
+            f"{where}: fit on {len(pairs)} pairs took no step (report.steps {report.steps}); a trainable "
+            "aggregator must train"
+        )
+        assert all(math.isfinite(v) for v in losses), f"{where}: fit gave non-finite losses {losses[:5]}"
+    emb = np.asarray(agg.embed(features, texts))
+    assert emb.ndim == 2 and emb.shape[0] == len(texts) and emb.shape[1] >= 1, (
+        f"{where}: embed of {len(texts)} texts returned shape {list(emb.shape)}; expected [N, D] = [{len(texts)}, D]"
+    )
+    assert np.isfinite(emb).all(), f"{where}: embed returned NaN/inf"
+    norms = np.linalg.norm(emb, axis=1)
+    assert np.allclose(norms, 1.0, atol=1e-3), (
+        f"{where}: embed rows must be L2-normalised; their norms are {np.round(norms, 4).tolist()}"
+    )
+    alone = [np.asarray(agg.embed(features, [t])) for t in texts]  # no other text, so no padding
+    assert all(a.shape == (1, emb.shape[1]) for a in alone), (
+        f"{where}: embed of one text returned shape {list(alone[0].shape)}; expected [1, {emb.shape[1]}]"
+    )
+    same = np.isclose(emb[:, None, :], np.concatenate(alone)[None, :, :], atol=1e-4).all(-1)  # row i ~ text j alone
+    for i in range(len(texts)):
+        if not same[i, i]:
+            matches = np.flatnonzero(same[i])
+            assert not matches.size, (
+                f"{where}: row {i} of embed is the embedding of text {int(matches[0])}, not of text {i}; rows must "
+                "follow the order of texts"
+            )
+            raise AssertionError(
+                f"{where}: text {i} embeds differently in a batch with other texts than alone; padding must be "
+                "masked (features are right-padded; the mask says which tokens are real)"
+            )
+    if agg.trainable:
+        with tempfile.TemporaryDirectory() as tmp:
+            ckpt = str(Path(tmp) / "aggregator.ckpt")
+            agg.save(ckpt)
+            fresh = build(name)
+            assert fresh is not None, f"{where}: harness_make_aggregator returned None for its own name"
+            fresh.load(ckpt)
+            saved = np.asarray(fresh.embed(features, texts))
+        assert saved.shape == emb.shape and np.allclose(saved, emb, atol=1e-5), (
+            f"{where}: save, then load into a freshly built aggregator, gives other embeddings; checkpoints "
+            "must restore the trained state"
+        )
+    return int(emb.shape[1])
