@@ -33,6 +33,7 @@ from typing import Any
 import yaml
 
 from harness._exceptions import ConfigError, unknown_name
+from harness.data.category_defs import _KEYS as _CATEGORY_KEYS
 from harness.data.category_defs import (
     CategoryDef,
     category_dirs as plugin_category_dirs,
@@ -52,6 +53,10 @@ log = logging.getLogger("harness")
 _ENCODER_KEYS = {"family", "checkpoint", "revision", "description", "options", "paper", "aliases"}
 _OPTION_KEYS = {f.name for f in dataclasses.fields(EncoderOptions)}
 _PAIRS_KEYS = {"path", "description", "default_max", "source", "licence", "citation"}
+# What `_task_spec` reads from a task YAML (with its include: bases) and from its data: mapping; any other
+# key is refused with "Did you mean", so a misspelt `categroy: ocr` cannot silently select every category.
+_TASK_KEYS = {"include", "data", "category", "categories", "group", "description", "demo", "train_pairs"}
+_DATA_KEYS = {"path", "format", "revision", "split"}
 
 
 def resolve_path(source: str) -> str:
@@ -104,6 +109,39 @@ def _read_yaml(path: Path) -> dict[str, Any]:
     if not isinstance(data, dict):
         raise ConfigError(f"{path}: expected a mapping at the top level")
     return data
+
+
+def _check_keys(data: Mapping[str, Any], allowed: set[str], path: Path, *, prefix: str = "", hint: str = "") -> None:
+    """Refuse a key of ``data`` that is not in ``allowed``: "Unknown field 'data.pth'. Did you mean: data.path?"."""
+    unknown = [str(k) for k in data if k not in allowed]
+    if unknown:
+        names = [f"{prefix}{k}" for k in sorted(allowed)]
+        raise ConfigError(f"{path}: {unknown_name('field', prefix + unknown[0], names, hint)}")
+
+
+def _check_task_keys(data: Mapping[str, Any], path: Path) -> None:
+    """The keys of one task YAML (a task file, a group base, or the task a category file makes)."""
+    unknown = [k for k in data if k not in _TASK_KEYS]
+    if unknown:
+        # A category field (name, examples...) in a file without `definition:` makes it read as a task file.
+        strays = [str(k) for k in unknown if k in _CATEGORY_KEYS]
+        hint = (f"({', '.join(strays)}: fields of a category file, which is marked by a 'definition:' field)"
+                if strays else "")
+        first = next((k for k in unknown if k not in _CATEGORY_KEYS), unknown[0])
+        _check_keys({first: None}, _TASK_KEYS, path, hint=hint)
+    src = data.get("data")
+    if isinstance(src, Mapping):
+        _check_keys(src, _DATA_KEYS, path, prefix="data.")
+
+
+def _read_category(path: Path, *, plugin: str = "") -> CategoryDef:
+    """`read_category`, after refusing an unknown key with "Did you mean" (a file it cannot parse is left to it)."""
+    try:
+        data = _read_yaml(path)
+    except ConfigError:
+        data = {}
+    _check_keys(data, _CATEGORY_KEYS, path)
+    return read_category(path, plugin=plugin)
 
 
 def _encoder_spec(name: str, entry: Mapping[str, Any], path: Path) -> EncoderSpec:
@@ -201,6 +239,7 @@ def _read_task_chain(path: Path, search: Sequence[Path],
     """Merge ``path`` (or ``raw``, the task a category file at ``path`` stands for) over its includes
     (the including file wins); also say which file set ``data``."""
     data = _read_yaml(path) if raw is None else dict(raw)
+    _check_task_keys(data, path)
     chain = [path.resolve()]
     data_from = path
     current = path
@@ -214,6 +253,7 @@ def _read_task_chain(path: Path, search: Sequence[Path],
             raise ConfigError(f"{current}: field 'include' is circular: {cycle}. Remove one of these includes")
         chain.append(base)
         base_data = _read_yaml(base)
+        _check_task_keys(base_data, base)
         if "data" not in data and "data" in base_data:
             data_from = base
         data = {**base_data, **data}
@@ -357,7 +397,7 @@ class Registry:
         """The task a task YAML names, or the tasks a category YAML makes."""
         if not _is_category_file(path):
             return [_task_spec(path, self.task_dirs)]
-        cat = read_category(path)
+        cat = _read_category(path)
         plan = category_tasks(cat, lambda base: _locate(base, path, self.task_dirs))
         if not plan:
             raise ConfigError(f"{path}: category {cat.slug!r} makes no task: give it data: {{path: FILE}} "
@@ -418,7 +458,7 @@ def load_tasks(
     found: dict[str, CategoryDef] = {}
     for plugin, path in [*category_files(folders), *cat_files]:
         try:
-            cat = read_category(path, plugin=plugin)
+            cat = _read_category(path, plugin=plugin)
         except ConfigError as exc:
             reg.skipped[task_name(path.stem)] = exc
             reg.origins[task_name(path.stem)] = (path, path.name)

@@ -286,3 +286,92 @@ def test_list_tasks_says_where_each_came_from(tmp_path: Path, capsys: pytest.Cap
     mine = next(line for line in out.splitlines() if "mine" in line)
     assert "--include-path" in mine, out
     assert "builtin-data" in next(line for line in out.splitlines() if "ted6k-sample-ocr" in line), out
+
+
+def _review_sheet(out: Path, dest: Path, edit: dict[int, dict[str, str]]) -> Path:
+    """``out``'s review.csv with the rows of ``edit`` (by index) changed, written to ``dest``."""
+    with open(out / "review.csv", newline="") as fh:
+        rows = list(csv.DictReader(fh))
+    for i, change in edit.items():
+        rows[i].update(change)
+    with open(dest, "w", newline="") as fh:
+        writer = csv.DictWriter(fh, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+    return dest
+
+
+def _one_error_line(capsys: pytest.CaptureFixture[str]) -> str:
+    err = capsys.readouterr().err
+    assert "Traceback" not in err and len(err.strip().splitlines()) == 1 and err.startswith("error: "), err
+    return err
+
+
+def test_rerun_after_review_keeps_the_review(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """Issue 21 item 10: re-running build-data after --apply-review keeps the edits and drops (and the
+    report's review section); a rerun with more captions adds the new items, reviewed ones untouched."""
+    caps = write_captions(tmp_path / "caps.jsonl", [("c1", "A red cat."), ("c2", "A red cat again."),
+                                                    ("c3", "A red cat once more.")])
+    out = tmp_path / "out"
+    with FakeChatServer(scripted) as server:
+        assert main(build_args(caps, out, server.url, "--types", "ocr")) == 0
+    sheet = _review_sheet(out, tmp_path / "reviewed.csv", {
+        0: {"verdict": "keep"}, 1: {"verdict": "edit", "positive": "A cat is red."}, 2: {"verdict": "drop"}})
+    assert main(["build-data", "--out", str(out), "--apply-review", str(sheet)]) == 0
+    reviewed = {p: (out / p).read_bytes() for p in ("ted.jsonl", "ted6k.json")}
+    capsys.readouterr()
+    for _ in range(2):  # a rerun of the same command, twice: nothing asked, the review kept byte for byte
+        with FakeChatServer(scripted) as server:
+            assert main(build_args(caps, out, server.url, "--types", "ocr")) == 0
+        assert server.requests == 0
+        assert {p: (out / p).read_bytes() for p in reviewed} == reviewed, "the rerun undid the review"
+        assert "kept the review applied earlier" in capsys.readouterr().out
+    assert json.loads((out / "build_report.json").read_text())["review"]["dropped"] == 1
+    # more captions: the new one is asked and added; the reviewed ones stay as reviewed
+    write_captions(caps, [("c1", "A red cat."), ("c2", "A red cat again."), ("c3", "A red cat once more."),
+                          ("c4", "A fourth red cat.")])
+    with FakeChatServer(scripted) as server:
+        assert main(build_args(caps, out, server.url, "--types", "ocr")) == 0
+    assert server.requests == 2, "only the new caption's positive and negatives were asked"
+    ted = {r["id"]: r for r in map(json.loads, (out / "ted.jsonl").read_text().splitlines())}
+    assert sorted(ted) == ["c1/ocr", "c2/ocr", "c4/ocr"] and ted["c2/ocr"]["positive"] == "A cat is red."
+    assert main(["validate", str(out / "ted.jsonl")]) == 0
+    # a caption whose text changed is asked again: its old review no longer applies, and the rerun says so
+    write_captions(caps, [("c1", "A red cat."), ("c2", "A red cat, changed."), ("c3", "A red cat once more."),
+                          ("c4", "A fourth red cat.")])
+    capsys.readouterr()
+    with FakeChatServer(scripted) as server:
+        assert main(build_args(caps, out, server.url, "--types", "ocr")) == 0
+    assert "the review of 'c2/ocr' no longer applies" in capsys.readouterr().out
+    ted = {r["id"]: r for r in map(json.loads, (out / "ted.jsonl").read_text().splitlines())}
+    assert ted["c2/ocr"]["positive"] == POS and "c3/ocr" not in ted
+
+
+def test_review_sheet_naming_an_id_twice_is_refused(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    caps = write_captions(tmp_path / "caps.jsonl", [("c1", "A red cat."), ("c2", "A red cat again.")])
+    out = tmp_path / "out"
+    with FakeChatServer(scripted) as server:
+        assert main(build_args(caps, out, server.url, "--types", "ocr")) == 0
+    before = {p.name: p.read_bytes() for p in out.iterdir() if p.is_file()}
+    sheet = _review_sheet(out, tmp_path / "twice.csv", {0: {"verdict": "keep"}, 1: {"id": "c1/ocr", "verdict": "drop"}})
+    capsys.readouterr()
+    assert main(["build-data", "--out", str(out), "--apply-review", str(sheet)]) == 2
+    err = _one_error_line(capsys)
+    assert f"{sheet}:3: field 'id' names 'c1/ocr' again (first on line 2)" in err, err
+    assert {p.name: p.read_bytes() for p in out.iterdir() if p.is_file()} == before, "a refused sheet changed files"
+    assert main(["build-data", "--out", str(out), "--apply-review", str(tmp_path / "nowhere.csv")]) == 2
+    assert "does not exist" in _one_error_line(capsys)
+
+
+@pytest.mark.parametrize(("ctype", "needle"), [("Video", "Did you mean: video?"), ("audio", "got 'audio'")])
+def test_captions_with_a_caption_type_other_than_image_or_video(tmp_path: Path, capsys: pytest.CaptureFixture[str],
+                                                                ctype: str, needle: str) -> None:
+    caps = write_captions(tmp_path / "caps.jsonl", [("c1", "A red cat."), ("c2", "A dog.")], caption_type=ctype)
+    with FakeChatServer(scripted) as server:
+        assert main(build_args(caps, tmp_path / "out", server.url, "--types", "ocr")) == 2
+    assert server.requests == 0, "refused before any request"
+    err = _one_error_line(capsys)
+    assert f"{caps}:1: field 'caption_type' must be image or video" in err and needle in err, err
+    with pytest.raises(SystemExit) as exc:  # argparse: exit 2 before anything is read
+        main(build_args(caps, tmp_path / "out", "http://127.0.0.1:9", "--caption-type", "Video"))
+    assert exc.value.code == 2 and "invalid choice: 'Video'" in _one_error_line(capsys)

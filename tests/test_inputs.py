@@ -114,6 +114,10 @@ def _text_ok(v: Any) -> bool:
     return isinstance(v, str) and bool(v.strip())
 
 
+def _caption_type_ok(v: Any) -> bool:  # absent (image) or exactly image / video
+    return _parsed(v) is None or _parsed(v) in ("image", "video")
+
+
 def _label_ok(v: Any) -> bool:  # ids and groups: absent, a non-empty string or an integer
     v = _parsed(v)
     return v is None or _text_ok(v) or (isinstance(v, int) and not isinstance(v, bool))
@@ -138,7 +142,7 @@ ROWS = [
 _INSTANCE_CHECKS: dict[str, Callable[[Any], bool]] = {
     "id": _label_ok, "category": _text_ok, "caption": _text_ok, "positive": _text_ok,
     "negatives": lambda v: isinstance(_parsed(v), list) and bool(v) and all(_text_ok(x) for x in v),
-    "caption_type": lambda v: _parsed(v) is None or _text_ok(v),
+    "caption_type": _caption_type_ok,
 }
 
 
@@ -198,6 +202,17 @@ def instance_cases(rng: random.Random) -> Iterator[Case]:
         yield Case(f"jsonl-{field}-missing", "case.jsonl", _jsonl(rows), 0 if _instance_ok(rows[1]) else 2)
     yield Case("jsonl-duplicate-id", "case.jsonl", _jsonl([ROWS[0], {**ROWS[1], "id": "x1"}]), 2)
     yield Case("jsonl-extra-fields", "case.jsonl", _jsonl([{**ROWS[0], "extra": {"deep": [1]}}, ROWS[1]]), 0)
+    # records that parse but cannot mean what they say (issue 21, item 7)
+    for j, ctype in enumerate(["Video", "IMAGE", " video", "audio"]):
+        yield Case(f"jsonl-caption_type-word-{j}", "case.jsonl", _jsonl([ROWS[0], {**ROWS[1], "caption_type": ctype}]), 2)
+    yield Case("jsonl-positive-is-a-negative", "case.jsonl",
+               _jsonl([ROWS[0], {**ROWS[1], "negatives": ["He sits.", "He runs."]}]), 2)
+    yield Case("jsonl-positive-is-a-negative-spaced", "case.jsonl",
+               _jsonl([ROWS[0], {**ROWS[1], "negatives": ["He  runs. "]}]), 2)
+    yield Case("jsonl-negative-twice", "case.jsonl",
+               _jsonl([ROWS[0], {**ROWS[1], "negatives": ["He sits.", "He swims.", "He sits."]}]), 2)
+    yield Case("jsonl-negatives-differ-in-case", "case.jsonl",
+               _jsonl([ROWS[0], {**ROWS[1], "negatives": ["He sits.", "he sits.", "He runs!"]}]), 0)
     yield from _line_cases("jsonl", "case.jsonl", ROWS, rng)
 
 
@@ -224,7 +239,7 @@ def _no_question(v: Any) -> bool:  # an object without a correct statement: skip
 _OFFICIAL_CHECKS: dict[tuple[Any, ...], Callable[[Any], bool]] = {
     ("cap-1",): lambda v: False,  # a non-object, or an object without caption and statements
     ("cap-1", "caption"): _text_ok,
-    ("cap-1", "caption_type"): lambda v: _parsed(v) is None or _text_ok(v),
+    ("cap-1", "caption_type"): _caption_type_ok,
     ("cap-1", "statements"): lambda v: isinstance(_parsed(v), dict) and all(map(_no_question, v.values())),
     _Q: _no_question,
     (*_Q, "correct_statement"): lambda v: _parsed(v) is None,  # null: no statement generated, skipped
@@ -270,6 +285,18 @@ def official_cases(rng: random.Random) -> Iterator[Case]:
     yield Case("official-latin1", "case.json", good.replace(b"A red cup.", b"Un caf\xe9."), 2)
     yield Case("official-surrogate-key", "case.json", good.replace(b'"cap-2"', b'"cap\\ud800"'), 2)
     yield Case("official-binary", "case.json", b"{" + rng.randbytes(100), 2)
+    doc = _official()
+    doc["cap-1"]["caption_type"] = "Video"
+    yield Case("official-caption_type-Video", "case.json", _dumps(doc).encode(), 2)
+    doc = _official()
+    _at(doc, (*_Q, "incorrect_statements", 0))[0]["statement"] = "He runs."
+    yield Case("official-positive-is-a-negative", "case.json", _dumps(doc).encode(), 2)
+    doc = _official()
+    _at(doc, (*_Q, "incorrect_statements", 1))[1] = {"status": "success", "statement": "He sits."}
+    yield Case("official-negative-twice", "case.json", _dumps(doc).encode(), 2)
+    doc = _official()
+    _at(doc, (*_Q, "incorrect_statements", 1))[1]["statement"] = "He runs."  # a failed statement is never read
+    yield Case("official-failed-negative-equals-positive", "case.json", _dumps(doc).encode(), 0)
 
 
 # --- caption pairs --------------------------------------------------------------------------------
@@ -279,7 +306,7 @@ OFFICIAL_PAIRS = [{"processed_caption1": "A cat.", "processed_caption2": "A kitt
                   {"processed_caption1": "A dog.", "processed_caption2": "A puppy.", "group": 3}]
 _PAIR_CHECKS: dict[str, Callable[[Any], bool]] = {
     "a": _text_ok, "b": _text_ok, "processed_caption1": _text_ok, "processed_caption2": _text_ok,
-    "group": _label_ok, "caption_type": lambda v: _parsed(v) is None or _text_ok(v),
+    "group": _label_ok, "caption_type": _caption_type_ok,
 }
 
 
@@ -300,6 +327,7 @@ def pair_cases(rng: random.Random) -> Iterator[Case]:
         text = write(base)
         yield Case(f"pairs-{form}-truncated", name, text[: rng.randint(2, len(text) - 3)], 2)
     yield from _line_cases("pairs", "pairs.jsonl", PAIRS, rng)
+    yield Case("pairs-caption_type-Video", "pairs.jsonl", _jsonl([PAIRS[0], {**PAIRS[1], "caption_type": "Video"}]), 2)
     yield Case("pairs-list-empty", "pairs.json", b"[]", 2)
     yield Case("pairs-list-not-json", "pairs.json", b"[{'a': 1}]", 2)
 

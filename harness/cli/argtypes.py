@@ -8,7 +8,15 @@ import re
 from collections.abc import Callable
 from typing import Any
 
-__all__ = ["batch_size", "byte_size", "csv_list", "int_list", "non_negative_int", "number", "positive_int"]
+__all__ = ["MAX_DIM", "MAX_EPOCHS", "MAX_RESAMPLES", "MAX_SEED", "batch_size", "byte_size", "csv_list", "int_list",
+           "non_negative_int", "number", "positive_int", "resamples", "seed_list"]
+
+# Bounds on counts and sizes, so a typo (or a pasted 20-digit number) is refused at parse time instead
+# of allocating, hanging or overflowing after the model has loaded.
+MAX_SEED = 2**32 - 1  # numpy's seed range; torch takes any of these too
+MAX_DIM = 65536  # --dim-out, --heads: the aggregator's width
+MAX_EPOCHS = 10_000
+MAX_RESAMPLES = 100_000  # --bootstrap, --null-resamples (default 1000 and 100)
 
 _SIZE = re.compile(r"\s*(\d+(?:\.\d*)?|\.\d+)\s*([kmgtp]?)(i?)b?\s*", re.IGNORECASE)
 
@@ -29,23 +37,45 @@ def int_list(text: str) -> tuple[int, ...]:
         raise argparse.ArgumentTypeError(f"{text!r} is not a comma-separated list of integers") from None
 
 
-def number(kind: type, *, low: float, strict: bool = False, what: str = "") -> Callable[[str], Any]:
-    """An argparse type: ``kind`` >= ``low`` (> ``low`` when ``strict``); NaN is refused."""
+def seed_list(text: str) -> tuple[int, ...]:
+    """A non-empty comma-separated list of seeds, each in 0..2**32-1 (what numpy and torch accept)."""
+    seeds = int_list(text)
+    bad = next((s for s in seeds if not 0 <= s <= MAX_SEED), None)
+    if bad is not None:
+        raise argparse.ArgumentTypeError(f"seed {bad} is outside 0..{MAX_SEED} (2**32-1); give seeds such as 0,1,2")
+    return seeds
+
+
+def _plain(x: float) -> str:
+    return str(int(x)) if float(x).is_integer() else f"{x:g}"
+
+
+def number(kind: type, *, low: float, strict: bool = False, high: float | None = None, what: str = "",
+           why: str = "") -> Callable[[str], Any]:
+    """An argparse type: ``kind`` >= ``low`` (> ``low`` when ``strict``) and <= ``high`` when given; NaN and
+    infinities (``nan``, ``inf``, ``1e999``) are refused.  ``why`` ends the message of a value over ``high``."""
+    noun = what or ("an integer" if kind is int else "a number")
+    bound = (f"> {_plain(low)}" if strict else f">= {_plain(low)}") + (f" and <= {_plain(high)}" if high is not None else "")
+
     def parse(text: str) -> Any:
         try:
             value = kind(text)
-        except ValueError:
-            value = None
-        if value is None or value != value or (value <= low if strict else value < low):
-            bound = f"> {low:g}" if strict else f">= {low:g}"
-            noun = what or ("an integer" if kind is int else "a number")
-            raise argparse.ArgumentTypeError(f"{text!r} is not {noun} {bound}")
+        except (ValueError, OverflowError):
+            raise argparse.ArgumentTypeError(f"{text!r:.60} is not {noun} {bound}") from None
+        if isinstance(value, float) and not math.isfinite(value):
+            raise argparse.ArgumentTypeError(f"{text!r:.60} is not finite; give {noun} {bound}")
+        if value <= low if strict else value < low:
+            raise argparse.ArgumentTypeError(f"{text!r:.60} is not {noun} {bound}")
+        if high is not None and value > high:
+            raise argparse.ArgumentTypeError(f"{text!r:.60} is over the bound {_plain(high)}"
+                                             + (f" ({why})" if why else ""))
         return value
     return parse
 
 
 positive_int = number(int, low=0, strict=True)
 non_negative_int = number(int, low=0)
+resamples = number(int, low=0, high=MAX_RESAMPLES, why="a bound against typos: 1000 is usual, 0 turns them off")
 
 
 def batch_size(text: str) -> int | str:

@@ -23,7 +23,9 @@ from harness.features import distributed
 from harness.cli.argtypes import batch_size as _batch_size
 from harness.cli.argtypes import byte_size as _byte_size
 from harness.cli.argtypes import csv_list as _csv
-from harness.cli.argtypes import int_list as _seeds
+from harness.cli.argtypes import MAX_DIM, MAX_EPOCHS
+from harness.cli.argtypes import resamples as _resamples
+from harness.cli.argtypes import seed_list as _seeds
 from harness.cli.argtypes import number as _number
 from harness._exceptions import ConfigError, HarnessError, unknown_name
 from harness.data.build import add_build_data_parser, run_build_data
@@ -64,10 +66,10 @@ def _add_run_args(p: argparse.ArgumentParser, *, train_only: bool = False, pm: A
         p.add_argument("--control", choices=["shuffled-captions"],
                        help="similarity control: every caption swapped for another, per seed (should sit at the "
                             "permutation null). Not the paper's §4.4 QA control")
-        p.add_argument("--null-resamples", type=_number(int, low=0), default=100,
+        p.add_argument("--null-resamples", type=_resamples, default=100,
                        help="caption derangements for each slice's permutation null (0: none)")
         p.add_argument("--output", "--out", dest="output", help="write results.json, samples.jsonl, figures here")
-        p.add_argument("--bootstrap", type=non_negative, default=1000, help="bootstrap resamples for CIs (0: none)")
+        p.add_argument("--bootstrap", type=_resamples, default=1000, help="bootstrap resamples for CIs (0: none)")
     p.add_argument("--include-path", action="append", default=[], metavar="DIR",
                    help="extra folder of task YAML files (overrides shipped tasks of the same name)")
     p.add_argument("--extract", type=_csv, default=("last", "norm-avg"),
@@ -79,11 +81,13 @@ def _add_run_args(p: argparse.ArgumentParser, *, train_only: bool = False, pm: A
                    "pair set (harness list pairs; default: the set the tasks name, e.g. open for ted-open)")
     p.add_argument("--preset", choices=["default", "official", "paper", "baby"],
                    help="aggregator hyper-parameters: default (small data), official (GRAN-TED trainer), paper, baby")
-    for flag, typ in (("lr", _number(float, low=0, strict=True, what="a number")), ("epochs", positive),
+    width = _number(int, low=0, strict=True, high=MAX_DIM, why="the aggregator's output width; the default is 1024")
+    for flag, typ in (("lr", _number(float, low=0, strict=True)),
+                      ("epochs", _number(int, low=0, strict=True, high=MAX_EPOCHS, why="a bound against typos")),
                       ("train-batch-size", _number(int, low=1, strict=True, what="an integer")),
-                      ("weight-decay", _number(float, low=0, what="a number")),
-                      ("temperature", _number(float, low=0, strict=True, what="a number")),
-                      ("dim-out", positive), ("heads", positive)):
+                      ("weight-decay", _number(float, low=0)),
+                      ("temperature", _number(float, low=0, strict=True)),
+                      ("dim-out", width), ("heads", _number(int, low=0, strict=True, high=MAX_DIM))):
         p.add_argument(f"--{flag}", type=typ)
     p.add_argument("--max-pairs", type=non_negative,
                    help="train on the first N pairs (a task's default pair set: its default_max unless given; 0: all)")
@@ -91,7 +95,7 @@ def _add_run_args(p: argparse.ArgumentParser, *, train_only: bool = False, pm: A
     p.add_argument("--layer-weights-file",
                    help="layer logits to start α from (or keep, with --layer-weights frozen): a JSON list, "
                         "{\"logits\": [...]}, or the official .pt holding {'layer_weights': logits}")
-    p.add_argument("--layer-lr", type=_number(float, low=0, strict=True, what="a number"),
+    p.add_argument("--layer-lr", type=_number(float, low=0, strict=True),
                    help="learning rate of the learned layer logits (own optimiser group; default 1e-2)")
     p.add_argument("--include-embedding", action=argparse.BooleanOptionalAction, default=None,
                    help="include the embedding output in avg/norm-avg/learned (default: per family)")
@@ -149,9 +153,12 @@ def build_parser(pm: Any = None) -> argparse.ArgumentParser:
     pairs.add_argument("--split")
     pairs.add_argument("--max-per-item", type=_number(int, low=0, strict=True),
                        help="at most N pairs per item (a seeded sample of all combinations)")
-    val = sub.add_parser("validate", help="check a TED file (or caption-pair file) and count its instances")
-    val.add_argument("path")
+    val = sub.add_parser("validate", help="check a TED file, caption-pair file or task YAML and count its instances")
+    val.add_argument("path", help="a TED data file (JSONL, official JSON), a caption-pair file, or a task or category "
+                                  "YAML (its fields and its data are checked)")
     val.add_argument("--pairs", action="store_true", help="the file holds caption pairs")
+    val.add_argument("--include-path", action="append", default=[], metavar="DIR",
+                     help="extra folder of task YAMLs (where a task YAML's include: base may live)")
     from harness.cli.report import add_parsers  # correlate, report
 
     add_parsers(sub)
@@ -159,6 +166,9 @@ def build_parser(pm: Any = None) -> argparse.ArgumentParser:
     from harness.cli.score import add_parser as add_score_parser
 
     add_score_parser(sub)
+    from harness.cli.check import add_parser as add_check_parser
+
+    add_check_parser(sub)
     return parser
 
 
@@ -396,16 +406,26 @@ def _cmd_list(args: argparse.Namespace, pm: Any, console: Console) -> int:
     return 0
 
 
-def _cmd_validate(args: argparse.Namespace, console: Console) -> int:
+def _cmd_validate(args: argparse.Namespace, pm: Any, console: Console) -> int:
     from harness.data.loaders import load_instances_file, load_pairs_file
     from harness.registry import resolve_path
 
     path = Path(resolve_path(args.path))  # as typed when it exists; else $VARS, ~ and pkg: expand
-    is_pairs = args.pairs or _looks_like_pairs(path)
 
     def say(text: str) -> None:  # paths and caption types are data, never rich markup
         console.print(text, markup=False, highlight=False)
 
+    if path.suffix in (".yaml", ".yml") and not args.pairs:  # a task or category YAML: its fields, then its data
+        from harness.evaluation.runner import load_task_sets
+
+        registry = _registry(pm, args.registry, args.include_path)
+        for task_set in load_task_sets(pm, registry, [str(path)]):
+            cats = Counter(i.category for i in task_set.instances)
+            for cat, n in sorted(cats.items()):
+                say(f"  {cat:<14} {n}")
+            say(f"{path}: task {task_set.name}: {len(task_set.instances)} instances — OK")
+        return 0
+    is_pairs = args.pairs or _looks_like_pairs(path)
     if is_pairs:
         pairs = load_pairs_file(path)
         groups = {p.group for p in pairs if p.group is not None}
@@ -455,7 +475,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         args = build_parser(pm).parse_args([*argv, "run"])
     try:
         if command == "validate":
-            return _cmd_validate(args, console)
+            return _cmd_validate(args, pm, console)
         if command == "pairs":
             return _cmd_pairs(args, console)
         if command == "list":
@@ -466,6 +486,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             from harness.cli.report import run_command
 
             return run_command(args, pm, console)
+        if command == "check":
+            from harness.cli.check import run_command as run_check
+
+            return run_check(args, pm, console)
         if command == "score":
             from harness.cli import score as score_cli
 

@@ -16,6 +16,12 @@ Files may be gzip-compressed (recognised by their first bytes, whatever the
 name) and may start with a UTF-8 byte-order mark.  Every bad file or record
 raises `DataError` naming file, line (or caption id / ``[i]``) and field, and
 does so at load time, so ``harness validate`` and ``harness run`` agree.
+
+Records that parse but cannot mean what they say are bad records too (`_check_instance`,
+`_caption_type`): a positive equal to one of its negatives (a tie, always scored wrong),
+a negative given twice (the chance level would count it twice), a ``caption_type`` other
+than ``image`` or ``video`` (case-sensitive: it becomes a slice and the prompt's text).
+Statements are compared with runs of whitespace collapsed.
 """
 
 from __future__ import annotations
@@ -38,9 +44,11 @@ from harness.types import CaptionPair, Instance, TaskSpec
 # CATEGORIES, OFFICIAL_TYPE_NAMES and category_slug live in harness.data.categories;
 # they stay importable from here for code written against the old location.
 __all__ = [
+    "CAPTION_TYPES",
     "CATEGORIES",
     "OFFICIAL_TYPE_NAMES",
     "category_slug",
+    "check_caption_type",
     "file_sha256",
     "is_pairs_file",
     "load_granted_json",
@@ -54,6 +62,7 @@ __all__ = [
 _GZIP_MAGIC = b"\x1f\x8b"
 _DATA_SUFFIXES = (".jsonl", ".json", ".gz", ".ndjson")
 _SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")  # the only way a lone surrogate gets into parsed JSON
+CAPTION_TYPES = ("image", "video")
 Where = tuple[str, int | None]
 
 
@@ -170,6 +179,42 @@ def _optional_text(rec: Mapping[str, Any], key: str, where: Where, default: str,
     return default if val is None else _string(val, where, f"{prefix}.{key}" if prefix else key)
 
 
+def check_caption_type(value: Any, where: tuple[str, int | None], field: str = "caption_type") -> str:
+    """``value`` when it is exactly ``image`` or ``video``; else a `DataError` at ``where``/``field``
+    (``Video`` gets "Did you mean: video?")."""
+    if value not in CAPTION_TYPES:
+        close = [t for t in CAPTION_TYPES if isinstance(value, str) and t == value.strip().lower()]
+        hint = f" Did you mean: {close[0]}?" if close else ""
+        raise DataError(where[0], where[1], field, f"must be image or video (lowercase), got {value!r:.60}.{hint}")
+    return str(value)
+
+
+def _caption_type(rec: Mapping[str, Any], where: Where, prefix: str = "") -> str:
+    """``caption_type``: absent or null means image; else exactly ``image`` or ``video``."""
+    field = f"{prefix}.caption_type" if prefix else "caption_type"
+    return check_caption_type(_optional_text(rec, "caption_type", where, "image", prefix), where, field)
+
+
+def _same(text: str) -> str:
+    return " ".join(text.split())
+
+
+def _check_statements(positive: str, negatives: Sequence[str], where: Where, prefix: str = "",
+                      fields: Sequence[str] = ()) -> None:
+    """Refuse a negative equal to the positive, or to an earlier negative (whitespace runs collapsed).
+    ``fields``: each negative's field name (default ``negatives[i]``)."""
+    first: dict[str, int] = {}
+    for i, neg in enumerate(negatives):
+        field = fields[i] if fields else (f"{prefix}.negatives[{i}]" if prefix else f"negatives[{i}]")
+        if _same(neg) == _same(positive):
+            raise DataError(where[0], where[1], field, f"equals the positive ({neg!r:.60}): every encoder ties "
+                            "them, so the instance is always scored wrong; remove or reword it")
+        if _same(neg) in first:
+            raise DataError(where[0], where[1], field, f"repeats negative [{first[_same(neg)]}] ({neg!r:.60}): "
+                            "the chance level would count it twice; remove it")
+        first[_same(neg)] = i
+
+
 def _label(rec: Mapping[str, Any], key: str, where: Where, prefix: str = "") -> str | None:
     """An optional id-like field: a non-empty string or an integer (null: absent)."""
     val = rec.get(key)
@@ -187,15 +232,17 @@ def _instance(rec: Mapping[str, Any], where: Where, default_id: str) -> Instance
         raise DataError(where[0], where[1], "negatives", f"must be a list of at least one string, got {negs!r:.60}")
     for i, neg in enumerate(negs):
         _string(neg, where, f"negatives[{i}]")
-    return Instance(
+    inst = Instance(
         id=_label(rec, "id", where) or default_id,
         category=category_slug(_text(rec, "category", where)),
         caption=_text(rec, "caption", where),
         positive=_text(rec, "positive", where),
         negatives=tuple(negs),
-        caption_type=_optional_text(rec, "caption_type", where, "image"),
+        caption_type=_caption_type(rec, where),
         source=f"{where[0]}:{where[1]}" if where[1] else where[0],
     )
+    _check_statements(inst.positive, inst.negatives, where)
+    return inst
 
 
 def _jsonl_instances(path: Path, text: str) -> list[Instance]:
@@ -232,7 +279,7 @@ def _official_entry(cid: str, entry: Any, path: Path) -> Iterator[Instance]:
     if not isinstance(entry, Mapping):
         raise DataError(str(path), None, cid, f"must be an object with 'caption' and 'statements', got {entry!r:.60}")
     caption = _text(entry, "caption", where, prefix=cid)
-    ctype = _optional_text(entry, "caption_type", where, "image", prefix=cid)
+    ctype = _caption_type(entry, where, prefix=cid)
     statements = entry.get("statements")
     if not isinstance(statements, Mapping):
         raise DataError(str(path), None, f"{cid}.statements",
@@ -251,8 +298,10 @@ def _official_entry(cid: str, entry: Any, path: Path) -> Iterator[Instance]:
         if not isinstance(incorrect, list):
             raise DataError(str(path), None, f"{field}.incorrect_statements",
                             f"must be a list of statement objects, got {incorrect!r:.60}")
-        negs = [s for i, item in enumerate(incorrect)
+        read = [(f"{field}.incorrect_statements[{i}]", s) for i, item in enumerate(incorrect)
                 if (s := _official_statement(item, where, f"{field}.incorrect_statements[{i}]")) is not None]
+        negs = [s for _, s in read]
+        _check_statements(pos, negs, where, fields=[f for f, _ in read])
         if negs:
             yield Instance(id=f"{cid}/{qtype}", category=category_slug(qtype), caption=caption, positive=pos,
                            negatives=tuple(negs), caption_type=ctype, source=f"{path}#{cid}")
@@ -355,7 +404,7 @@ def _pair(rec: Mapping[str, Any], where: Where, prefix: str = "") -> CaptionPair
     else:
         a, b = _text(rec, "a", where, prefix), _text(rec, "b", where, prefix)
     group = _label(rec, "group", where, prefix)
-    return CaptionPair(a=a, b=b, group=group, caption_type=_optional_text(rec, "caption_type", where, "image", prefix))
+    return CaptionPair(a=a, b=b, group=group, caption_type=_caption_type(rec, where, prefix))
 
 
 def _json_list_pairs(path: Path, text: str) -> list[CaptionPair]:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 import os
 import platform
 import subprocess
@@ -317,8 +318,12 @@ def read_results(path: str | Path) -> RunResult:
     """Read what `write_results` wrote: ``results.json`` (a file, or the folder holding it) and,
     when present beside it, ``samples.jsonl``.  The exact inverse of `write_results`.
 
-    Raises `DataError` naming the file (and field) for a missing file, invalid JSON, another
-    schema, or a record that does not fit.
+    Every field is checked against its record's type as it is read (`_convert`): a score that is a
+    string, null, NaN or infinite, a missing ``scores`` list (an empty one is a run that
+    scored nothing, e.g. a baseline no encoder could answer), or a record that does not fit
+    raises `DataError` naming the file and the field (``scores[3].value``), as do a missing file,
+    invalid JSON and another schema.  So every command that reads results (``correlate``, ``report``,
+    ``score``) refuses a damaged file in one line instead of computing on it.
     """
     p = Path(path)
     res = p / "results.json" if p.is_dir() else p
@@ -334,7 +339,7 @@ def read_results(path: str | Path) -> RunResult:
         raise DataError(str(res), None, "schema", f"is {data['schema']!r}; this harness reads schema {SCHEMA_VERSION}")
     result = RunResult(
         provenance=_build(Provenance, data.get("provenance", {}), str(res), "provenance"),
-        scores=_build_list(ScoreRecord, data, "scores", str(res)),
+        scores=_build_list(ScoreRecord, data, "scores", str(res), required=True),
         seed_summary=_build_list(SeedSummaryRecord, data, "seed_summary", str(res)),
         comparisons=_build_list(Comparison, data, "comparisons", str(res)),
         training=_build_list(TrainingRecord, data, "training", str(res)),
@@ -352,10 +357,12 @@ def read_results(path: str | Path) -> RunResult:
     return result
 
 
-def _build_list(cls: type[_T], data: dict[str, Any], key: str, path: str) -> list[_T]:
+def _build_list(cls: type[_T], data: dict[str, Any], key: str, path: str, *, required: bool = False) -> list[_T]:
+    if required and key not in data:
+        raise DataError(path, None, key, "is missing: not a complete results file (harness run --output writes one)")
     items = data.get(key, [])
     if not isinstance(items, list):
-        raise DataError(path, None, key, "must be a list")
+        raise DataError(path, None, key, f"must be a list, got {items!r:.60}")
     return [_build(cls, item, path, f"{key}[{i}]") for i, item in enumerate(items)]
 
 
@@ -363,7 +370,7 @@ def _build(cls: type[_T], value: Any, path: str, where: str) -> _T:
     """``cls`` from its ``asdict`` form, recursing into nested record types by annotation."""
     if not isinstance(value, dict):
         raise DataError(path, None, where, f"must be an object, got {type(value).__name__}")
-    hints = typing.get_type_hints(cls)
+    hints = _hints(cls)
     names = {f.name for f in fields(cls)}  # type: ignore[arg-type]
     unknown = set(value) - names
     if unknown:
@@ -377,25 +384,70 @@ def _build(cls: type[_T], value: Any, path: str, where: str) -> _T:
         raise DataError(path, None, where, f"does not fit {cls.__name__}: {exc}") from None
 
 
+_HINTS: dict[type, dict[str, Any]] = {}
+
+
+def _hints(cls: type) -> dict[str, Any]:
+    """A record type's field annotations, resolved once (samples.jsonl builds one record per line)."""
+    if cls not in _HINTS:
+        _HINTS[cls] = typing.get_type_hints(cls)
+    return _HINTS[cls]
+
+
 def _record_type(hint: Any) -> type[Any] | None:
     return hint if isinstance(hint, type) and dataclasses.is_dataclass(hint) else None
 
 
+_SCALARS: dict[type, str] = {bool: "true or false", int: "an integer", float: "a finite number", str: "a string"}
+
+
+def _describe(hint: Any) -> str:
+    if hint in _SCALARS:
+        return _SCALARS[hint]
+    origin = typing.get_origin(hint)
+    return {list: "a list", dict: "an object"}.get(origin, "an object") if origin or _record_type(hint) else str(hint)
+
+
+def _scalar_ok(hint: type, raw: Any) -> bool:
+    if hint is float:
+        return isinstance(raw, (int, float)) and not isinstance(raw, bool) and math.isfinite(raw)
+    return isinstance(raw, hint) and (hint is bool or not isinstance(raw, bool))
+
+
 def _convert(hint: Any, raw: Any, path: str, where: str) -> Any:
-    if raw is None:
-        return None
+    """``raw`` checked against the annotation ``hint`` (records, ``X | None``, ``list[X]``, ``dict[str, X]``,
+    bool/int/float/str; ``Any`` as it is), nested records built; a mismatch is a `DataError` at ``where``."""
+    if hint is Any:
+        return raw
     record = _record_type(hint)
     if record is not None:
         return _build(record, raw, path, where)
     origin, args = typing.get_origin(hint), typing.get_args(hint)
-    if origin is dict and len(args) == 2 and (record := _record_type(args[1])) is not None:
-        if not isinstance(raw, dict):
-            raise DataError(path, None, where, "must be an object")
-        return {k: _build(record, v, path, f"{where}.{k}") for k, v in raw.items()}
     if origin in (types.UnionType, typing.Union):
-        for arg in args:
-            if (record := _record_type(arg)) is not None:
-                return _build(record, raw, path, where)
+        if raw is None and type(None) in args:
+            return None
+        options = [a for a in args if a is not type(None)]
+        for arg in options[:-1]:
+            try:
+                return _convert(arg, raw, path, where)
+            except DataError:
+                pass
+        if len(options) > 1:
+            raise DataError(path, None, where, f"must be {' or '.join(map(_describe, options))}"
+                            f"{' or null' if type(None) in args else ''}, got {raw!r:.60}")
+        return _convert(options[0], raw, path, where)
+    if origin is list:
+        if not isinstance(raw, list):
+            raise DataError(path, None, where, f"must be a list, got {raw!r:.60}")
+        return [_convert(args[0], x, path, f"{where}[{i}]") for i, x in enumerate(raw)] if args else raw
+    if origin is dict:
+        if not isinstance(raw, dict):
+            raise DataError(path, None, where, f"must be an object, got {raw!r:.60}")
+        return {k: _convert(args[1], v, path, f"{where}.{k}") for k, v in raw.items()} if args else raw
+    if hint in _SCALARS:
+        if not _scalar_ok(hint, raw):
+            raise DataError(path, None, where, f"must be {_SCALARS[hint]}, got {raw!r:.60}")
+        return raw
     return raw
 
 

@@ -217,6 +217,15 @@ def _batches(pairs: Sequence[CaptionPair], cfg: TrainConfig, rng: np.random.Gene
     return [out[i] for i in rng.permutation(len(out))]
 
 
+def _batches_per_epoch(n_pairs: int, cfg: TrainConfig) -> int:
+    """How many batches `_batches` cuts from ``n_pairs`` pairs (the same for every epoch)."""
+    size = cfg.batch_size
+    if cfg.batching == "random":
+        return n_pairs // size
+    chunk = size * 32
+    return sum(-(-min(chunk, n_pairs - start) // size) for start in range(0, n_pairs, chunk))
+
+
 def train(model: nn.Module, batch_fn: FeatureBatchFn, pairs: Sequence[CaptionPair], cfg: TrainConfig, *,
           seed: int, on_step: StepCallback | None = None) -> TrainReport:
     """Train ``model`` (``forward(x, mask)``; optional ``layer_weights`` submodule) on caption ``pairs``.
@@ -235,8 +244,10 @@ def train(model: nn.Module, batch_fn: FeatureBatchFn, pairs: Sequence[CaptionPai
         groups.append({"params": fused, "lr": cfg.layer_lr, "weight_decay": 0.0})
     opt = torch.optim.AdamW(groups)
     loss_fn = functools.partial(_LOSSES[cfg.loss], cfg=cfg)
-    epochs = [_batches(pairs, cfg, rng) for _ in range(cfg.epochs)]
-    total = sum(len(e) for e in epochs)
+    # Each epoch's batches are drawn when it starts (the same draws, in the same order, as drawing them all
+    # first): memory does not grow with the number of epochs.
+    epochs = (_batches(pairs, cfg, rng) for _ in range(cfg.epochs))
+    total = cfg.epochs * _batches_per_epoch(len(pairs), cfg)
     stride = max(1, -(-total // TRAJECTORY_POINTS))
     report, t0 = TrainReport(), time.perf_counter()
     if fusion is not None:

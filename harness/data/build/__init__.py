@@ -10,9 +10,11 @@ the official TED-6K JSON layout, a review sheet for people, and ``build_report.j
 from harness.data.build._cli import add_build_data_parser, run_build_data
 from harness.data.build._io import (
     OUTPUT_FILES,
+    REVIEW_APPLIED_FILE,
     REVIEW_COLUMNS,
     ReviewReport,
     apply_review,
+    apply_saved_review,
     read_captions,
     screen_captions,
     write_outputs,
@@ -31,6 +33,7 @@ from harness.data.build._validate import check_negatives, check_positive
 __all__ = [
     "ITEMS_FILE",
     "OUTPUT_FILES",
+    "REVIEW_APPLIED_FILE",
     "REVIEW_COLUMNS",
     "BuildOptions",
     "BuildReport",
@@ -39,6 +42,7 @@ __all__ = [
     "ReviewReport",
     "add_build_data_parser",
     "apply_review",
+    "apply_saved_review",
     "build_statements",
     "check_negatives",
     "check_positive",

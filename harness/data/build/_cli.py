@@ -13,7 +13,9 @@ from harness.cli.argtypes import csv_list, non_negative_int, number, positive_in
 from harness._exceptions import ConfigError
 from harness.data.build._io import (
     OUTPUT_FILES,
+    REVIEW_APPLIED_FILE,
     apply_review,
+    apply_saved_review,
     read_captions,
     screen_captions,
     write_outputs,
@@ -42,7 +44,7 @@ def add_build_data_parser(sub: Any) -> None:
     p.add_argument("--caption-column", default="caption")
     p.add_argument("--id-column", default="id")
     p.add_argument("--caption-type-column", default="caption_type")
-    p.add_argument("--caption-type", default="image", help="caption type of rows without one")
+    p.add_argument("--caption-type", default="image", choices=["image", "video"], help="caption type of rows without one")
     p.add_argument("--split")
     p.add_argument("--max-caption-chars", type=positive_int, default=6000, help="skip longer captions (reported)")
     p.add_argument("--backend", default="openai", help="openai | hf (harness list llm-backends)")
@@ -103,8 +105,18 @@ def run_build_data(args: argparse.Namespace, pm: Any, console: Console,
     with progress() if progress else nullcontext() as bar:
         records, report = build_statements(backend, captions, chosen, out_dir=out, options=build, report=report,
                                            progress=bar)
-    paths = write_outputs(out, records, categories, report)
+    generated = records
+    records, reviewed, stale = apply_saved_review(out, records)  # a rerun never undoes a review
+    paths = write_outputs(out, records, categories, report, review=reviewed)
     _print_report(console, report, args)
+    if reviewed is not None:
+        dropped = sum(r.status == "dropped" for r in records)
+        edited = sum(r.status == "ok" and (r.positive, r.negatives) != (g.positive, g.negatives)
+                     for r, g in zip(records, generated))
+        _say(console, f"kept the review applied earlier ({out / REVIEW_APPLIED_FILE}): {dropped} dropped, "
+                      f"{edited} edited")
+    for problem in stale:
+        _say(console, f"  {problem}")
     _say(console, "wrote " + ", ".join(map(str, paths)))
     return 0
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import dataclasses
 import json
 import os
 from collections.abc import Iterable, Mapping, Sequence
@@ -20,14 +21,19 @@ from harness.data.build._pipeline import (
 )
 from harness.data.build._validate import normalize
 from harness.data.category_defs import CategoryDef
+from harness.data.loaders import check_caption_type
 
-__all__ = ["OUTPUT_FILES", "REVIEW_COLUMNS", "ReviewReport", "apply_review", "read_captions", "screen_captions",
-           "write_outputs"]
+__all__ = ["OUTPUT_FILES", "REVIEW_APPLIED_FILE", "REVIEW_COLUMNS", "ReviewReport", "apply_review", "apply_saved_review",
+           "read_captions", "screen_captions", "write_outputs"]
 
 OUTPUT_FILES = {"ted": "ted.jsonl", "official": "ted6k.json", "review": "review.csv", "report": "build_report.json"}
 REVIEW_COLUMNS = ("id", "category", "caption_type", "caption", "positive", "negative_1", "negative_2", "negative_3",
                   "verdict", "note")
 KEEP, DROP = {"keep", "ok", "yes", "y", "edit", "edited"}, {"drop", "no", "n", "reject", "bad"}
+# Every review decision applied so far (drop, or keep with the final text), by item id, with the generated
+# text it was made on.  `apply_review` adds to it; every rerun of build-data applies it again, so a rerun
+# never undoes a review (the generated text stays in items.jsonl).
+REVIEW_APPLIED_FILE = "review_applied.json"
 
 
 def read_captions(source: str, *, caption_column: str = "caption", id_column: str = "id",
@@ -36,6 +42,7 @@ def read_captions(source: str, *, caption_column: str = "caption", id_column: st
     """(id or None, caption value as found, caption type) per row of a JSONL file or a ``datasets`` source."""
     path = Path(source)
     rows: Iterable[Mapping[str, Any]]
+    lines: list[int] = []  # a file's line numbers (a dataset's rows count from 1)
     if path.is_file():
         rows = []
         for n, line in enumerate(path.read_text(encoding="utf-8-sig").splitlines(), 1):
@@ -48,18 +55,21 @@ def read_captions(source: str, *, caption_column: str = "caption", id_column: st
             if not isinstance(rec, dict):
                 raise DataError(str(path), n, None, "must be a JSON object with id, caption, caption_type")
             rows.append(rec)
+            lines.append(n)
     else:
         from harness.data.pairs import load_caption_dataset
 
         rows = load_caption_dataset(source, split=split)
     out: list[tuple[str | None, Any, str]] = []
-    for row in rows:
+    for n, row in enumerate(rows, 1):
         if caption_column not in row:
             raise ConfigError(f"{source!r}: a row has no column {caption_column!r}; columns: {', '.join(row)}. "
                               "Name the caption column with --caption-column")
         cid = row.get(id_column)
-        ctype = row.get(caption_type_column) or caption_type
-        out.append((None if cid is None else str(cid), row[caption_column], str(ctype)))
+        ctype = row.get(caption_type_column)  # checked now: it becomes a slice and the prompt's text
+        ctype = caption_type if ctype is None or ctype == "" else check_caption_type(
+            ctype, (source, lines[n - 1] if lines else n), caption_type_column)
+        out.append((None if cid is None else str(cid), row[caption_column], ctype))
     return out
 
 
@@ -121,13 +131,16 @@ def _official(records: Sequence[ItemRecord], categories: Mapping[str, CategoryDe
 
 
 def write_outputs(out_dir: str | Path, records: Sequence[ItemRecord], categories: Mapping[str, CategoryDef],
-                  report: BuildReport, *, review_sheet: bool = True) -> list[Path]:
-    """ted.jsonl, ted6k.json, review.csv (unless ``review_sheet`` is False) and build_report.json."""
+                  report: BuildReport, *, review_sheet: bool = True,
+                  review: Mapping[str, Any] | None = None) -> list[Path]:
+    """ted.jsonl, ted6k.json, review.csv (unless ``review_sheet`` is False) and build_report.json (with
+    ``review``, the last applied review's summary, as its ``review`` section)."""
     out = Path(out_dir)
     paths = [out / OUTPUT_FILES[k] for k in ("ted", "official", "report")]
     _atomic_write(paths[0], "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in _ted_rows(records)))
     _atomic_write(paths[1], json.dumps(_official(records, categories), ensure_ascii=False, indent=1) + "\n")
-    _atomic_write(paths[2], json.dumps(report.as_dict(), ensure_ascii=False, indent=1) + "\n")
+    data = report.as_dict() if review is None else {**report.as_dict(), "review": dict(review)}
+    _atomic_write(paths[2], json.dumps(data, ensure_ascii=False, indent=1) + "\n")
     if review_sheet:
         sheet = out / OUTPUT_FILES["review"]
         if _has_verdicts(sheet):  # a rerun must not wipe a person's work
@@ -161,22 +174,103 @@ class ReviewReport:
     problems: list[str] = field(default_factory=list)
 
 
+def _generated(rec: ItemRecord) -> list[Any]:
+    """What a review decision was made on: the caption and the generated statements."""
+    return [rec.caption, rec.positive, list(rec.negatives)]
+
+
+def _read_applied(out: Path) -> dict[str, Any]:
+    """``REVIEW_APPLIED_FILE``: ``{"summary": {...}, "items": {id: {"action": "keep"|"drop", "positive",
+    "negatives", "generated"}}}`` (empty when absent)."""
+    path = out / REVIEW_APPLIED_FILE
+    if not path.exists():
+        return {"summary": None, "items": {}}
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, ValueError) as exc:
+        raise DataError(str(path), None, None, f"cannot be read ({exc}); it holds the reviews applied to this folder: "
+                        "restore it, or apply the review sheet again with --apply-review") from None
+    items = data.get("items") if isinstance(data, dict) else None
+    if not isinstance(items, dict) or not all(
+            isinstance(d, dict) and d.get("action") in ("keep", "drop") and isinstance(d.get("generated"), list)
+            for d in items.values()):
+        raise DataError(str(path), None, "items", "is not what --apply-review writes; restore the file, or apply the "
+                        "review sheet again with --apply-review")
+    return {"summary": data.get("summary"), "items": items}
+
+
+def apply_saved_review(out_dir: str | Path,
+                       records: Sequence[ItemRecord]) -> tuple[list[ItemRecord], dict[str, Any] | None, list[str]]:
+    """``records`` with every review decision applied so far (``REVIEW_APPLIED_FILE``) applied again: dropped
+    items get status ``dropped``, kept ones their reviewed text.  Returns (records, the last review's summary,
+    problems): a decision whose item was generated again since (new caption text) no longer applies, and
+    is named in ``problems``."""
+    applied = _read_applied(Path(out_dir))
+    decisions: dict[str, Any] = applied["items"]
+    out: list[ItemRecord] = []
+    problems: list[str] = []
+    for rec in records:
+        d = decisions.get(rec.id)
+        if d is None:
+            out.append(rec)
+        elif rec.status != "ok" or d["generated"] != _generated(rec):
+            problems.append(f"the review of {rec.id!r} no longer applies (the item was written again since); "
+                            "review it again")
+            out.append(rec)
+        elif d["action"] == "drop":
+            out.append(dataclasses.replace(rec, status="dropped"))
+        else:
+            out.append(dataclasses.replace(rec, positive=str(d["positive"]), negatives=[str(n) for n in d["negatives"]]))
+    return out, applied["summary"], problems
+
+
+def _read_sheet(sheet: str | Path) -> list[dict[str, Any]]:
+    """The rows of a review sheet; a missing column or an id named twice is a `DataError` naming the line."""
+    where = str(sheet)
+    try:
+        with open(sheet, encoding="utf-8-sig", newline="") as fh:
+            reader = csv.DictReader(fh)
+            rows: list[dict[str, Any]] = []
+            lines: dict[str, int] = {}
+            for row in reader:
+                rid = row.get("id")
+                if rid is not None and rid in lines:
+                    raise DataError(where, reader.line_num, "id", f"names {rid!r} again (first on line {lines[rid]}); "
+                                    "give each item one row")
+                if rid is not None:
+                    lines[rid] = reader.line_num
+                rows.append(row)
+            columns = reader.fieldnames or []
+    except FileNotFoundError:
+        raise DataError(where, None, None, "does not exist; give the review sheet (review.csv) you filled") from None
+    except IsADirectoryError:
+        raise DataError(where, None, None, "is a directory; give the review sheet (review.csv) you filled") from None
+    except UnicodeDecodeError as exc:
+        raise DataError(where, None, None, f"is not UTF-8 text ({exc.reason}); save the sheet as UTF-8 CSV") from None
+    except csv.Error as exc:
+        raise DataError(where, None, None, f"is not a CSV sheet ({exc})") from None
+    missing = {"id", "verdict", "positive"} - set(columns)
+    if missing:
+        raise ConfigError(f"review sheet {where!r} lacks column(s) {sorted(missing)}; columns: "
+                          f"{', '.join(REVIEW_COLUMNS)}")
+    return rows
+
+
 def apply_review(sheet: str | Path, out_dir: str | Path, categories: Mapping[str, CategoryDef]) -> ReviewReport:
     """Fold a filled review sheet into ``out_dir``'s outputs: keep (edited text taken as is) or drop.
 
-    An empty verdict keeps the item and counts it as unreviewed.  Reads the records from
-    ``items.jsonl``, so applying a sheet twice gives the same files.
+    An empty verdict keeps the item and counts it as unreviewed.  Reads the generated records from
+    ``items.jsonl`` and adds this sheet's decisions to ``REVIEW_APPLIED_FILE`` (a later row for an
+    id replaces an earlier decision; an unreviewed, unedited row leaves it), so applying a sheet
+    twice gives the same files and a rerun of build-data keeps every review.
     """
     out = Path(out_dir)
     records = read_records(out / ITEMS_FILE)
     if not records:
         raise ConfigError(f"{str(out)!r} holds no {ITEMS_FILE}; give the --out folder of a harness build-data run")
-    with open(sheet, encoding="utf-8-sig", newline="") as fh:
-        rows = list(csv.DictReader(fh))
-    missing = {"id", "verdict", "positive"} - set(rows[0] if rows else {})
-    if missing:
-        raise ConfigError(f"review sheet {str(sheet)!r} lacks column(s) {sorted(missing)}; columns: "
-                          f"{', '.join(REVIEW_COLUMNS)}")
+    rows = _read_sheet(sheet)
+    applied = _read_applied(out)
+    decisions: dict[str, Any] = dict(applied["items"])
     result = ReviewReport()
     for row in rows:
         rec = records.get(row["id"])
@@ -185,7 +279,7 @@ def apply_review(sheet: str | Path, out_dir: str | Path, categories: Mapping[str
             result.problems.append(f"row id {row['id']!r} is not a finished item of this run; ignored")
             continue
         if verdict in DROP:
-            rec.status = "dropped"
+            decisions[rec.id] = {"action": "drop", "generated": _generated(rec)}
             result.dropped += 1
             continue
         if verdict and verdict not in KEEP:
@@ -193,22 +287,33 @@ def apply_review(sheet: str | Path, out_dir: str | Path, categories: Mapping[str
         positive = " ".join((row.get("positive") or "").split())
         negs = [" ".join((row.get(f"negative_{i}") or "").split()) for i in (1, 2, 3)]
         negs = [n for n in negs if n]
-        if not positive or not negs or normalize(positive) in {normalize(n) for n in negs}:
+        final = (rec.positive, list(rec.negatives))
+        if not positive or not negs or normalize(positive) in {normalize(n) for n in negs} \
+                or len({normalize(n) for n in negs}) < len(negs):
             result.problems.append(f"row id {row['id']!r}: edited text needs a positive and negatives that differ "
-                                   "from it; the generated text is kept")
+                                   "from it and from each other; the generated text is kept")
         elif positive != rec.positive or negs != rec.negatives:
-            rec.positive, rec.negatives = positive, negs
+            final = (positive, negs)
             result.edited += 1
+        if verdict or final != (rec.positive, list(rec.negatives)):
+            decisions[rec.id] = {"action": "keep", "positive": final[0], "negatives": final[1],
+                                 "generated": _generated(rec)}
         if verdict:
             result.kept += 1
         else:
             result.unreviewed += 1
-    ordered = list(records.values())
+    summary = {"sheet": str(sheet), "kept": result.kept, "edited": result.edited, "dropped": result.dropped,
+               "unreviewed": result.unreviewed, "problems": result.problems}
+    _atomic_write(out / REVIEW_APPLIED_FILE,
+                  json.dumps({"summary": summary, "items": decisions}, ensure_ascii=False, indent=1) + "\n")
+    ordered, _, _ = apply_saved_review(out, list(records.values()))
     report_path = out / OUTPUT_FILES["report"]
-    data = json.loads(report_path.read_text(encoding="utf-8")) if report_path.exists() else {}
-    data["review"] = {"sheet": str(sheet), "kept": result.kept, "edited": result.edited, "dropped": result.dropped,
-                      "unreviewed": result.unreviewed, "problems": result.problems}
-    rep = BuildReport()
-    write_outputs(out, ordered, categories, rep, review_sheet=False)
+    try:
+        data = json.loads(report_path.read_text(encoding="utf-8")) if report_path.exists() else {}
+    except (OSError, UnicodeDecodeError, ValueError):
+        data = {}
+    data = data if isinstance(data, dict) else {}
+    data["review"] = summary
+    write_outputs(out, ordered, categories, BuildReport(), review_sheet=False)
     _atomic_write(report_path, json.dumps(data, ensure_ascii=False, indent=1) + "\n")
     return result
