@@ -154,7 +154,7 @@ def training_options(registry: Registry, *, train_pairs: str | None, max_pairs: 
             why = ", and the tasks name no default pair set" if tasks else ""
             raise ConfigError(f"aggregator {aggregator!r} is trained on caption pairs{why}: {PAIRS_HELP}")
         if registry.pair_set(default) is None:
-            raise unknown_name("pair set", default, registry.pairs, hint="A task's 'train_pairs' must name one.")
+            raise unknown_name("pair set", default, registry.pairs, hint="(a task's train_pairs must name one of these)")
         pairs = default
         if max_pairs is None:
             # The default keeps the embedded run within minutes on 2 CPU cores; --max-pairs 0 lifts it.
@@ -163,7 +163,7 @@ def training_options(registry: Registry, *, train_pairs: str | None, max_pairs: 
     if pairs is not None and preset is None and not any(c in pairs for c in "/.:~$") and not os.path.exists(pairs):
         # a bare word is a pair set's name: say which exist rather than "file not found"
         raise unknown_name("pair set", pairs, registry.pairs,
-                           hint="Or give a pairs file (JSONL {a, b, group}) or a datasets source.")
+                           hint="(or give a pairs file: JSONL {a, b, group})")
     return TrainingOptions(train_pairs=pairs, pairs_source=preset.source if preset else None,
                            max_pairs=max_pairs or None, retrain=retrain, ckpt_dir=ckpt_dir)
 
