@@ -215,6 +215,18 @@ def harness_make_scorer(name: str, options: Mapping[str, Any]) -> Scorer | None:
 
 
 @hookspec
+def harness_prompt_dirs() -> list[Path]:
+    """Return folders of prompt files (``NAME.txt``) that `harness.load_prompt` finds by ``NAME``.
+
+    Called each time a prompt is looked up by name (``--qa-rewrite-prompt qa-rewrite``, build-data's
+    prompts), with no arguments; return a list of folders (empty: none).  The built-in LLM plugin
+    ships ``qa-rewrite``, ``judge`` and the build-data prompts this way; a later plugin's file of the
+    same name wins.
+    """
+    raise NotImplementedError
+
+
+@hookspec
 def harness_llm_backend_names() -> list[str]:
     """Return the LLM backend names your ``harness_make_llm_backend`` builds (``harness list llm-backends``).
 

@@ -3,19 +3,19 @@
 ``CATEGORIES`` is the benchmark's nine categories in report order.
 ``OFFICIAL_TYPE_NAMES`` maps the question-type names found in the official
 TED-6K file to these slugs, and :func:`category_slug` applies it to any name.
-The names are the ``official_names`` of the shipped category YAMLs
-(``harness_tasks/categories/<slug>.yaml``), read on first use: there is no
-second table.  Importing this module reads nothing, so the sample-data
+The names are the ``official_names`` of the category YAMLs the installed plugins
+contribute (``harness_category_dirs``; the shipped nine come from the data plugin), read
+on first use: there is no second table.  Importing this module reads nothing, so the sample-data
 generator can import it too.
 """
 
 from __future__ import annotations
 
 import functools
-import importlib.util
 import re
 from collections.abc import Iterator, Mapping
 from pathlib import Path
+from typing import cast
 
 __all__ = ["CATEGORIES", "OFFICIAL_TYPE_NAMES", "category_slug"]
 
@@ -23,7 +23,6 @@ CATEGORIES: tuple[str, ...] = (
     "action", "spatial", "temporal", "coreference", "adjective",
     "adverb", "quantity", "ocr", "basic_event",
 )
-SHIPPED_PACKAGE = "harness_tasks"  # its categories/ folder holds the category YAMLs
 
 
 def _key(name: str) -> str:
@@ -32,13 +31,19 @@ def _key(name: str) -> str:
 
 @functools.lru_cache(maxsize=1)
 def _official_table() -> dict[str, str]:
-    """Normalised official name -> slug, from every shipped category YAML's ``official_names``."""
+    """Normalised official name -> slug, from the ``official_names`` of every category YAML the
+    installed plugins contribute (built-ins first, so a plugin cannot take over a shipped name)."""
     import yaml  # a core dependency; imported here so that importing this module reads nothing
 
-    found = importlib.util.find_spec(SHIPPED_PACKAGE)
-    folders = list(found.submodule_search_locations or ()) if found else []
+    from harness.plugins import get_plugin_manager
+
+    hook = get_plugin_manager().hook.harness_category_dirs
+    folders: list[Path] = []
+    for impl in hook.get_hookimpls():  # pluggy's order: trylast (the built-ins) first
+        found = cast("list[str | Path]", impl.function() or [])
+        folders += [Path(d) for d in found]
     table: dict[str, str] = {}
-    for path in sorted(p for f in folders for p in (Path(f) / "categories").glob("*.yaml")):
+    for path in [p for f in folders for p in sorted(f.glob("*.yaml"))]:
         try:
             data = yaml.safe_load(path.read_text(encoding="utf-8-sig"))
         except (OSError, UnicodeDecodeError, yaml.YAMLError):

@@ -1,6 +1,6 @@
 """The paper's own numbers as reference rows, matched to the rows of a run.
 
-`tasks/data/paper_reference.csv` holds GRAN-TED's Tables 1, 2 and 7 (and the TED-6K column of
+`harness/evaluation/paper_reference.csv` (package data of the core) holds GRAN-TED's Tables 1, 2 and 7 (and the TED-6K column of
 Table 3): ``table, encoder, checkpoint, extractor, aggregator, category, value, paper_name, note``,
 values in percent.  A row of a run has a reference when it was evaluated on TED-6K itself (the
 ``ted6k`` tasks, or a file named ``TED-6k.json``), its encoder is the paper's (same checkpoint, or
@@ -21,7 +21,7 @@ from harness.evaluation.results import RunResult
 
 __all__ = ["PAPER_REFERENCE", "PaperValue", "is_ted6k_task", "load_reference", "reference_for"]
 
-PAPER_REFERENCE = "pkg:harness_tasks/data/paper_reference.csv"
+PAPER_REFERENCE = str(Path(__file__).with_name("paper_reference.csv"))  # the paper's numbers, shipped with the core
 _FIELDS = ("table", "encoder", "checkpoint", "extractor", "aggregator", "category", "value", "paper_name", "note")
 _TED6K_TASK = re.compile(r"^ted6k(-[a-z_-]+)?$")
 

@@ -29,44 +29,52 @@ __all__ = [
     "Progress",
     "TokenUsage",
     "UsageSummary",
-    "PROMPTS",
     "fill_prompt",
     "load_prompt",
+    "prompt_dirs",
     "prompt_names",
     "request_key",
     "summarize_usage",
 ]
 
-# Prompts ship as files, package data of the built-in LLM plugin; any of them can be replaced by a path.
-PROMPTS = "pkg:harness_plugins/llm/prompts"
+def prompt_dirs(pm: Any = None) -> list[Path]:
+    """The folders of named prompts the plugins contribute (``harness_prompt_dirs``), later plugins
+    first; ``pm`` None: the installed plugins."""
+    if pm is None:
+        from harness.plugins import get_plugin_manager
+
+        pm = get_plugin_manager()
+    return [Path(d) for ds in pm.hook.harness_prompt_dirs() for d in ds]
 
 
-def _prompt_dir() -> Path:
-    from harness.registry import resolve_path
-
-    return Path(resolve_path(PROMPTS))
-
-
-def prompt_names() -> list[str]:
-    """The shipped prompts, by name (file stem under the prompts folder)."""
-    folder = _prompt_dir()
-    return sorted(p.stem for p in folder.glob("*.txt")) if folder.is_dir() else []
+def _named_prompts(pm: Any = None) -> dict[str, Path]:
+    found: dict[str, Path] = {}
+    for folder in prompt_dirs(pm):
+        for path in sorted(folder.glob("*.txt")) if folder.is_dir() else []:
+            found.setdefault(path.stem, path)
+    return found
 
 
-def load_prompt(name_or_path: str) -> str:
-    """The text of a shipped prompt (``qa-rewrite``) or of a user's file (a path, ``$VARS``, ``~``, ``pkg:``)."""
+def prompt_names(pm: Any = None) -> list[str]:
+    """The named prompts (file stems in the plugins' prompt folders)."""
+    return sorted(_named_prompts(pm))
+
+
+def load_prompt(name_or_path: str, pm: Any = None) -> str:
+    """The text of a named prompt (``qa-rewrite``, from a plugin's prompt folder) or of a user's file
+    (a path, ``$VARS``, ``~``, ``pkg:``).  ``pm``: the run's plugin manager (None: the installed plugins)."""
     from harness.registry import resolve_path
 
     if "/" in name_or_path or name_or_path.endswith(".txt") or Path(name_or_path).exists():
         path = Path(resolve_path(name_or_path))
         if not path.is_file():
             raise ConfigError(f"Prompt file {name_or_path!r} does not exist; give a file or one of: "
-                              f"{', '.join(prompt_names())}")
+                              f"{', '.join(prompt_names(pm))}")
         return path.read_text(encoding="utf-8")
-    shipped = _prompt_dir() / f"{name_or_path}.txt"
-    if not shipped.is_file():
-        raise unknown_name("prompt", name_or_path, prompt_names(), "Or give the path of a .txt file.")
-    return shipped.read_text(encoding="utf-8")
+    named = _named_prompts(pm)
+    if name_or_path not in named:
+        raise unknown_name("prompt", name_or_path, sorted(named), "Or give the path of a .txt file.")
+    return named[name_or_path].read_text(encoding="utf-8")
 
 
 def fill_prompt(template: str, **fields: object) -> str:

@@ -269,9 +269,9 @@ def run_qa(pm: Any, *, encoders: Sequence[EncoderSpec], tasks: Sequence[TaskSet]
     agg = "qa" if mode == "open" else "qa-choice"
     logs: dict[str, list[ChatResult]] = {"rewrite": [], "answer": [], "judge": []}
     all_instances = [i for ts in tasks for i in ts.instances]
-    questions = _questions(rewriter, load_prompt(rewrite_prompt), all_instances, Path(questions_file),
+    questions = _questions(rewriter, load_prompt(rewrite_prompt, pm), all_instances, Path(questions_file),
                            retries=retries, log=logs["rewrite"], progress=progress)
-    judge_template = load_prompt(judge_prompt) if mode == "open" else ""
+    judge_template = load_prompt(judge_prompt, pm) if mode == "open" else ""
     result = RunResult(provenance=Provenance(
         harness_git=git_hash(), versions=collect_versions(), started=time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         tasks={t.name: t.provenance for t in tasks}, plugins=sorted(n for n, p in pm.list_name_plugin() if p),

@@ -13,10 +13,16 @@ from harness import LLMBackend, LLMOptions, hookimpl
 from harness import fill_prompt, load_prompt, prompt_names  # the one loader; re-exported here
 
 __all__ = ["NAMES", "PROMPT_DIR", "fill_prompt", "harness_llm_backend_names", "harness_make_llm_backend",
-           "load_prompt", "prompt_names"]
+           "harness_prompt_dirs", "load_prompt", "prompt_names"]
 
 NAMES = ("hf", "openai")
 PROMPT_DIR = Path(__file__).with_name("prompts")
+
+
+@hookimpl(trylast=True)
+def harness_prompt_dirs() -> list[Path]:
+    """The shipped prompts: qa-rewrite, judge and build-data's."""
+    return [PROMPT_DIR]
 
 
 @hookimpl(trylast=True)
