@@ -6,7 +6,9 @@ from __future__ import annotations
 
 import argparse
 import functools
+import json
 import logging
+import math
 import os
 import sys
 import time
@@ -30,11 +32,10 @@ from harness.cli.argtypes import number as _number
 from harness._exceptions import ConfigError, HarnessError, unknown_name
 from harness.data.build import add_build_data_parser, run_build_data
 from harness.options import AggregatorOptions, FeatureOptions, TrainingOptions
-from harness.cli.outputs import write_outputs
+from harness.cli.outputs import check_output_place, write_outputs
 from harness.plugins import get_plugin_manager, plugin_listing
 from harness.cli.progress import progress_bars as _progress
 from harness.registry import Registry, load_plugin_registry
-from harness.evaluation.results import check_output_dir
 from harness.types import EncoderSpec
 
 __all__ = ["main"]
@@ -202,6 +203,87 @@ def _check_flags(args: argparse.Namespace) -> None:
     if path is not None and not os.path.isfile(path):
         raise ConfigError(f"--layer-weights-file {path!r} does not exist (a JSON list of layer logits, "
                           "or the official .pt holding {'layer_weights': logits})")
+    if path is not None:
+        _check_layer_logits(path)
+
+
+_LOGITS_FORMS = ("a JSON list of finite numbers, {\"logits\": [...]}, or the official .pt holding "
+                 "{'layer_weights': logits}")
+
+
+def _check_layer_logits(path: str) -> None:
+    """The content of ``--layer-weights-file`` at parse time (only its length needs the model)."""
+    def bad(why: str) -> ConfigError:
+        return ConfigError(f"--layer-weights-file {path!r} {why}; give {_LOGITS_FORMS}")
+
+    data: Any
+    try:
+        raw = Path(path).read_bytes()
+        if path.endswith((".pt", ".pth", ".bin")):
+            import io
+
+            import torch
+
+            data = torch.load(io.BytesIO(raw), map_location="cpu", weights_only=True)
+            data = data.get("layer_weights") if isinstance(data, dict) else data
+            data = data.float().flatten().tolist() if isinstance(data, torch.Tensor) else data
+        elif raw[:2] == b"\x1f\x8b":
+            raise bad("is gzip-compressed")
+        else:
+            data = json.loads(raw.decode("utf-8"))
+            data = data.get("logits", data.get("weights")) if isinstance(data, dict) else data
+    except OSError as exc:
+        raise bad(f"cannot be read ({exc.strerror or exc})") from None
+    except UnicodeDecodeError:
+        raise bad("is not UTF-8 text") from None
+    except ValueError as exc:
+        raise bad(f"is not valid JSON ({exc})") from None
+    except Exception as exc:  # torch.load's many failure types for a file that is not a tensor file
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise bad(f"cannot be loaded ({first})") from None
+    if not isinstance(data, list) or not data:
+        raise bad(f"holds {type(data).__name__} {str(data)[:60]!r}, not a list of layer logits")
+    for i, v in enumerate(data):
+        if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v):
+            raise bad(f"has {v!r} at position {i}, not a finite number")
+
+
+def _check_applies(args: argparse.Namespace, extractors: Sequence[Any], *, trains: bool,
+                   train_only: bool) -> list[str]:
+    """Refuse an option that would be ignored: it does not apply to this aggregator or these extractors;
+    return a note for one that is harmlessly unused (pairs given to an aggregator that trains nothing)."""
+    notes: list[str] = []
+    if train_only and not trains:
+        raise ConfigError(f"--aggregator {args.aggregator!r} trains nothing, so `harness train` has nothing to do; "
+                          "use `harness run`, or a trained aggregator such as context")
+    if not trains and args.train_pairs is not None:
+        from harness.registry import resolve_path
+
+        pairs = args.train_pairs
+        if any(c in pairs for c in "/\\.") and not os.path.exists(resolve_path(pairs)):  # a path, not a set name
+            raise ConfigError(f"--train-pairs {pairs!r} does not exist, and --aggregator {args.aggregator!r} "
+                              "trains nothing, so it would not be used; drop --train-pairs")
+        notes.append(f"note: --train-pairs {pairs!r} is unused: --aggregator {args.aggregator!r} trains nothing")
+    learned = any(getattr(x, "fusion", None) == "learned" for x in extractors)
+    for flag, value in (("--layer-weights-file", args.layer_weights_file), ("--layer-weights", args.layer_weights)):
+        if value is None:
+            continue
+        if not trains:
+            raise ConfigError(f"{flag} {value!r} does not apply: --aggregator {args.aggregator!r} trains nothing; "
+                              f"drop {flag} or use a trained aggregator such as context")
+        if not learned:
+            raise ConfigError(f"{flag} {value!r} applies to a learned extractor only, and --extract "
+                              f"{','.join(args.extract)} has none; add learned to --extract or drop {flag}")
+    return notes
+
+
+def _check_checkpoints(encoders: Sequence[EncoderSpec]) -> None:
+    """A local checkpoint folder that is not there, for every encoder before the first one loads."""
+    for spec in encoders:
+        path = os.path.expanduser(spec.checkpoint)
+        if spec.checkpoint.startswith(("/", "./", "../", "~")) and not os.path.exists(path):
+            raise ConfigError(f"Encoder {spec.name!r}: checkpoint {spec.checkpoint!r} does not exist; point it at a "
+                              "saved model folder or a hub id ORG/NAME")
 
 
 
@@ -241,8 +323,8 @@ def _cmd_run(args: argparse.Namespace, pm: Any, console: Console, *, train_only:
     from harness.evaluation.runner import load_task_sets, run
 
     # Resolve every name and load every task before any encoder work: a typo costs nothing.
-    if not train_only and args.output:
-        check_output_dir(args.output)  # a bad --output must not cost a run
+    if not train_only and args.output is not None:
+        check_output_place(args.output, "--output")  # a bad --output (or '') must not cost a run
     _check_flags(args)
     registry = _registry(pm, args.registry, args.include_path)
     encoders = _encoder_specs(registry, args)
@@ -257,11 +339,17 @@ def _cmd_run(args: argparse.Namespace, pm: Any, console: Console, *, train_only:
     known = [n for ns in pm.hook.harness_aggregator_names() for n in ns]
     if args.aggregator not in known:
         raise unknown_name("aggregator", args.aggregator, [*known, *baselines])
+    trains = bool(pm.hook.harness_aggregator_trains(name=args.aggregator))
+    notes = _check_applies(args, extractors, trains=trains, train_only=train_only)
+    _check_checkpoints(encoders)
+    if train_only and args.ckpt_dir is not None:
+        check_output_place(args.ckpt_dir, "--ckpt-dir")  # the checkpoint is what `harness train` is for
     tasks = [] if train_only else load_task_sets(pm, registry, args.tasks, limit=args.limit)
-    agg, training, features = _options(args, registry, tasks=tasks,
-                                       trains=bool(pm.hook.harness_aggregator_trains(name=args.aggregator)))
+    agg, training, features = _options(args, registry, tasks=tasks, trains=trains)
     _check_cache_dir(args)
     rank0 = os.environ.get("RANK", "0") == "0"  # under torchrun only rank 0 prints and writes
+    for note in notes if rank0 else ():
+        console.print(note, markup=False, highlight=False, soft_wrap=True)
 
     def say(line: str) -> None:
         console.print(line, markup=False, highlight=False, soft_wrap=True)
@@ -300,6 +388,12 @@ def _cmd_run(args: argparse.Namespace, pm: Any, console: Console, *, train_only:
         console.print(f"{name}: {enc.texts_encoded} texts encoded in {enc.encode_seconds}s ({cut})",
                       markup=False, highlight=False)
         console.print(_feature_line(name, enc), markup=False, highlight=False, soft_wrap=True)
+    unsaved = [t for t in result.training if not t.reused and t.checkpoint is None and t.steps]
+    if train_only and unsaved:  # the checkpoint is all `harness train` produces
+        t = unsaved[0]
+        raise HarnessError(f"aggregator {t.encoder}/{t.extractor} seed {t.seed} was trained but its checkpoint could "
+                           f"not be written under {args.ckpt_dir or 'the cache folder'!r} (see the warning above); "
+                           "give a writable --ckpt-dir")
     if not train_only and args.output:
         _write_outputs(result, args.output, console)
     return 0
@@ -354,6 +448,7 @@ def _write_outputs(result: Any, out_dir: str, console: Console) -> None:
 def _cmd_pairs(args: argparse.Namespace, console: Console) -> int:
     from harness.data.pairs import write_pairs
 
+    check_output_place(args.out, "--out", kind="file")  # before the dataset is read
     report = write_pairs(args.source, args.out, caption_column=args.caption_column, id_column=args.id_column,
                          caption_type_column=args.caption_type_column, caption_type=args.caption_type,
                          split=args.split, max_per_item=args.max_per_item)

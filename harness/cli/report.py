@@ -16,6 +16,7 @@ from rich.table import Table
 
 from harness.cli.argtypes import positive_int
 from harness._exceptions import ConfigError
+from harness.cli.outputs import REPORT_FILES, atomic_write, check_output_place, staged_folder
 from harness.downstream.correlate import (
     CorrelateResult,
     TedSet,
@@ -28,6 +29,7 @@ from harness.downstream.correlate import (
 __all__ = ["add_parsers", "run_command"]
 
 COMMANDS = ("correlate", "report")
+CORRELATE_FILES = ("correlate.json", "correlate.png")
 
 
 def _series_args(p: argparse.ArgumentParser) -> None:
@@ -60,6 +62,8 @@ def add_parsers(sub: Any) -> None:
 
 def run_command(args: argparse.Namespace, pm: Any, console: Console) -> int:
     """Run ``harness correlate`` or ``harness report``; returns the exit status."""
+    if args.out is not None:
+        check_output_place(args.out, "--out")  # before any results are read or scored
     if args.command == "correlate":
         if not args.downstream:
             raise ConfigError("harness correlate needs --downstream FILE|SCORER (e.g. --downstream "
@@ -85,8 +89,10 @@ def run_command(args: argparse.Namespace, pm: Any, console: Console) -> int:
     from harness.registry import resolve_path
 
     scored = resolve_path(args.downstream) if args.downstream else None
-    paths = write_report(runs, args.out, baseline=args.baseline, correlation=correlation, title=args.title,
-                         downstream=scored if scored and Path(scored).is_file() else None)
+    with staged_folder(args.out, "--out", ours=REPORT_FILES) as stage:  # every file written, or none moved in
+        paths = write_report(runs, stage, baseline=args.baseline, correlation=correlation, title=args.title,
+                             downstream=scored if scored and Path(scored).is_file() else None)
+    paths = [Path(args.out) / p.name for p in paths]
     _say(console, "wrote " + ", ".join(str(p) for p in paths[:2]) + (f" and {len(paths) - 2} figures" if paths[2:] else ""))
     return 0
 
@@ -123,9 +129,9 @@ def _write_correlation(result: CorrelateResult, out_dir: str) -> list[Path]:
     from harness.downstream.correlate import write_correlate_json
     from harness.report.page import correlation_png
 
-    paths = [write_correlate_json(result, out_dir)]
     png = correlation_png(result)
-    if png is not None:
-        paths.append(Path(out_dir) / "correlate.png")
-        paths[-1].write_bytes(png)
-    return paths
+    with staged_folder(out_dir, "--out", ours=CORRELATE_FILES) as stage:  # both written, or neither moved in
+        paths = [write_correlate_json(result, stage)]
+        if png is not None:
+            paths.append(atomic_write(stage / "correlate.png", png))
+    return [Path(out_dir) / p.name for p in paths]

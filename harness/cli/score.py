@@ -204,6 +204,9 @@ def _summary(metrics: Sequence[DownstreamMetric]) -> str:
 
 def run_command(args: argparse.Namespace, pm: Any, console: Console, progress: Any = None) -> int:
     """Run ``harness score``; returns the exit status."""
+    from harness.cli.outputs import check_output_place
+
+    check_output_place(args.out, "--out")  # before any row is read or scored
     options = parse_options(args.option)
     rows = _rows(args)
     context = score_context(args, pm)

@@ -64,6 +64,9 @@ def load_caption_dataset(source: str, *, split: str | None = None, revision: str
         if name not in ds:
             raise ConfigError(f"dataset {source!r} has no split {name!r}. Available: {', '.join(ds)}")
         ds = ds[name]
+    elif split is not None and path.is_dir():  # a single saved split: --split would be silently ignored
+        raise ConfigError(f"--split {split!r}: dataset {source!r} is one split saved without split names; "
+                          "drop --split")
     return ds
 
 
@@ -113,10 +116,10 @@ def write_pairs(source: str, out: str | Path, *, caption_column: str = "caption"
                         "captions (rows of one image need a shared --id-column, or a list of captions per row)")
     path = Path(out)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    with open(tmp, "w", encoding="utf-8") as fh:
+    from harness.cli.outputs import atomic_path  # the one atomic writer of every command's outputs
+
+    with atomic_path(path) as tmp, open(tmp, "w", encoding="utf-8") as fh:
         for p in pairs:
             fh.write(json.dumps({"a": p.a, "b": p.b, "group": p.group, "caption_type": p.caption_type}) + "\n")
-    os.replace(tmp, path)
     with_pairs = sum(1 for _, _, caps in items if len(caps) > 1)
     return PairsReport(items=len(items), items_with_pairs=with_pairs, pairs=len(pairs), path=str(path))

@@ -273,6 +273,11 @@ def run(pm: pluggy.PluginManager, *, encoders: Sequence[EncoderSpec | Encoder], 
                  progress=progress, say=say,
                  tasks=task_sets, result=result,
                  store=CheckpointStore(None if training.ckpt_dir is None else Path(training.ckpt_dir) / "aggregators"))
+    for ts in task_sets if control else ():  # a derangement needs two distinct captions: say so before loading
+        distinct = len({i.caption for i in ts.instances})
+        if distinct < 2:
+            raise ConfigError(f"control {control!r}: task {ts.name!r} has {distinct} distinct caption(s), and "
+                              "swapping captions needs at least 2; drop the control or add instances")
     if pm.hook.harness_aggregator_trains(name=aggregator):
         state.pairs()  # load and check the training pairs before any model loads
     for spec in encoders:
@@ -418,9 +423,16 @@ def _fit_or_load(state: _Run, agg: Aggregator, encoder: Encoder, extractor: Reso
                             f"{report.losses[first]} at step {first + 1}; nothing was saved or scored. "
                             "Lower --lr or raise --temperature")
     if report.steps == 0:
+        size = config.get("batch_size") if isinstance(config, dict) else None
+        if isinstance(size, int) and config.get("batching") == "random" and len(pairs) < size:
+            why = (f"preset {config.get('preset', 'default')!r} cuts batches of {size} pairs and drops the last "
+                   f"partial one, so {len(pairs)} pair(s) make no batch")
+            fix = f"Give at least {size} pairs, or --train-batch-size between 2 and {max(len(pairs), 2)}"
+        else:
+            why = "a step needs a batch of at least 2 pairs"
+            fix = "Give more pairs, or a smaller --train-batch-size >= 2"
         raise TrainingError(f"aggregator {agg.name!r} on {info.name}/{extractor.name} (seed {seed}): no training step "
-                            f"ran on {len(pairs)} pair(s) (a step needs a batch of at least 2 pairs); nothing was "
-                            "saved or scored. Give more pairs, or a smaller --train-batch-size >= 2")
+                            f"ran on {len(pairs)} pair(s) ({why}); nothing was saved or scored. {fix}")
     meta = {"steps": report.steps, "seconds": round(report.seconds, 2), "losses": report.losses, "features": mode,
             "layer_weights": report.layer_weights, "layer_weight_steps": report.trajectory_steps,
             "layer_weight_trajectory": report.layer_weight_trajectory}

@@ -260,16 +260,19 @@ def build_report(runs: Sequence[tuple[str, RunResult]], *, baseline: str | None 
 def write_report(runs: Sequence[tuple[str, RunResult]], out_dir: str | Path, *, baseline: str | None = None,
                  correlation: CorrelateResult | None = None, title: str = "TED-6K report",
                  downstream: str | Path | None = None) -> list[Path]:
-    """Write ``report.md`` (figures as ``report-*.png`` beside it) and a self-contained ``report.html``."""
+    """Write ``report.md`` (figures as ``report-*.png`` beside it, an earlier report's removed) and a
+    self-contained ``report.html``, each file atomically."""
     sections = build_report(runs, baseline=baseline, correlation=correlation, downstream=downstream)
+    from harness.cli.outputs import atomic_write  # the one atomic writer of every command's outputs
+
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    paths = []
-    for fig in (f for s in sections for f in s.figures):
-        paths.append(out / f"report-{fig.name}.png")
-        paths[-1].write_bytes(fig.png)
+    paths = [atomic_write(out / f"report-{fig.name}.png", fig.png) for sec in sections for fig in sec.figures]
+    for old in out.glob("report-*.png"):  # an earlier report's figures must not sit beside this one
+        if old not in paths:
+            old.unlink()
     tasks = sorted({short_task(r.task) for _, res in runs for r in res.scores})
     subtitle = f"{len(runs)} run(s): {', '.join(label for label, _ in runs)}; tasks: {', '.join(tasks) or '–'}"
-    (out / "report.md").write_text(to_markdown(title, sections), encoding="utf-8")
-    (out / "report.html").write_text(to_html(title, sections, subtitle=subtitle), encoding="utf-8")
+    atomic_write(out / "report.md", to_markdown(title, sections))
+    atomic_write(out / "report.html", to_html(title, sections, subtitle=subtitle))
     return [out / "report.md", out / "report.html", *paths]

@@ -10,7 +10,7 @@ from typing import Any
 from rich.console import Console
 
 from harness.cli.argtypes import csv_list, non_negative_int, number, positive_int
-from harness._exceptions import ConfigError
+from harness._exceptions import ConfigError, HarnessError
 from harness.data.build._io import (
     OUTPUT_FILES,
     REVIEW_APPLIED_FILE,
@@ -75,6 +75,9 @@ def run_build_data(args: argparse.Namespace, pm: Any, console: Console,
     from harness.llm.backend import LLMOptions
     from harness.llm.factory import make_llm_backend
 
+    from harness.cli.outputs import check_output_place
+
+    check_output_place(args.out, "--out")  # before any caption is read or any request sent
     categories = load_categories(category_dirs(pm))
     if args.apply_review:
         review = apply_review(args.apply_review, args.out, categories)
@@ -94,6 +97,9 @@ def run_build_data(args: argparse.Namespace, pm: Any, console: Console,
     captions, skipped = screen_captions(rows, max_chars=args.max_caption_chars)
     for s in skipped:
         _say(console, f"skipped {s['id']}: {s['reason']}")
+    if not captions:  # nothing to ask: an empty file must not end in an empty ted.jsonl and exit 0
+        raise ConfigError(f"captions {args.captions!r} hold no usable caption ({len(rows)} row(s), {len(skipped)} "
+                          "skipped); give a JSONL of {id, caption, caption_type} with at least one caption")
     out = Path(args.out)
     options = LLMOptions(model=args.model, base_url=args.llm_base_url, api_key=args.llm_api_key,
                          concurrency=args.concurrency, max_retries=args.max_retries,
@@ -106,6 +112,12 @@ def run_build_data(args: argparse.Namespace, pm: Any, console: Console,
         records, report = build_statements(backend, captions, chosen, out_dir=out, options=build, report=report,
                                            progress=bar)
     generated = records
+    if records and not any(r.status in ("ok", "null") for r in records):  # every request failed or was rejected
+        _print_report(console, report, args)
+        raise HarnessError(f"none of the {len(records)} item(s) got statements ({report.failed} failed, "
+                           f"{report.rejected} rejected; the reasons are above); nothing written to "
+                           f"{str(out / OUTPUT_FILES['ted'])!r}. Check --backend/--llm-base-url/--model and rerun "
+                           "(answers already received are kept)")
     records, reviewed, stale = apply_saved_review(out, records)  # a rerun never undoes a review
     paths = write_outputs(out, records, categories, report, review=reviewed)
     _print_report(console, report, args)

@@ -5,7 +5,6 @@ from __future__ import annotations
 import csv
 import dataclasses
 import json
-import os
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -102,9 +101,9 @@ def screen_captions(rows: Sequence[tuple[str | None, Any, str]], *,
 
 
 def _atomic_write(path: Path, text: str) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, path)
+    from harness.cli.outputs import atomic_write  # the one atomic writer of every command's outputs
+
+    atomic_write(path, text)
 
 
 def _ted_rows(records: Sequence[ItemRecord]) -> list[dict[str, Any]]:
@@ -145,15 +144,15 @@ def write_outputs(out_dir: str | Path, records: Sequence[ItemRecord], categories
         sheet = out / OUTPUT_FILES["review"]
         if _has_verdicts(sheet):  # a rerun must not wipe a person's work
             sheet = out / "review-new.csv"
-        tmp = sheet.with_name(sheet.name + ".tmp")
-        with open(tmp, "w", encoding="utf-8", newline="") as fh:
+        from harness.cli.outputs import atomic_path
+
+        with atomic_path(sheet) as tmp, open(tmp, "w", encoding="utf-8", newline="") as fh:
             writer = csv.writer(fh)
             writer.writerow(REVIEW_COLUMNS)
             for row in _ted_rows(records):
                 negs = [*row["negatives"], "", "", ""][:3]
                 writer.writerow([row["id"], row["category"], row["caption_type"], row["caption"], row["positive"],
                                  *negs, "", ""])
-        os.replace(tmp, sheet)
         paths.append(sheet)
     return paths
 
