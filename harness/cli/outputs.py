@@ -23,6 +23,7 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
+from harness._atomic import OutputError, atomic_path, atomic_write, umask
 from harness._exceptions import ConfigError, HarnessError
 from harness.evaluation.results import RunResult, write_results
 
@@ -31,20 +32,6 @@ __all__ = ["RUN_FILES", "REPORT_FILES", "OutputError", "atomic_path", "atomic_wr
 
 REPORT_FILES = ("report.md", "report.html", "report-*.png")  # what `harness report` writes (figures vary by data)
 RUN_FILES = (*REPORT_FILES, "layer_weights.json", "layer_weights.png")  # a run's own files besides results
-
-
-class OutputError(ConfigError):
-    """An output place that failed while being written; ``reason`` is the operating system's word."""
-
-    def __init__(self, message: str, reason: str) -> None:
-        super().__init__(message)
-        self.reason = reason
-
-
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
 
 
 def check_output_place(path: str | Path, flag: str, *, kind: str = "folder") -> Path:
@@ -86,37 +73,6 @@ def check_output_place(path: str | Path, flag: str, *, kind: str = "folder") -> 
 
 
 @contextlib.contextmanager
-def atomic_path(path: str | Path) -> Iterator[Path]:
-    """A unique temporary name beside ``path`` to write; renamed over ``path`` when the block ends
-    normally, removed when it fails (disk full, ``ulimit -f``, an exception, Ctrl-C).  An `OSError`
-    becomes one `OutputError` naming ``path``."""
-    final = Path(path)
-    fd, name = tempfile.mkstemp(dir=final.parent, prefix=f".{final.name}.", suffix=".tmp")
-    os.close(fd)
-    tmp = Path(name)
-    try:
-        yield tmp
-        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes it private; outputs are for reading
-        os.replace(tmp, final)
-    except OSError as exc:  # disk full, `ulimit -f`, the folder gone: one line, and nothing half-written
-        raise OutputError(f"cannot write {str(final)!r} ({exc.strerror or exc}); nothing was written there",
-                          str(exc.strerror or exc)) from None
-    finally:
-        with contextlib.suppress(OSError):
-            tmp.unlink()
-
-
-def atomic_write(path: str | Path, data: str | bytes) -> Path:
-    """Write ``data`` (text as UTF-8, or bytes) to ``path`` through `atomic_path`; return ``path``."""
-    with atomic_path(path) as tmp:
-        if isinstance(data, bytes):
-            tmp.write_bytes(data)
-        else:
-            tmp.write_text(data, encoding="utf-8")
-    return Path(path)
-
-
-@contextlib.contextmanager
 def staged_folder(out: str | Path, flag: str, *, ours: Sequence[str] = ()) -> Iterator[Path]:
     """Yield a fresh folder inside ``out`` to write every output file into; when the block ends
     normally each is renamed into ``out`` and ``out``'s files matching ``ours`` (glob patterns of this
@@ -133,7 +89,7 @@ def staged_folder(out: str | Path, flag: str, *, ours: Sequence[str] = ()) -> It
         yield stage
         written = sorted(p.name for p in stage.iterdir() if p.is_file())
         for name in written:
-            os.chmod(stage / name, 0o666 & ~_umask())
+            os.chmod(stage / name, 0o666 & ~umask())
             os.replace(stage / name, folder / name)
         for pattern in ours:
             for old in folder.glob(pattern):

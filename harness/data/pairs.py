@@ -116,7 +116,7 @@ def write_pairs(source: str, out: str | Path, *, caption_column: str = "caption"
                         "captions (rows of one image need a shared --id-column, or a list of captions per row)")
     path = Path(out)
     path.parent.mkdir(parents=True, exist_ok=True)
-    from harness.cli.outputs import atomic_path  # the one atomic writer of every command's outputs
+    from harness._atomic import atomic_path  # the one atomic writer of every command's outputs
 
     with atomic_path(path) as tmp, open(tmp, "w", encoding="utf-8") as fh:
         for p in pairs:

@@ -289,6 +289,6 @@ def write_correlate_json(result: CorrelateResult, out_dir: str | Path) -> Path:
     """Write ``correlate.json`` into ``out_dir`` (created if needed); return its path."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    from harness.cli.outputs import atomic_write  # the one atomic writer of every command's outputs
+    from harness._atomic import atomic_write  # the one atomic writer of every command's outputs
 
     return atomic_write(out / "correlate.json", json.dumps(result.to_json(), indent=1, allow_nan=False) + "\n")

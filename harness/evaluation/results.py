@@ -262,25 +262,9 @@ class RunResult:
 
 
 def _atomic_write(path: Path, text: str) -> None:
-    """Write ``text`` to a unique temporary name beside ``path`` and rename it over; no partial file stays."""
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(text)
-        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes it private; results are for reading
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
+    from harness._atomic import atomic_write  # the one atomic writer of every command's outputs
 
-
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
+    atomic_write(path, text)
 
 
 def check_output_dir(out_dir: str | Path) -> Path:

@@ -263,7 +263,7 @@ def write_report(runs: Sequence[tuple[str, RunResult]], out_dir: str | Path, *, 
     """Write ``report.md`` (figures as ``report-*.png`` beside it, an earlier report's removed) and a
     self-contained ``report.html``, each file atomically."""
     sections = build_report(runs, baseline=baseline, correlation=correlation, downstream=downstream)
-    from harness.cli.outputs import atomic_write  # the one atomic writer of every command's outputs
+    from harness._atomic import atomic_write  # the one atomic writer of every command's outputs
 
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)

@@ -101,7 +101,7 @@ def screen_captions(rows: Sequence[tuple[str | None, Any, str]], *,
 
 
 def _atomic_write(path: Path, text: str) -> None:
-    from harness.cli.outputs import atomic_write  # the one atomic writer of every command's outputs
+    from harness._atomic import atomic_write  # the one atomic writer of every command's outputs
 
     atomic_write(path, text)
 
@@ -144,7 +144,7 @@ def write_outputs(out_dir: str | Path, records: Sequence[ItemRecord], categories
         sheet = out / OUTPUT_FILES["review"]
         if _has_verdicts(sheet):  # a rerun must not wipe a person's work
             sheet = out / "review-new.csv"
-        from harness.cli.outputs import atomic_path
+        from harness._atomic import atomic_path
 
         with atomic_path(sheet) as tmp, open(tmp, "w", encoding="utf-8", newline="") as fh:
             writer = csv.writer(fh)
