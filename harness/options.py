@@ -65,6 +65,8 @@ class FeatureOptions:
     no_cache: bool = False  # keep features in RAM only
     cache_budget: int | None = None  # bytes a run may add to the cache; None: free space less a margin
     fsync: str = "group"  # shard | group | none: when cache writes are forced to disk (`harness.features.cache.FeatureCache`)
+    # avg/norm-avg/learned read the embedding output too (--include-embedding); None: the registry entry, else the family
+    include_embedding: bool | None = None
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)

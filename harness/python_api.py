@@ -89,7 +89,8 @@ def evaluate(encoders: Sequence[Any] = ("minilm",), tasks: Sequence[str] = ("ted
              control: str | None = None, bootstrap: int = 1000, null_resamples: int = 100,
              registry_files: Sequence[str] = (), include_paths: Sequence[str] = (), plugins: Sequence[str] = (),
              cache_dir: str | None = None, no_cache: bool = False, batch_size: int | str = 32,
-             feature_dtype: str = "auto", ckpt_dir: str | None = None, retrain: bool = False,
+             feature_dtype: str = "auto", include_embedding: bool | None = None, ckpt_dir: str | None = None,
+             retrain: bool = False,
              output: str | os.PathLike[str] | None = None) -> RunResult:
     """Run the TED evaluation and return its typed results (`harness.evaluation.results.RunResult`).
 
@@ -115,7 +116,8 @@ def evaluate(encoders: Sequence[Any] = ("minilm",), tasks: Sequence[str] = ("ted
     training = training_options(registry, train_pairs=train_pairs, max_pairs=max_pairs, tasks=task_sets,
                                 trains=bool(pm.hook.harness_aggregator_trains(name=aggregator)), aggregator=aggregator,
                                 retrain=retrain, ckpt_dir=ckpt_dir)
-    features = FeatureOptions(batch_size=batch_size, dtype=feature_dtype, cache_dir=cache_dir, no_cache=no_cache)
+    features = FeatureOptions(batch_size=batch_size, dtype=feature_dtype, cache_dir=cache_dir, no_cache=no_cache,
+                              include_embedding=include_embedding)
     resolved = _resolve_encoders(pm, registry, encoders, encoder_options)
     result = run(pm, encoders=resolved, tasks=task_sets, extractors=extractors, aggregator=aggregator,
                  aggregator_options=agg, training=training, features=features, seeds=seeds, control=control,

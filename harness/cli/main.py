@@ -313,12 +313,13 @@ def _options(args: argparse.Namespace, registry: Registry, *, tasks: Sequence[An
                                 trains=trains, aggregator=args.aggregator, retrain=args.retrain,
                                 ckpt_dir=args.ckpt_dir)
     features = FeatureOptions(batch_size=args.batch_size, dtype=args.feature_dtype, cache_dir=args.cache_dir,
-                              no_cache=args.no_cache, cache_budget=args.cache_budget, fsync=args.cache_fsync)
+                              no_cache=args.no_cache, cache_budget=args.cache_budget, fsync=args.cache_fsync,
+                              include_embedding=args.include_embedding)
     return agg, training, features
 
 
 def _cmd_run(args: argparse.Namespace, pm: Any, console: Console, *, train_only: bool = False) -> int:
-    from harness.features.extractors import parse_extractors, with_include_embedding
+    from harness.features.extractors import parse_extractors
     from harness.report.tables import comparison_table, result_tables
     from harness.evaluation.runner import load_task_sets, run
 
@@ -328,7 +329,7 @@ def _cmd_run(args: argparse.Namespace, pm: Any, console: Console, *, train_only:
     _check_flags(args)
     registry = _registry(pm, args.registry, args.include_path)
     encoders = _encoder_specs(registry, args)
-    extractors = [with_include_embedding(s, args.include_embedding) for s in parse_extractors(pm, args.extract)]
+    extractors = parse_extractors(pm, args.extract)
     from harness.baselines import baseline_names
 
     baselines = baseline_names(pm)

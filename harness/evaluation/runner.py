@@ -322,8 +322,9 @@ def _run_encoder(state: _Run, item: EncoderSpec | Encoder, extractors: Sequence[
     t_load = time.time()
     encoder, spec, features = _loaded(state, item)
     info = encoder.info
-    # --include-embedding (already in the specs) > the registry entry's include_embedding > the family's default
-    resolved = resolve_extractors([with_include_embedding(s, spec.options.include_embedding) for s in extractors], info)
+    # Decided here, once: --include-embedding > the registry entry's include_embedding > the family's default
+    flag = features.include_embedding if features.include_embedding is not None else spec.options.include_embedding
+    resolved = resolve_extractors([with_include_embedding(s, flag) for s in extractors], info)
     aggs = {r.name: make_aggregator(state.pm, state.aggregator, width=info.width, n_layers_in=r.n_layers_in,
                                     options=state.aggregator_options) for r in resolved}
     fmt = _formatter(encoder)
