@@ -324,8 +324,9 @@ def _cmd_run(args: argparse.Namespace, pm: Any, console: Console, *, train_only:
     from harness.evaluation.runner import load_task_sets, run
 
     # Resolve every name and load every task before any encoder work: a typo costs nothing.
-    if not train_only and args.output is not None:
-        check_output_place(args.output, "--output")  # a bad --output (or '') must not cost a run
+    if not train_only and args.output is not None and os.environ.get("RANK", "0") == "0":
+        # a bad --output (or '') must not cost a run; under torchrun only rank 0 writes, so only it checks
+        check_output_place(args.output, "--output")
     _check_flags(args)
     registry = _registry(pm, args.registry, args.include_path)
     encoders = _encoder_specs(registry, args)
@@ -343,7 +344,7 @@ def _cmd_run(args: argparse.Namespace, pm: Any, console: Console, *, train_only:
     trains = bool(pm.hook.harness_aggregator_trains(name=args.aggregator))
     notes = _check_applies(args, extractors, trains=trains, train_only=train_only)
     _check_checkpoints(encoders)
-    if train_only and args.ckpt_dir is not None:
+    if train_only and args.ckpt_dir is not None and os.environ.get("RANK", "0") == "0":
         check_output_place(args.ckpt_dir, "--ckpt-dir")  # the checkpoint is what `harness train` is for
     tasks = [] if train_only else load_task_sets(pm, registry, args.tasks, limit=args.limit)
     agg, training, features = _options(args, registry, tasks=tasks, trains=trains)

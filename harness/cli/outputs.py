@@ -58,8 +58,12 @@ def check_output_place(path: str | Path, flag: str, *, kind: str = "folder") -> 
     created: list[Path] = []
     try:
         for missing in reversed([folder, *folder.parents][:len(folder.parts) - len(existing.parts)]):
-            missing.mkdir()
-            created.append(missing)
+            try:
+                missing.mkdir()
+                created.append(missing)
+            except FileExistsError:  # made meanwhile by another process (a torchrun rank, a parallel run)
+                if not missing.is_dir():
+                    raise
         fd, probe = tempfile.mkstemp(dir=folder, prefix=".write-probe.")
         os.close(fd)
         os.unlink(probe)
