@@ -375,3 +375,58 @@ def test_captions_with_a_caption_type_other_than_image_or_video(tmp_path: Path, 
     with pytest.raises(SystemExit) as exc:  # argparse: exit 2 before anything is read
         main(build_args(caps, tmp_path / "out", "http://127.0.0.1:9", "--caption-type", "Video"))
     assert exc.value.code == 2 and "invalid choice: 'Video'" in _one_error_line(capsys)
+
+
+# Issue 21 item 2: every input file through one reader (`harness.data.loaders.read_text_file`): gzip by content,
+# a BOM dropped, a non-UTF-8 byte one line naming file and line.
+
+
+def test_captions_in_gzip_are_read_and_latin1_is_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    import gzip
+
+    plain = tmp_path / "plain.jsonl"  # "é" as itself, not as a \u escape
+    plain.write_text("".join(json.dumps({"id": i, "caption": c}, ensure_ascii=False) + "\n"
+                             for i, c in [("c1", "A red café."), ("c2", "A red cat again.")]), encoding="utf-8")
+    packed = tmp_path / "caps.jsonl"  # gzip whatever the name says
+    packed.write_bytes(gzip.compress(b"\xef\xbb\xbf" + plain.read_bytes()))
+    with FakeChatServer(scripted) as server:
+        assert main(build_args(packed, tmp_path / "out", server.url, "--types", "ocr")) == 0
+    ted = [json.loads(line) for line in (tmp_path / "out" / "ted.jsonl").read_text().splitlines()]
+    assert [r["id"] for r in ted] == ["c1/ocr", "c2/ocr"] and ted[0]["caption"] == "A red café."
+    latin = tmp_path / "latin.jsonl"
+    latin.write_bytes(plain.read_text(encoding="utf-8").encode("latin-1"))
+    capsys.readouterr()
+    with FakeChatServer(scripted) as server:
+        assert main(build_args(latin, tmp_path / "out2", server.url, "--types", "ocr")) == 2
+    assert server.requests == 0, "refused before any request"
+    err = _one_error_line(capsys)
+    assert f"{latin}:1: not UTF-8 (byte 0xe9 at line 1)" in err and "iconv" in err, err
+
+
+def test_review_sheets_in_gzip_or_latin1(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    import gzip
+
+    caps = write_captions(tmp_path / "caps.jsonl", [("c1", "A red cat."), ("c2", "A red cat again.")])
+    out = tmp_path / "out"
+    with FakeChatServer(scripted) as server:
+        assert main(build_args(caps, out, server.url, "--types", "ocr")) == 0
+    sheet = _review_sheet(out, tmp_path / "sheet.csv", {0: {"verdict": "keep", "positive": "The red cat sits, olé."},
+                                                        1: {"verdict": "drop"}})
+    latin = tmp_path / "latin.csv"  # what a spreadsheet program may save
+    latin.write_bytes(sheet.read_text(encoding="utf-8").replace("\n", "\r\n").encode("latin-1"))
+    before = {p.name: p.read_bytes() for p in out.iterdir() if p.is_file()}
+    capsys.readouterr()
+    assert main(["build-data", "--out", str(out), "--apply-review", str(latin)]) == 2
+    err = _one_error_line(capsys)
+    assert f"{latin}:2: not UTF-8 (byte 0xe9 at line 2)" in err, err
+    assert {p.name: p.read_bytes() for p in out.iterdir() if p.is_file()} == before, "a refused sheet changed files"
+    packed = tmp_path / "sheet.csv.gz"
+    packed.write_bytes(gzip.compress(sheet.read_bytes()))
+    assert main(["build-data", "--out", str(out), "--apply-review", str(packed)]) == 0
+    assert "1 kept (1 edited), 1 dropped" in capsys.readouterr().out
+    ted = [json.loads(line) for line in (out / "ted.jsonl").read_text().splitlines()]
+    assert [(r["id"], r["positive"]) for r in ted] == [("c1/ocr", "The red cat sits, olé.")]
+    (out / "review.csv").write_bytes(latin.read_bytes())  # the sheet saved over in Latin-1, then a rerun
+    with FakeChatServer(scripted) as server:
+        assert main(build_args(caps, out, server.url, "--types", "ocr")) == 2
+    assert f"{out / 'review.csv'}:2: not UTF-8" in _one_error_line(capsys)

@@ -346,15 +346,17 @@ def _cmd_run(args: argparse.Namespace, pm: Any, console: Console, *, train_only:
     _check_checkpoints(encoders)
     if train_only and args.ckpt_dir is not None and os.environ.get("RANK", "0") == "0":
         check_output_place(args.ckpt_dir, "--ckpt-dir")  # the checkpoint is what `harness train` is for
-    tasks = [] if train_only else load_task_sets(pm, registry, args.tasks, limit=args.limit)
-    agg, training, features = _options(args, registry, tasks=tasks, trains=trains)
-    _check_cache_dir(args)
     rank0 = os.environ.get("RANK", "0") == "0"  # under torchrun only rank 0 prints and writes
-    for note in notes if rank0 else ():
-        console.print(note, markup=False, highlight=False, soft_wrap=True)
 
     def say(line: str) -> None:
-        console.print(line, markup=False, highlight=False, soft_wrap=True)
+        if rank0:
+            console.print(line, markup=False, highlight=False, soft_wrap=True)
+
+    tasks = [] if train_only else load_task_sets(pm, registry, args.tasks, limit=args.limit, say=say)
+    agg, training, features = _options(args, registry, tasks=tasks, trains=trains)
+    _check_cache_dir(args)
+    for note in notes:
+        say(note)
 
     with _progress(console) if rank0 else nullcontext() as bar:
         result = run(pm, encoders=encoders, tasks=tasks, extractors=extractors, aggregator=args.aggregator,
@@ -411,11 +413,12 @@ def _cmd_baseline(args: argparse.Namespace, pm: Any, console: Console, *, regist
 
     options = {k: v for k, v in vars(args).items() if k != "command"}
     baseline = make_baseline(pm, args.aggregator, options)
-    tasks = load_task_sets(pm, registry, args.tasks, limit=args.limit)
     rank0 = os.environ.get("RANK", "0") == "0"  # under torchrun only rank 0 draws progress
 
     def say(text: str) -> None:  # names and paths are data, never rich markup
         console.print(text, markup=False, highlight=False)
+
+    tasks = load_task_sets(pm, registry, args.tasks, limit=args.limit, say=say)
 
     ctx = BaselineContext(pm=pm, registry=registry, encoders=tuple(encoders), tasks=tuple(tasks),
                           task_names=tuple(args.tasks), seeds=tuple(args.seeds), bootstrap=args.bootstrap,
@@ -507,6 +510,9 @@ def _cmd_validate(args: argparse.Namespace, pm: Any, console: Console) -> int:
     from harness.data.loaders import load_instances_file, load_pairs_file
     from harness.registry import resolve_path
 
+    if not args.path.strip():  # Path('') is the current folder: never validate (or scan) that by accident
+        raise ConfigError(f"harness validate: the path {args.path!r} is empty; give a data file, a caption-pair file "
+                          "or a task YAML")
     path = Path(resolve_path(args.path))  # as typed when it exists; else $VARS, ~ and pkg: expand
 
     def say(text: str) -> None:  # paths and caption types are data, never rich markup

@@ -38,7 +38,7 @@ from typing import Any
 
 from harness._exceptions import ConfigError, DataError
 from harness.data.categories import CATEGORIES, OFFICIAL_TYPE_NAMES, category_slug
-from harness.registry import _DATASET_MARKERS
+from harness.registry import _DATASET_MARKERS, resolve_path
 from harness.types import CaptionPair, Instance, TaskSpec
 
 # CATEGORIES, OFFICIAL_TYPE_NAMES and category_slug live in harness.data.categories;
@@ -47,8 +47,10 @@ __all__ = [
     "CAPTION_TYPES",
     "CATEGORIES",
     "OFFICIAL_TYPE_NAMES",
+    "absent_categories",
     "category_slug",
     "check_caption_type",
+    "data_place",
     "file_sha256",
     "is_pairs_file",
     "load_granted_json",
@@ -56,6 +58,7 @@ __all__ = [
     "load_instances_file",
     "load_jsonl_instances",
     "load_pairs_file",
+    "read_text_file",
     "select_categories",
 ]
 
@@ -102,6 +105,13 @@ def _read_text(path: Path) -> str:
                         "re-save it as UTF-8, e.g. iconv -f latin1 -t utf-8") from None
     # A raw CR cannot occur inside a JSON string, so CR and CRLF are line ends, as in universal newlines.
     return text.removeprefix("\ufeff").replace("\r\n", "\n").replace("\r", "\n")
+
+
+def read_text_file(path: str | Path) -> str:
+    """The text of any input file, read as the data loaders read theirs (`_read_text`): gzip recognised by its
+    first bytes, a BOM dropped, CR/CRLF as line ends, and a missing, unreadable or non-UTF-8 file a
+    `DataError` naming file (and line)."""
+    return _read_text(Path(path))
 
 
 def _loads(text: str, path: str, line: int | None) -> Any:
@@ -335,11 +345,13 @@ def load_hf_instances(source: str, *, split: str | None = None, revision: str | 
     except ImportError:
         raise DataError(source, None, None, "needs the 'datasets' package: pip install 'ted-harness[datasets]'") from None
     path = Path(source)
+    bars = datasets.is_progress_bar_enabled()  # datasets' own bars ("Generating train split") would be
+    datasets.disable_progress_bars()  # stray lines on stderr, before the one error line we promise
     try:
         if path.is_dir() and any((path / m).exists() for m in _DATASET_MARKERS):
             ds: Any = datasets.load_from_disk(str(path))
-        else:
-            ds = datasets.load_dataset(source, split=split or "test", revision=revision)
+        else:  # a local folder of data files has the splits its files make (often only train): pick below
+            ds = datasets.load_dataset(source, split=split if path.is_dir() else split or "test", revision=revision)
     except ConnectionError as exc:
         why = ("HF_HUB_OFFLINE is set and it is not in the local cache" if _hub_offline()
                else f"the hub could not be reached ({_one_line(exc)})")
@@ -350,6 +362,9 @@ def load_hf_instances(source: str, *, split: str | None = None, revision: str | 
                 else "could not be loaded as a dataset")
         raise DataError(source, None, None, f"{what} ({_one_line(exc)}); give a .jsonl/.json data file, a "
                         "save_to_disk folder or a hub id written hf:ORG/NAME") from None
+    finally:
+        if bars:
+            datasets.enable_progress_bars()
     if isinstance(ds, datasets.DatasetDict):
         name = split or ("test" if "test" in ds else next(iter(ds)))
         if name not in ds:
@@ -378,23 +393,44 @@ def load_instances_file(path: str | Path, fmt: str = "auto") -> list[Instance]:
     return _granted_instances(path, text) if fmt == "granted-json" else _jsonl_instances(path, text)
 
 
-def select_categories(task: TaskSpec, instances: Sequence[Instance]) -> list[Instance]:
+def absent_categories(task: TaskSpec, instances: Sequence[Instance]) -> list[str]:
+    """The categories ``task`` names (as written) that match no instance of ``instances``."""
+    if task.categories is None:
+        return []
+    have = {i.category for i in instances}
+    return [c for c in task.categories if category_slug(c) not in have]
+
+
+def data_place(task: TaskSpec) -> str:
+    """``task``'s source as written, with the file it names when that differs (``$TED6K_PATH (/data/x.json)``)."""
+    try:
+        path = resolve_path(task.source)
+    except ConfigError:
+        return task.source
+    return task.source if path == task.source else f"{task.source} ({path})"
+
+
+def select_categories(task: TaskSpec, instances: Sequence[Instance], *, partial: bool = False) -> list[Instance]:
     """The instances of ``task``'s categories (all when it names none).
 
     Raises `ConfigError` when a category the task names matches no instance, naming
-    the task, that category and the categories the data has.  Names are compared
-    as slugs, so ``Basic Event`` selects ``basic_event``.
+    the task, that category, the file and the categories the data has; with ``partial``
+    (a task run as part of a group) the categories present are kept and the absent ones
+    are left to the caller (`absent_categories`) to report.  Names are compared as
+    slugs, so ``Basic Event`` selects ``basic_event``.
     """
     if task.categories is None:
         return list(instances)
+    absent = absent_categories(task, instances)
+    if absent and not partial:
+        have = sorted({i.category for i in instances})
+        fix = (f"Give a file that has it, or run the group (--tasks {task.groups[0]}) to run the categories it has"
+               if task.groups else "Fix 'category' in the task file")
+        raise ConfigError(
+            f"Task {task.name!r} selects category {absent[0]!r}, but {data_place(task)} has no instance of it. "
+            f"Categories it has: {', '.join(have) or '(none)'}. {fix}"
+        )
     wanted = {category_slug(c) for c in task.categories}
-    have = sorted({i.category for i in instances})
-    for cat in task.categories:
-        if category_slug(cat) not in have:
-            raise ConfigError(
-                f"Task {task.name!r} selects category {cat!r}, but {task.source} has no instance of it. "
-                f"Categories it has: {', '.join(have) or '(none)'}. Fix 'category' in the task file"
-            )
     return [i for i in instances if i.category in wanted]
 
 

@@ -29,7 +29,8 @@ from harness.features import distributed
 from harness._exceptions import ConfigError, HarnessError, unknown_name
 from harness.features.cache import encoder_fingerprint
 from harness.evaluation.checkpoints import CheckpointStore, content_key
-from harness.data.loaders import file_sha256, select_categories
+from harness.data.categories import category_slug
+from harness.data.loaders import absent_categories, data_place, file_sha256, select_categories
 from harness.features.disk_plan import CACHED, IN_LOOP
 from harness.evaluation.scoring import (
     Row,
@@ -99,14 +100,22 @@ class TaskSet:
 
 
 def load_task_sets(pm: pluggy.PluginManager, registry: Registry, names: Sequence[str], *,
-                   limit: int | None = None) -> list[TaskSet]:
-    """Resolve and load every ``--tasks`` entry (at most ``limit`` instances per category)."""
+                   limit: int | None = None, say: Callable[[str], None] | None = None) -> list[TaskSet]:
+    """Resolve and load every ``--tasks`` entry (at most ``limit`` instances per category).
+
+    A name that expands to several tasks (a group such as ``ted6k``, a folder of task YAMLs) runs
+    the categories its data has: a task whose category the data lacks is left out and ``say`` (else
+    the log) gets one line naming them; only when none is left does it stop.  A task named alone
+    stops on a missing category (`select_categories`).
+    """
     loaded: dict[tuple[str, str], list[Instance]] = {}
     out = []
     for name in names:
         instances: list[Instance] = []
         sources = {}
         specs = registry.resolve_tasks([name])
+        partial = len(specs) > 1
+        absent: dict[str, list[str]] = {}  # data place -> the categories it lacks
         for task in specs:
             key = (task.source, task.format)
             if key not in loaded:
@@ -114,11 +123,28 @@ def load_task_sets(pm: pluggy.PluginManager, registry: Registry, names: Sequence
                 if got is None:
                     raise ConfigError(f"No plugin loads task {task.name!r} (format {task.format!r})")
                 loaded[key] = got
-            keep = select_categories(task, loaded[key])
+            keep = select_categories(task, loaded[key], partial=partial)
+            missing = absent_categories(task, loaded[key])
+            if missing:
+                absent.setdefault(data_place(task), []).extend(category_slug(c) for c in missing)
+            if not keep:
+                continue
             instances.extend(keep)
             path = resolve_path(task.source)
             sources[task.name] = TaskProvenance(source=task.source, format=task.format, revision=task.revision,
                                                 sha256=file_sha256(path) if os.path.isfile(path) else None)
+        if absent:
+            lacks = "; ".join(f"{where} has no instance of {', '.join(cats)}" for where, cats in absent.items())
+            have = sorted({i.category for i in instances})
+            if not instances:
+                raise ConfigError(f"--tasks {name!r}: {lacks}, so none of its tasks has data; give a file with "
+                                  "those categories")
+            note = (f"--tasks {name!r}: {lacks}; running the {len(have)} categories it has "
+                    f"({', '.join(have)})")
+            if say is not None:
+                say(note)
+            else:
+                log.warning("%s", note)
         instances = _limit(instances, limit)
         short = Path(name).stem if os.path.exists(name) else name  # a file or folder is named by its stem
         defaults = {t.train_pairs for t in specs}

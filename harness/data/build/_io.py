@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import dataclasses
+import io
 import json
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -20,7 +21,7 @@ from harness.data.build._pipeline import (
 )
 from harness.data.build._validate import normalize
 from harness.data.category_defs import CategoryDef
-from harness.data.loaders import check_caption_type
+from harness.data.loaders import check_caption_type, read_text_file
 
 __all__ = ["OUTPUT_FILES", "REVIEW_APPLIED_FILE", "REVIEW_COLUMNS", "ReviewReport", "apply_review", "apply_saved_review",
            "read_captions", "screen_captions", "write_outputs"]
@@ -44,7 +45,7 @@ def read_captions(source: str, *, caption_column: str = "caption", id_column: st
     lines: list[int] = []  # a file's line numbers (a dataset's rows count from 1)
     if path.is_file():
         rows = []
-        for n, line in enumerate(path.read_text(encoding="utf-8-sig").splitlines(), 1):
+        for n, line in enumerate(read_text_file(path).split("\n"), 1):  # gzip, BOM, bad bytes: as every data file
             if not line.strip():
                 continue
             try:
@@ -160,8 +161,11 @@ def write_outputs(out_dir: str | Path, records: Sequence[ItemRecord], categories
 def _has_verdicts(sheet: Path) -> bool:
     if not sheet.exists():
         return False
-    with open(sheet, encoding="utf-8-sig", newline="") as fh:
-        return any((row.get("verdict") or "").strip() for row in csv.DictReader(fh))
+    try:
+        return any((row.get("verdict") or "").strip() for row in csv.DictReader(io.StringIO(read_text_file(sheet))))
+    except csv.Error as exc:
+        raise DataError(str(sheet), None, None, f"is not a CSV sheet ({exc}); move it away, or apply it with "
+                        "--apply-review") from None
 
 
 @dataclass
@@ -226,26 +230,24 @@ def apply_saved_review(out_dir: str | Path,
 def _read_sheet(sheet: str | Path) -> list[dict[str, Any]]:
     """The rows of a review sheet; a missing column or an id named twice is a `DataError` naming the line."""
     where = str(sheet)
+    path = Path(sheet)
+    if not path.exists() or path.is_dir():
+        what = "does not exist" if not path.exists() else "is a directory"
+        raise DataError(where, None, None, f"{what}; give the review sheet (review.csv) you filled")
+    text = read_text_file(path)  # gzip, BOM, a non-UTF-8 byte (file and line): as every data file
     try:
-        with open(sheet, encoding="utf-8-sig", newline="") as fh:
-            reader = csv.DictReader(fh)
-            rows: list[dict[str, Any]] = []
-            lines: dict[str, int] = {}
-            for row in reader:
-                rid = row.get("id")
-                if rid is not None and rid in lines:
-                    raise DataError(where, reader.line_num, "id", f"names {rid!r} again (first on line {lines[rid]}); "
-                                    "give each item one row")
-                if rid is not None:
-                    lines[rid] = reader.line_num
-                rows.append(row)
-            columns = reader.fieldnames or []
-    except FileNotFoundError:
-        raise DataError(where, None, None, "does not exist; give the review sheet (review.csv) you filled") from None
-    except IsADirectoryError:
-        raise DataError(where, None, None, "is a directory; give the review sheet (review.csv) you filled") from None
-    except UnicodeDecodeError as exc:
-        raise DataError(where, None, None, f"is not UTF-8 text ({exc.reason}); save the sheet as UTF-8 CSV") from None
+        reader = csv.DictReader(io.StringIO(text, newline=""))
+        rows: list[dict[str, Any]] = []
+        lines: dict[str, int] = {}
+        for row in reader:
+            rid = row.get("id")
+            if rid is not None and rid in lines:
+                raise DataError(where, reader.line_num, "id", f"names {rid!r} again (first on line {lines[rid]}); "
+                                "give each item one row")
+            if rid is not None:
+                lines[rid] = reader.line_num
+            rows.append(row)
+        columns = reader.fieldnames or []
     except csv.Error as exc:
         raise DataError(where, None, None, f"is not a CSV sheet ({exc})") from None
     missing = {"id", "verdict", "positive"} - set(columns)
