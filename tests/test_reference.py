@@ -10,6 +10,7 @@ import pytest
 from harness.cli.main import main
 from harness.evaluation.reference import load_reference, reference_for
 from harness.evaluation.results import read_results
+from harness.registry import resolve_path
 
 
 def test_shipped_paper_values() -> None:
@@ -38,10 +39,16 @@ def ted6k_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
                                    "    options: {max_length: 64, template: plain}\n")
     tasks = root / "tasks"
     tasks.mkdir()
-    (tasks / "ted6k-action.yaml").write_text("data: {path: pkg:harness/testing_data/tiny.jsonl, format: jsonl}\n")
+    from harness.data.categories import CATEGORIES
+
+    tiny = [json.loads(line) for line in open(resolve_path("pkg:harness/testing_data/tiny.jsonl"))]
+    rows = [{**tiny[i % len(tiny)], "id": f"x{i}", "category": c} for i, c in enumerate(CATEGORIES)]
+    (root / "all9.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    # one file served as the whole ted6k group (every category present), as a TED-6K run would be
+    (tasks / "ted6k.yaml").write_text(f"group: ted6k\ndata: {{path: {root / 'all9.jsonl'}, format: jsonl}}\n")
     out = root / "out"
     argv = ["-p", "harness.testing", "--registry", str(root / "reg.yaml"), "run", "--encoders", "umt5,fake",
-            "--tasks", "ted6k-action", "--include-path", str(tasks), "--aggregator", "mean-pool",
+            "--tasks", "ted6k", "--include-path", str(tasks), "--aggregator", "mean-pool",
             "--extract", "last,norm-avg", "--bootstrap", "0", "--null-resamples", "0", "--cache-dir",
             str(root / "feat"), "--output", str(out)]
     return out, " ".join(argv) if main(argv) == 0 else ""
@@ -51,10 +58,21 @@ def test_matching_row_gets_its_paper_value(ted6k_run: tuple[Path, str]) -> None:
     out, ok = ted6k_run
     assert ok, "the run failed"
     refs = reference_for(read_results(out))
-    umt5 = refs[("ted6k-action", "umt5", "last", "mean-pool", "all")]
+    umt5 = refs[("ted6k", "umt5", "last", "mean-pool", "all")]
     assert (umt5.table, umt5.value) == ("7", 50.64), "umt5 / last / mean-pool is Table 7's mean-pooling column"
-    assert ("ted6k-action", "umt5", "norm-avg", "mean-pool", "all") not in refs, "the paper has no such setting"
+    assert ("ted6k", "umt5", "norm-avg", "mean-pool", "all") not in refs, "the paper has no such setting"
     assert not any(k[1] == "fake" for k in refs)
+
+
+def test_partial_or_limited_runs_get_no_overall_paper_value(ted6k_run: tuple[Path, str]) -> None:
+    import dataclasses
+
+    res = read_results(ted6k_run[0])
+    partial = dataclasses.replace(res, scores=[s for s in res.scores if s.category != "ocr"])
+    assert ("ted6k", "umt5", "last", "mean-pool", "all") not in reference_for(partial), "8 of 9 categories"
+    limited = dataclasses.replace(res, provenance=dataclasses.replace(
+        res.provenance, options={**res.provenance.options, "limit": 3}))
+    assert reference_for(limited) == {}, "--limit: a subset the paper never scored"
 
 
 def test_report_shows_paper_value_delta_and_rows_without(ted6k_run: tuple[Path, str],
