@@ -35,3 +35,26 @@ def registry(pm):
     from harness.cli.main import _registry
 
     return _registry(pm, [])
+
+
+@pytest.fixture
+def no_model_load(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Fail the test if an encoder is loaded (the fake encoder's hook is where every run loads one)."""
+    import harness.testing
+
+    def refuse(*args: object, **kwargs: object) -> None:
+        raise AssertionError("an encoder was loaded before the refusal")
+
+    monkeypatch.setattr(harness.testing.FakeEncoder, "__init__", refuse)
+
+
+@pytest.fixture(scope="module")
+def results_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A finished fake-encoder run's results folder (tiny task, mean-pool), once per test module."""
+    from cli_checks import FAKE, QUICK
+
+    from harness.cli.main import main
+
+    out = tmp_path_factory.mktemp("res") / "run"
+    assert main([*FAKE, "run", *QUICK, "--tasks", "tiny", "--output", str(out)]) == 0
+    return out

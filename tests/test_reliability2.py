@@ -19,54 +19,27 @@ from typing import Any
 
 import pytest
 
+from cli_checks import FAKE, QUICK, refused
+
 from harness.cli.main import build_parser, main
 from harness.plugins import get_plugin_manager
 
-FAKE = ["-p", "harness.testing"]
-QUICK = ["--encoders", "fake", "--aggregator", "mean-pool", "--bootstrap", "0", "--null-resamples", "0",
-         "--extract", "last"]
 
 
-def _refused(capsys: pytest.CaptureFixture[str], rc: int, *needles: str) -> str:
-    """Exit 2, one ``error:`` line holding every needle, no traceback."""
-    err = capsys.readouterr().err
-    assert rc == 2, f"exit {rc}, stderr: {err}"
-    assert "Traceback" not in err and len(err.strip().splitlines()) == 1 and err.startswith("error: "), err
-    for needle in needles:
-        assert needle in err, f"{needle!r} not in: {err}"
-    return err
 
-
-def _parse_refused(capsys: pytest.CaptureFixture[str], argv: list[str], *needles: str) -> str:
+def _parserefused(capsys: pytest.CaptureFixture[str], argv: list[str], *needles: str) -> str:
     """An argparse refusal: `main` exits 2 (SystemExit) while parsing, so before anything is loaded."""
     with pytest.raises(SystemExit) as exc:
         main(argv)
-    return _refused(capsys, int(exc.value.code or 0), *needles)
+    return refused(capsys, int(exc.value.code or 0), *needles)
 
 
 def _no_files(folder: Path) -> None:
     assert not folder.exists() or not any(p.is_file() for p in folder.rglob("*")), sorted(folder.rglob("*"))
 
 
-@pytest.fixture
-def no_model_load(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Fail the test if an encoder is loaded (the fake encoder's hook is where every run loads one)."""
-    import harness.testing
-
-    def refuse(*args: Any, **kwargs: Any) -> Any:
-        raise AssertionError("an encoder was loaded before the refusal")
-
-    monkeypatch.setattr(harness.testing.FakeEncoder, "__init__", refuse)
-
 
 # --------------------------------------------------------------------------- item 3: results read back
-
-
-@pytest.fixture(scope="module")
-def results_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    out = tmp_path_factory.mktemp("res") / "run"
-    assert main([*FAKE, "run", *QUICK, "--tasks", "tiny", "--output", str(out)]) == 0
-    return out
 
 
 def _set_value(value: str) -> Callable[[dict[str, Any]], str]:
@@ -120,11 +93,11 @@ def test_damaged_results_are_refused_by_every_reader(results_dir: Path, tmp_path
     (res / "results.json").write_text(edit(json.loads((results_dir / "results.json").read_text())))
     out = tmp_path / "out"
     rc = main(_commands(res, out)[command])
-    _refused(capsys, rc, str(res / "results.json"), needle)
+    refused(capsys, rc, str(res / "results.json"), needle)
     _no_files(out)
 
 
-def test_damaged_samples_are_refused(results_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_damaged_samples_arerefused(results_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     res = tmp_path / "res"
     res.mkdir()
     (res / "results.json").write_bytes((results_dir / "results.json").read_bytes())
@@ -134,7 +107,7 @@ def test_damaged_samples_are_refused(results_dir: Path, tmp_path: Path, capsys: 
     lines[0] = json.dumps(first).replace('"@@"', "NaN")
     (res / "samples.jsonl").write_text("\n".join(lines) + "\n")
     rc = main(["report", str(res), "--out", str(tmp_path / "out")])
-    _refused(capsys, rc, str(res / "samples.jsonl"), "scores[0]' must be a finite number, got nan")
+    refused(capsys, rc, str(res / "samples.jsonl"), "scores[0]' must be a finite number, got nan")
     _no_files(tmp_path / "out")
 
 
@@ -178,14 +151,14 @@ RUN_ONLY = [
                          + [f"train{c[0]}={c[1]}" for c in BAD_NUMBERS])
 def test_numbers_are_bounded_at_parse_time(command: str, flag: str, value: str, needle: str, no_model_load: None,
                                            capsys: pytest.CaptureFixture[str]) -> None:
-    _parse_refused(capsys, [*FAKE, command, "--encoders", "fake", f"{flag}={value}"], f"argument {flag}:", needle)
+    _parserefused(capsys, [*FAKE, command, "--encoders", "fake", f"{flag}={value}"], f"argument {flag}:", needle)
 
 
 @pytest.mark.parametrize(("flag", "value"), [("--temperature", "inf"), ("--usd-per-m-prompt", "nan"),
                                              ("--usd-per-m-completion", "1e999")])
 def test_build_data_numbers_are_finite(tmp_path: Path, flag: str, value: str,
                                        capsys: pytest.CaptureFixture[str]) -> None:
-    _parse_refused(capsys, ["build-data", "caps.jsonl", "--out", str(tmp_path / "o"), flag, value], "is not finite")
+    _parserefused(capsys, ["build-data", "caps.jsonl", "--out", str(tmp_path / "o"), flag, value], "is not finite")
     _no_files(tmp_path / "o")
 
 
@@ -278,9 +251,9 @@ def test_validate_and_run_refuse_impossible_instances(tmp_path: Path, case: str,
                                                       capsys: pytest.CaptureFixture[str]) -> None:
     row, needle, line = BAD_ROWS[case]
     path = _ted_file(tmp_path, row)
-    _refused(capsys, main(["validate", str(path)]), f"{path}{line}", needle)
+    refused(capsys, main(["validate", str(path)]), f"{path}{line}", needle)
     out = tmp_path / "out"
-    _refused(capsys, main([*FAKE, "run", *QUICK, "--tasks", str(path), "--output", str(out)]), f"{path}{line}", needle)
+    refused(capsys, main([*FAKE, "run", *QUICK, "--tasks", str(path), "--output", str(out)]), f"{path}{line}", needle)
     _no_files(out)
 
 
@@ -292,7 +265,7 @@ def test_datasets_folder_refuses_impossible_instances(tmp_path: Path, case: str,
     ds = datasets.Dataset.from_list([{**ROW, "id": "r0"}, {**row, "negatives": row["negatives"]}])
     ds.save_to_disk(str(tmp_path / "ds"))
     capsys.readouterr()  # the test's own save_to_disk progress bar
-    _refused(capsys, main([*FAKE, "run", *QUICK, "--tasks", str(tmp_path / "ds")]), str(tmp_path / "ds"), needle)
+    refused(capsys, main([*FAKE, "run", *QUICK, "--tasks", str(tmp_path / "ds")]), str(tmp_path / "ds"), needle)
 
 
 def _official(caption_type: str = "video", negatives: tuple[str, ...] = ("He sits.", "He swims.")) -> dict[str, Any]:
@@ -314,8 +287,8 @@ def test_official_json_refuses_impossible_instances(tmp_path: Path, doc: dict[st
                                                     no_model_load: None, capsys: pytest.CaptureFixture[str]) -> None:
     path = tmp_path / "ted6k.json"
     path.write_text(json.dumps(doc))
-    _refused(capsys, main(["validate", str(path)]), str(path), needle)
-    _refused(capsys, main([*FAKE, "run", *QUICK, "--tasks", str(path)]), str(path), needle)
+    refused(capsys, main(["validate", str(path)]), str(path), needle)
+    refused(capsys, main([*FAKE, "run", *QUICK, "--tasks", str(path)]), str(path), needle)
 
 
 def test_pairs_refuse_a_caption_type_other_than_image_or_video(tmp_path: Path, no_model_load: None,
@@ -324,8 +297,8 @@ def test_pairs_refuse_a_caption_type_other_than_image_or_video(tmp_path: Path, n
     path.write_text(json.dumps({"a": "A cat.", "b": "A kitten."}) + "\n"
                     + json.dumps({"a": "A dog.", "b": "A puppy.", "caption_type": "Video"}) + "\n")
     needle = "field 'caption_type' must be image or video (lowercase), got 'Video'. Did you mean: video?"
-    _refused(capsys, main(["validate", str(path)]), f"{path}:2:", needle)
-    _refused(capsys, main([*FAKE, "run", "--encoders", "fake", "--tasks", "tiny", "--train-pairs", str(path),
+    refused(capsys, main(["validate", str(path)]), f"{path}:2:", needle)
+    refused(capsys, main([*FAKE, "run", "--encoders", "fake", "--tasks", "tiny", "--train-pairs", str(path),
                            "--bootstrap", "0", "--null-resamples", "0", "--extract", "last", "--preset", "baby"]),
              f"{path}:2:", needle)
 
@@ -363,8 +336,8 @@ def test_task_yaml_keys_are_checked(tmp_path: Path, files: dict[str, str], needl
     for name, text in files.items():
         (tmp_path / name).write_text(text)
     task = str(tmp_path / "t.yaml")
-    _refused(capsys, main(["validate", task]), needle)
-    _refused(capsys, main([*FAKE, "run", *QUICK, "--tasks", task]), needle)
+    refused(capsys, main(["validate", task]), needle)
+    refused(capsys, main([*FAKE, "run", *QUICK, "--tasks", task]), needle)
 
 
 def test_validate_takes_a_task_yaml(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -23,47 +23,20 @@ from typing import Any
 
 import pytest
 
+from cli_checks import FAKE, QUICK, refused
+
 from harness.cli.main import main
 
-FAKE = ["-p", "harness.testing"]
-QUICK = ["--encoders", "fake", "--aggregator", "mean-pool", "--bootstrap", "0", "--null-resamples", "0",
-         "--extract", "last"]
 DOWNSTREAM = "pkg:harness_tasks/data/downstream_paper.csv"
 ROW = {"id": "r0", "category": "spatial", "caption": "A cup left of a bowl.", "positive": "Cup left of bowl.",
        "negatives": ["Cup right of bowl.", "Bowl left of cup."], "caption_type": "image"}
 
-
-def _refused(capsys: pytest.CaptureFixture[str], rc: int, *needles: str) -> str:
-    """Exit 2, one ``error:`` line holding every needle, no traceback."""
-    err = capsys.readouterr().err
-    assert rc == 2, f"exit {rc}, stderr: {err}"
-    assert "Traceback" not in err and len(err.strip().splitlines()) == 1 and err.startswith("error: "), err
-    for needle in needles:
-        assert needle in err, f"{needle!r} not in: {err}"
-    return err
 
 
 def _no_temp_files(folder: Path) -> None:
     left = [p for p in folder.rglob(".*")]
     assert not left, f"temporary files left: {left}"
 
-
-@pytest.fixture
-def no_model_load(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Fail the test if an encoder is loaded (the fake encoder's hook is where every run loads one)."""
-    import harness.testing
-
-    def refuse(*args: Any, **kwargs: Any) -> Any:
-        raise AssertionError("an encoder was loaded before the refusal")
-
-    monkeypatch.setattr(harness.testing.FakeEncoder, "__init__", refuse)
-
-
-@pytest.fixture(scope="module")
-def results_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    out = tmp_path_factory.mktemp("res") / "run"
-    assert main([*FAKE, "run", *QUICK, "--tasks", "tiny", "--output", str(out)]) == 0
-    return out
 
 
 # --------------------------------------------------------------------------- item 1: output places
@@ -99,21 +72,21 @@ def test_every_output_place_is_checked_before_work(results_dir: Path, tmp_path: 
     if command == "pairs" and place == "a-file":  # pairs writes a file: a folder is what it refuses
         out, needle = str(tmp_path), "is a folder; give a file path"
     flag = "--output" if command == "run" else "--out"
-    _refused(capsys, main(_command(command, results_dir, out, tmp_path)), flag, needle)
+    refused(capsys, main(_command(command, results_dir, out, tmp_path)), flag, needle)
     assert (tmp_path / "afile").read_text() == "keep\n"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["afile"]  # nothing created, nothing left
 
 
 @pytest.mark.skipif(os.geteuid() == 0, reason="root writes into read-only folders")
 @pytest.mark.parametrize("command", COMMANDS)
-def test_a_read_only_folder_is_refused(results_dir: Path, tmp_path: Path, command: str, no_model_load: None,
+def test_a_read_only_folder_isrefused(results_dir: Path, tmp_path: Path, command: str, no_model_load: None,
                                        capsys: pytest.CaptureFixture[str]) -> None:
     ro = tmp_path / "ro"
     ro.mkdir()
     ro.chmod(0o555)
     try:
         out = str(ro / "x.jsonl") if command == "pairs" else str(ro / "out")
-        _refused(capsys, main(_command(command, results_dir, out, tmp_path)), "cannot be written (Permission denied)")
+        refused(capsys, main(_command(command, results_dir, out, tmp_path)), "cannot be written (Permission denied)")
     finally:
         ro.chmod(0o755)
 
@@ -129,7 +102,7 @@ def test_a_failing_report_write_changes_nothing(results_dir: Path, tmp_path: Pat
         raise OSError(errno.EFBIG, "File too large")
 
     monkeypatch.setattr(harness.report.page, "to_html", too_big)
-    _refused(capsys, main(["report", str(results_dir), "--out", str(out)]), "--out", "File too large",
+    refused(capsys, main(["report", str(results_dir), "--out", str(out)]), "--out", "File too large",
              "nothing in it was changed")
     assert {p.name: p.read_bytes() for p in out.iterdir()} == before
     _no_temp_files(out)
@@ -189,7 +162,7 @@ def test_two_reports_into_one_out_leave_only_the_second(results_dir: Path, tmp_p
 def test_a_second_encoders_missing_checkpoint_is_found_first(tmp_path: Path, no_model_load: None,
                                                              capsys: pytest.CaptureFixture[str]) -> None:
     rc = main([*FAKE, "run", *QUICK[2:], "--encoders", "fake,bert:/nonexistent/model", "--tasks", "tiny"])
-    _refused(capsys, rc, "Encoder 'bert:/nonexistent/model'", "does not exist")
+    refused(capsys, rc, "Encoder 'bert:/nonexistent/model'", "does not exist")
 
 
 def test_shuffled_captions_needs_two_distinct_captions(tmp_path: Path, no_model_load: None,
@@ -198,7 +171,7 @@ def test_shuffled_captions_needs_two_distinct_captions(tmp_path: Path, no_model_
     path.write_text("".join(json.dumps({**ROW, "id": f"r{i}", "positive": f"Cup {i} left of bowl."}) + "\n"
                             for i in range(3)))
     rc = main([*FAKE, "run", *QUICK, "--tasks", str(path), "--control", "shuffled-captions"])
-    _refused(capsys, rc, "has 1 distinct caption(s)", "at least 2")
+    refused(capsys, rc, "has 1 distinct caption(s)", "at least 2")
 
 
 def _learned(*extra: str) -> list[str]:
@@ -219,14 +192,14 @@ def test_layer_weights_file_content_is_checked_at_parse_time(tmp_path: Path, con
                                                              capsys: pytest.CaptureFixture[str]) -> None:
     path = tmp_path / "logits.json"
     path.write_bytes(content)
-    _refused(capsys, main(_learned("--layer-weights-file", str(path))), "--layer-weights-file", needle)
+    refused(capsys, main(_learned("--layer-weights-file", str(path))), "--layer-weights-file", needle)
 
 
 def test_official_preset_with_fewer_pairs_than_a_batch(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     rc = main([*FAKE, "run", "--encoders", "fake", "--tasks", "tiny", "--extract", "last", "--bootstrap", "0",
                "--null-resamples", "0", "--preset", "official", "--dim-out", "8", "--heads", "2", "--max-pairs", "40",
                "--ckpt-dir", str(tmp_path / "ck"), "--cache-dir", str(tmp_path / "cache")])
-    err = _refused(capsys, rc, "preset 'official' cuts batches of 128 pairs and drops the last partial one",
+    err = refused(capsys, rc, "preset 'official' cuts batches of 128 pairs and drops the last partial one",
                    "Give at least 128 pairs, or --train-batch-size between 2 and")
     assert "at least 2 pairs)" not in err
 
@@ -242,14 +215,14 @@ def test_official_preset_with_fewer_pairs_than_a_batch(tmp_path: Path, capsys: p
     (["--extract", "last", "--aggregator", "mean-pool", "--train-pairs", "/no/such/pairs.jsonl"],
      "--train-pairs '/no/such/pairs.jsonl' does not exist, and --aggregator 'mean-pool' trains nothing"),
 ], ids=["frozen-without-learned", "file-without-learned", "frozen-with-mean-pool", "train-pairs-with-mean-pool"])
-def test_an_option_that_does_not_apply_is_refused(tmp_path: Path, argv: list[str], needle: str, no_model_load: None,
+def test_an_option_that_does_not_apply_isrefused(tmp_path: Path, argv: list[str], needle: str, no_model_load: None,
                                                   capsys: pytest.CaptureFixture[str]) -> None:
     logits = tmp_path / "logits.json"
     logits.write_text("[0.0, 0.0]")
     argv = [str(logits) if a == "@LOGITS@" else a for a in argv]
     rc = main([*FAKE, "run", "--encoders", "fake", "--tasks", "tiny", "--bootstrap", "0", "--null-resamples", "0",
                *argv])
-    _refused(capsys, rc, needle)
+    refused(capsys, rc, needle)
 
 
 def test_train_pairs_with_mean_pool_are_said_unused(capsys: pytest.CaptureFixture[str]) -> None:
@@ -260,7 +233,7 @@ def test_train_pairs_with_mean_pool_are_said_unused(capsys: pytest.CaptureFixtur
 
 def test_train_with_an_aggregator_that_trains_nothing(no_model_load: None, capsys: pytest.CaptureFixture[str]) -> None:
     rc = main([*FAKE, "train", "--encoders", "fake", "--aggregator", "mean-pool", "--extract", "last"])
-    _refused(capsys, rc, "--aggregator 'mean-pool' trains nothing", "use `harness run`")
+    refused(capsys, rc, "--aggregator 'mean-pool' trains nothing", "use `harness run`")
 
 
 def test_pairs_split_on_a_dataset_without_splits(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -268,7 +241,7 @@ def test_pairs_split_on_a_dataset_without_splits(tmp_path: Path, capsys: pytest.
     datasets.Dataset.from_list([{"caption": ["A cat.", "A kitten."]}]).save_to_disk(str(tmp_path / "ds"))
     capsys.readouterr()
     rc = main(["pairs", str(tmp_path / "ds"), "--split", "test", "--out", str(tmp_path / "p.jsonl")])
-    _refused(capsys, rc, "--split 'test'", "saved without split names; drop --split")
+    refused(capsys, rc, "--split 'test'", "saved without split names; drop --split")
     assert not (tmp_path / "p.jsonl").exists()
     assert main(["pairs", str(tmp_path / "ds"), "--out", str(tmp_path / "p.jsonl")]) == 0
 
@@ -281,14 +254,14 @@ def test_train_whose_checkpoint_cannot_be_written(tmp_path: Path, no_model_load:
     (tmp_path / "ck").write_text("")
     rc = main([*FAKE, "train", "--encoders", "fake", "--extract", "last", "--preset", "baby",
                "--ckpt-dir", str(tmp_path / "ck")])
-    _refused(capsys, rc, "--ckpt-dir", "is a file; give a folder")
+    refused(capsys, rc, "--ckpt-dir", "is a file; give a folder")
 
 
 def test_build_data_on_an_empty_captions_file(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     (tmp_path / "caps.jsonl").write_text("")
     rc = main(["build-data", str(tmp_path / "caps.jsonl"), "--out", str(tmp_path / "out"), "--llm-base-url",
                "http://127.0.0.1:9", "--llm-api-key", "x", "--model", "m"])
-    _refused(capsys, rc, "hold no usable caption")
+    refused(capsys, rc, "hold no usable caption")
     assert not (tmp_path / "out" / "ted.jsonl").exists()
 
 
@@ -297,5 +270,5 @@ def test_build_data_where_every_request_failed(tmp_path: Path, capsys: pytest.Ca
     (tmp_path / "caps.jsonl").write_text(json.dumps({"id": "a", "caption": "A cat on a mat."}) + "\n")
     rc = main(["build-data", str(tmp_path / "caps.jsonl"), "--out", str(tmp_path / "out"), "--types", "action",
                "--llm-base-url", "http://127.0.0.1:9", "--llm-api-key", "x", "--model", "m", "--max-retries", "0"])
-    _refused(capsys, rc, "none of the 1 item(s) got statements (1 failed", "nothing written to")
+    refused(capsys, rc, "none of the 1 item(s) got statements (1 failed", "nothing written to")
     assert not (tmp_path / "out" / "ted.jsonl").exists()

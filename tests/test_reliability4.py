@@ -16,6 +16,8 @@ from typing import Any
 
 import pytest
 
+from cli_checks import FAKE, QUICK, refused
+
 from harness.cli.main import main
 
 FAKE = ["-p", "harness.testing"]
@@ -41,25 +43,6 @@ def _partial(path: Path) -> Path:
     return path
 
 
-def _refused(capsys: pytest.CaptureFixture[str], rc: int, *needles: str) -> str:
-    """Exit 2, one ``error:`` line holding every needle, no traceback."""
-    err = capsys.readouterr().err
-    assert rc == 2, f"exit {rc}, stderr: {err}"
-    assert "Traceback" not in err and len(err.strip().splitlines()) == 1 and err.startswith("error: "), err
-    for needle in needles:
-        assert needle in err, f"{needle!r} not in: {err}"
-    return err
-
-
-@pytest.fixture
-def no_model_load(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Fail the test if an encoder is loaded (the fake encoder's hook is where every run loads one)."""
-    import harness.testing
-
-    def refuse(*args: Any, **kwargs: Any) -> Any:
-        raise AssertionError("an encoder was loaded before the refusal")
-
-    monkeypatch.setattr(harness.testing.FakeEncoder, "__init__", refuse)
 
 
 def test_partial_ted6k_runs_the_categories_it_has(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
@@ -85,7 +68,7 @@ def test_a_category_task_named_alone_still_stops(tmp_path: Path, monkeypatch: py
                                                  capsys: pytest.CaptureFixture[str], no_model_load: None) -> None:
     data = _partial(tmp_path / "partial.json")
     monkeypatch.setenv("TED6K_PATH", str(data))
-    err = _refused(capsys, main([*FAKE, "run", *QUICK, "--tasks", "ted6k-ocr"]),
+    err = refused(capsys, main([*FAKE, "run", *QUICK, "--tasks", "ted6k-ocr"]),
                    "Task 'ted6k-ocr' selects category 'ocr'", f"$TED6K_PATH ({data}) has no instance of it",
                    "Categories it has: action, spatial", "--tasks ted6k")
     assert "Fix 'category' in the task file" not in err, "a shipped task file is not the user's to fix"
@@ -98,10 +81,10 @@ def test_a_group_whose_data_has_none_of_its_categories_stops(tmp_path: Path, mon
     data.write_text(json.dumps({"cap-1": {"caption": "A red sign.", "statements": {
         "Made Up Question": _question("It is red.", "It is blue.")}}}), encoding="utf-8")
     monkeypatch.setenv("TED6K_PATH", str(data))
-    _refused(capsys, main([*FAKE, "run", *QUICK, "--tasks", "ted6k"]), "--tasks 'ted6k'",
+    refused(capsys, main([*FAKE, "run", *QUICK, "--tasks", "ted6k"]), "--tasks 'ted6k'",
              f"$TED6K_PATH ({data}) has no instance of action, adjective", "none of its tasks has data")
 
 
 def test_validate_an_empty_path_is_refused_not_a_scan_of_the_current_folder(capsys: pytest.CaptureFixture[str]) -> None:
     """Found by tests/test_properties.py: ``harness validate ''`` read '.' as a dataset folder (36 s)."""
-    _refused(capsys, main(["validate", ""]), "the path '' is empty")
+    refused(capsys, main(["validate", ""]), "the path '' is empty")
