@@ -88,3 +88,9 @@ def test_a_group_whose_data_has_none_of_its_categories_stops(tmp_path: Path, mon
 def test_validate_an_empty_path_is_refused_not_a_scan_of_the_current_folder(capsys: pytest.CaptureFixture[str]) -> None:
     """Found by tests/test_properties.py: ``harness validate ''`` read '.' as a dataset folder (36 s)."""
     refused(capsys, main(["validate", ""]), "the path '' is empty")
+
+
+def test_check_with_an_empty_target_and_list_with_a_missing_include_path(capsys: pytest.CaptureFixture[str]) -> None:
+    refused(capsys, main(["check", ""]), "harness check needs a plugin")
+    refused(capsys, main(["list", "baselines", "--include-path", "/nonexistent-folder"]),
+            "'/nonexistent-folder' is not a folder")

@@ -77,6 +77,9 @@ def run_command(args: argparse.Namespace, pm: Any, console: Console) -> int:
     def say(text: str) -> None:
         console.print(text, markup=False, highlight=False, soft_wrap=True)
 
+    if not args.target.strip():
+        raise ConfigError("harness check needs a plugin: a project folder, an installed distribution or entry "
+                          "point, a module name, or a category YAML (e.g. harness check ./examples/hash_encoder)")
     try:
         target = Path(args.target)
         if target.is_file() and target.suffix in (".yaml", ".yml"):

@@ -468,6 +468,10 @@ def _cmd_list(args: argparse.Namespace, pm: Any, console: Console) -> int:
     from harness.data.category_defs import category_dirs, load_categories
     from harness.registry import task_origins
 
+    for folder in args.include_path:  # every kind of list refuses it, not only those that read tasks
+        if not Path(folder).is_dir():
+            raise ConfigError(f"Include path {folder!r} is not a folder; --include-path takes a folder of task YAMLs")
+
     what = args.what
     rows: Sequence[tuple[str, ...]]
     if what == "plugins":
