@@ -16,6 +16,7 @@ from harness._exceptions import (
 )
 from harness.baselines import Baseline, BaselineContext, non_negative_int, positive_int
 from harness.data.loaders import load_hf_instances, load_instances_file, load_pairs_file
+from harness.evaluation.table import load_results  # imports pandas only when called
 from harness.hookspecs import hookimpl, hookspec
 from harness.llm.backend import (
     ChatRequest,
@@ -98,6 +99,7 @@ __all__ = [
     "load_instances_file",
     "load_pairs_file",
     "load_prompt",
+    "load_results",
     "make_llm_backend",
     "non_negative_int",
     "positive_int",

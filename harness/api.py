@@ -8,6 +8,7 @@ pulls in more of the core (never torch) and is meant for a plugin's implementati
 Encoder plugins: `harness.encoding`'s building blocks (templates, tokenization with truncation
 flags, prefix dropping, finite checks, stopping a forward after layer k, `make_encoder_info`).
 Aggregators: `FeatureBatchFn`, `StepCallback`, `NormType`, the torchrun helpers (`distributed`).
+Trainers (aggregators, generator scorers): `TrainingLog`, `open_training_log`, `run_name` (TensorBoard).
 Baselines: `TaskSet`, scoring and result records, `slice_records`, `compare_rows`, the terminal
 tables.  LLM users: prompt files and usage accounting.  Data plugins: the file loaders.  Scorers:
 `read_downstream_file`, `mean_ci`.
@@ -50,6 +51,7 @@ from harness.features import distributed
 from harness.features.store import ProgressFactory
 from harness.llm.backend import Progress, fill_prompt, load_prompt, prompt_names
 from harness.report.tables import comparison_table, result_tables
+from harness.training_log import TrainingLog, open_training_log, run_name
 from harness.types import FeatureBatchFn, NormType, StepCallback
 
 __all__ = [
@@ -66,6 +68,7 @@ __all__ = [
     "ScoreRecord",
     "StepCallback",
     "TaskSet",
+    "TrainingLog",
     "check_finite",
     "check_loading_info",
     "check_template",
@@ -88,12 +91,14 @@ __all__ = [
     "make_encoder_info",
     "mean_ci",
     "non_negative_int",
+    "open_training_log",
     "positive_int",
     "prompt_names",
     "read_downstream_file",
     "require",
     "resolve_dtype",
     "result_tables",
+    "run_name",
     "slice_records",
     "summarize_over_seeds",
     "tokenize_flagged",

@@ -147,7 +147,8 @@ def tokenize(tokenizer: Any, texts: Sequence[str], *, max_length: int) -> tuple[
 
 def tokenize_flagged(tokenizer: Any, texts: Sequence[str], *, max_length: int) -> tuple[dict[str, Any], list[bool]]:
     """`tokenize`, with one flag per text (was it truncated) instead of their count."""
-    lengths = tokenizer(list(texts), add_special_tokens=True, truncation=False)["input_ids"]
+    # only counted (never run through the model): no "indexing errors" warning for a long text
+    lengths = tokenizer(list(texts), add_special_tokens=True, truncation=False, verbose=False)["input_ids"]
     truncated = [len(ids) > max_length for ids in lengths]
     batch = tokenizer(
         list(texts), padding="longest", truncation=True, max_length=max_length, return_tensors="pt"

@@ -205,7 +205,9 @@ def harness_make_scorer(name: str, options: Mapping[str, Any]) -> Scorer | None:
 
     Called once per ``--downstream`` or ``harness score --scorer``.  ``options`` holds what the user
     gave: ``{"path": FILE}`` for a recorded-results file, ``{"arg": ARG}`` for ``NAME:ARG``, and the
-    ``--option KEY=VALUE`` pairs.  The result satisfies `harness.Scorer`.  Raise `harness.ConfigError`
+    ``--option KEY=VALUE`` pairs; ``harness score`` adds ``out_dir``, ``progress`` and, when training logs
+    are on, ``tensorboard`` (a folder: a scorer that trains writes each training's events to
+    ``tensorboard/<run>/`` through `harness.api.open_training_log`).  The result satisfies `harness.Scorer`.  Raise `harness.ConfigError`
     or `harness.DataError` for bad options.  A scorer that reads a row's encoder or features gives
     itself an optional ``bind(context)``: ``harness score`` calls it once, before any row, with the
     command's `harness.downstream.context.ScoreContext` (its plugin manager and registry, each row's

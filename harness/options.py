@@ -50,6 +50,10 @@ class TrainingOptions:
     max_pairs: int | None = None  # the first N pairs; None: all
     retrain: bool = False  # ignore saved checkpoints
     ckpt_dir: str | None = None  # checkpoints go to CKPT_DIR/aggregators; None: $HARNESS_CACHE_DIR or ~/.cache/ted-harness
+    strict_contamination: bool = False  # a training pair that overlaps an evaluated instance is an error, not a note
+    # a trained head to load instead of training (--aggregator-file: ours, or the official epoch_N.pt); no pairs
+    aggregator_file: str | None = None
+    tensorboard_dir: str | None = None  # each training's TensorBoard events go to DIR/<run-name>/; None: no logs
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)

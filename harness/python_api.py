@@ -90,7 +90,7 @@ def evaluate(encoders: Sequence[Any] = ("minilm",), tasks: Sequence[str] = ("ted
              registry_files: Sequence[str] = (), include_paths: Sequence[str] = (), plugins: Sequence[str] = (),
              cache_dir: str | None = None, no_cache: bool = False, batch_size: int | str = 32,
              feature_dtype: str = "auto", include_embedding: bool | None = None, ckpt_dir: str | None = None,
-             retrain: bool = False,
+             retrain: bool = False, strict_contamination: bool = False,
              output: str | os.PathLike[str] | None = None) -> RunResult:
     """Run the TED evaluation and return its typed results (`harness.evaluation.results.RunResult`).
 
@@ -115,7 +115,7 @@ def evaluate(encoders: Sequence[Any] = ("minilm",), tasks: Sequence[str] = ("ted
     agg = AggregatorOptions(**fields)
     training = training_options(registry, train_pairs=train_pairs, max_pairs=max_pairs, tasks=task_sets,
                                 trains=bool(pm.hook.harness_aggregator_trains(name=aggregator)), aggregator=aggregator,
-                                retrain=retrain, ckpt_dir=ckpt_dir)
+                                retrain=retrain, ckpt_dir=ckpt_dir, strict_contamination=strict_contamination)
     features = FeatureOptions(batch_size=batch_size, dtype=feature_dtype, cache_dir=cache_dir, no_cache=no_cache,
                               include_embedding=include_embedding)
     resolved = _resolve_encoders(pm, registry, encoders, encoder_options)

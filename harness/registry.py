@@ -36,6 +36,7 @@ from harness._exceptions import ConfigError, unknown_name
 from harness.data.category_defs import _KEYS as _CATEGORY_KEYS
 from harness.data.category_defs import (
     CategoryDef,
+    CategoryTask,
     category_dirs as plugin_category_dirs,
     category_files,
     category_tasks,
@@ -45,6 +46,7 @@ from harness.data.category_defs import (
     read_category,
     task_name,
 )
+from harness.data.versioning import parse_version
 from harness.types import EncoderOptions, EncoderSpec, PairSetSpec, TaskSpec
 
 __all__ = ["Registry", "load_plugin_registry", "load_registry", "load_tasks", "resolve_path", "task_origins"]
@@ -55,7 +57,7 @@ _OPTION_KEYS = {f.name for f in dataclasses.fields(EncoderOptions)}
 _PAIRS_KEYS = {"path", "description", "default_max", "source", "licence", "citation"}
 # What `_task_spec` reads from a task YAML (with its include: bases) and from its data: mapping; any other
 # key is refused with "Did you mean", so a misspelt `categroy: ocr` cannot silently select every category.
-_TASK_KEYS = {"include", "data", "category", "categories", "group", "description", "demo", "train_pairs"}
+_TASK_KEYS = {"include", "data", "category", "categories", "group", "description", "demo", "train_pairs", "version"}
 _DATA_KEYS = {"path", "format", "revision", "split"}
 
 
@@ -132,6 +134,8 @@ def _check_task_keys(data: Mapping[str, Any], path: Path) -> None:
     src = data.get("data")
     if isinstance(src, Mapping):
         _check_keys(src, _DATA_KEYS, path, prefix="data.")
+    if "version" in data:
+        parse_version(data["version"], path)  # refused here, naming the file that holds it
 
 
 def _read_category(path: Path, *, plugin: str = "") -> CategoryDef:
@@ -309,6 +313,7 @@ def _task_spec(path: Path, search: Sequence[Path] = (), *, raw: Mapping[str, Any
         split=None if split is None else str(split),
         description=str(data.get("description", "")),
         train_pairs=pairs,
+        version=parse_version(data["version"], path) if "version" in data else None,
     )
 
 
@@ -337,8 +342,28 @@ class Registry:
                 out.setdefault(g, []).append(task.name)
         return {g: sorted(v) for g, v in out.items()}
 
-    def encoder(self, name: str) -> EncoderSpec:
-        """Resolve a CLI encoder name or ``FAMILY:PATH_OR_HUB_ID``."""
+    def encoder(self, name: str, defaults: Mapping[str, Any] | None = None) -> EncoderSpec:
+        """Resolve a CLI encoder name or ``FAMILY:PATH_OR_HUB_ID``, either with ``[key=value,...]``.
+
+        Options: the registry entry's, then ``defaults`` (the run-wide flags), then the bracket's
+        (`harness._encoder_args`); the bracket's values are kept in ``spec.extra["args"]``."""
+        from harness._encoder_args import parse_encoder_args
+
+        base, args = parse_encoder_args(name)
+        spec = self._encoder(base)
+        options = {**dict(defaults or {}), **{k: v for k, v in args.items() if k not in ("name", "revision")}}
+        if options:
+            bad = sorted(set(options) - _OPTION_KEYS)
+            if bad:
+                raise ConfigError(f"encoder {name!r}: unknown option(s) {bad}; allowed: {sorted(_OPTION_KEYS)}")
+            spec = dataclasses.replace(spec, options=dataclasses.replace(spec.options, **options))
+        if args:
+            spec = dataclasses.replace(spec, name=str(args.get("name", name.strip())),
+                                       revision=args.get("revision", spec.revision),
+                                       extra={**spec.extra, "args": dict(args)})
+        return spec
+
+    def _encoder(self, name: str) -> EncoderSpec:
         if name in self.encoders:
             return self.encoders[name]
         family, sep, ckpt = name.partition(":")
@@ -402,7 +427,13 @@ class Registry:
         if not plan:
             raise ConfigError(f"{path}: category {cat.slug!r} makes no task: give it data: {{path: FILE}} "
                               "or groups: [GROUP] whose base _GROUP.yaml holds the data")
-        return [_task_spec(path, self.task_dirs, raw=t.fields, name=t.name) for t in plan]
+        return [_category_task_spec(path, self.task_dirs, t, cat) for t in plan]
+
+
+def _category_task_spec(path: Path, search: Sequence[Path], task: CategoryTask, cat: CategoryDef) -> TaskSpec:
+    """The task ``task`` of category ``cat`` (file ``path``): its version from its data's YAML, plus the category's."""
+    spec = _task_spec(path, search, raw=task.fields, name=task.name)
+    return dataclasses.replace(spec, category_version=cat.version)
 
 
 def _add_task(reg: Registry, name: str, build: Callable[[], TaskSpec], origin: tuple[Path, str]) -> None:
@@ -426,7 +457,7 @@ def _add_category_tasks(reg: Registry, cat: CategoryDef) -> None:
         return
     for task in plan:
         detail = f"{path.name} + {task.base}" if task.base else path.name
-        build = functools.partial(_task_spec, path, reg.task_dirs, raw=task.fields, name=task.name)
+        build = functools.partial(_category_task_spec, path, reg.task_dirs, task, cat)
         _add_task(reg, task.name, build, (path, detail))
 
 

@@ -70,7 +70,7 @@ class FakeEncoder:
     """
 
     def __init__(self, name: str = "fake", *, seed: int = 0, num_layers: int = 3, width: int = 16,
-                 max_length: int = 64, options: EncoderOptions | None = None) -> None:
+                 max_length: int = 64, options: EncoderOptions | None = None, revision: str | None = None) -> None:
         import torch
 
         # plain captions by default: the fake's numbers predate the official caption prefix
@@ -78,7 +78,7 @@ class FakeEncoder:
         self.seed, self.width, self.max_length = seed, width, self.options.max_length
         g = torch.Generator().manual_seed(seed)
         self.weights = [torch.randn(width, width, generator=g) / width**0.5 for _ in range(num_layers)]
-        spec = EncoderSpec(name=name, family="fake", checkpoint=f"seed-{seed}", options=self.options)
+        spec = EncoderSpec(name=name, family="fake", checkpoint=f"seed-{seed}", revision=revision, options=self.options)
         self.info = make_encoder_info(spec, num_layers=num_layers, width=width, include_embedding_default=True,
                                       last_layer_note="output of the last mixing layer", options_extra={"seed": seed})
         self.calls: list[int] = []  # batch sizes seen, for tests that count encoder work
@@ -130,7 +130,7 @@ def harness_load_encoder(spec: EncoderSpec) -> FakeEncoder | None:
     if spec.family != "fake":
         return None
     seed = int(spec.checkpoint.rsplit("-", 1)[-1]) if spec.checkpoint.startswith("seed-") else 0
-    return FakeEncoder(spec.name, seed=seed, options=spec.options)
+    return FakeEncoder(spec.name, seed=seed, options=spec.options, revision=spec.revision)
 
 
 @hookimpl

@@ -9,7 +9,10 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Literal, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, Literal, Protocol, runtime_checkable
+
+if TYPE_CHECKING:
+    from harness.training_log import TrainingLog
 
 __all__ = [
     "CaptionPair",
@@ -47,6 +50,7 @@ class Instance:
     negatives: tuple[str, ...]
     caption_type: CaptionType = "image"
     source: str = ""  # "file:line" for error messages and samples.jsonl
+    group: str | None = None  # the image or video the caption describes (as `CaptionPair.group`); None: unknown
 
     @property
     def candidates(self) -> tuple[str, ...]:
@@ -207,6 +211,8 @@ class TaskSpec:
     split: str | None = None
     description: str = ""
     train_pairs: str | None = None  # the named pair set that trains aggregators for it when none is given
+    version: str | None = None  # its YAML's `version:` (the data's; harness.data.task_versions); None: a bare data file
+    category_version: str | None = None  # a category's task: the category file's `version:` (definition, select)
 
 
 @dataclass(frozen=True)
@@ -268,8 +274,13 @@ class Aggregator(Protocol):
         ...
 
     def fit(self, features: FeatureBatchFn, pairs: Sequence[CaptionPair], *, seed: int,
-            on_step: StepCallback | None = None) -> TrainReport:
-        """Train from a fresh, ``seed``-determined initialisation on ``pairs``."""
+            on_step: StepCallback | None = None, log: TrainingLog | None = None) -> TrainReport:
+        """Train from a fresh, ``seed``-determined initialisation on ``pairs``.
+
+        ``log`` (when logging is on): this training's TensorBoard log; loss and steps/s are already
+        written through ``on_step``, so a fit adds only what it alone knows (``train/lr``, α per layer
+        through `harness.training_log.TrainingLog.layer_weights`).  A fit without the ``log`` keyword
+        still works: the runner passes it only to one that takes it."""
         ...
 
     def embed(self, features: FeatureBatchFn, texts: Sequence[str]) -> Any:

@@ -43,5 +43,6 @@ def harness_make_scorer(name: str, options: Mapping[str, Any]) -> RecordedScorer
         return None
     path = options.get("path") or options.get("arg")
     if not path:
-        raise ConfigError("scorer 'recorded' needs a file: --downstream FILE.csv (or recorded:FILE)")
+        raise ConfigError("scorer 'recorded' needs a file of downstream scores: --scorer recorded:FILE.csv "
+                          "(or -O path=FILE.csv)")
     return RecordedScorer(resolve_path(str(path)))

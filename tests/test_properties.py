@@ -229,3 +229,83 @@ def test_report(places: dict[str, str], scratch: Path, results: list[str], out: 
         assert (target / "report.md").is_file() and (target / "report.html").is_file()
     if out[0] == "new":
         shutil.rmtree(target, ignore_errors=True)
+
+
+# ------------------------------------------------------------------------------------------ run: encoders, run files
+
+ENCODER_SPECS = st.sampled_from(["fake", "fake[max_length=2]", "fake[]", "fake[max_length=0]", "fake[dtyp=x]",
+                                 "fake[max_length=2,name=a],fake[name=a]", "fake[template='{text}, x']",
+                                 "fake[dtype=float32", "fake]", "[name=x]", "fake[revision=]", "fake,fake[name=b]",
+                                 "fake[include_embedding=maybe]", "fake[device=cuda:99]", "fake[max_length=1e3]"])
+RUN_FILE_LINES = st.sampled_from(["seeds: [0, 1]", "seeds: x", "lr: .nan", "lr: 1e-3", "bootstrap: 2",
+                                  "frobnicate: 1", "extract: [last, avg]", "extract: []", "retrain: maybe",
+                                  "encoders: 'fake[max_length=3]'", "- a", "limit: {a: 1}", "tasks: ''", "[", "~"])
+
+
+@SETTINGS
+@given(encoders=st.one_of(ENCODER_SPECS, STRINGS), lines=st.lists(RUN_FILE_LINES, max_size=3),
+       with_file=st.booleans())
+def test_run_encoder_settings_and_run_files(places: dict[str, str], scratch: Path, encoders: str, lines: list[str],
+                                            with_file: bool) -> None:
+    argv = [*FAKE, "run", *BASE, "--encoders", encoders]
+    if with_file:
+        cfg = scratch / "run.yaml"
+        cfg.write_text("\n".join(lines) + "\n", encoding="utf-8")
+        argv += ["--config", str(cfg)]
+    _check(argv, watch=[scratch])
+
+
+# ------------------------------------------------------------------------------------------ correlate, pairs, results
+
+CORRELATE_OPTIONS = {
+    "--downstream": st.one_of(_path(), STRINGS, st.just("pkg:harness_tasks/data/downstream_paper.csv")),
+    "--aggregator": st.one_of(STRINGS, st.just("mean-pool")),
+    "--task": st.one_of(STRINGS, st.just("tiny")),
+    "--n-boot": _text_of(INTS),
+    "--seed": _text_of(INTS),
+    "--out": st.one_of(_path(), st.just(("path", "blank"))),
+}
+
+
+@SETTINGS
+@given(results=st.lists(PATHS, max_size=2), chosen=st.fixed_dictionaries({}, optional=CORRELATE_OPTIONS))
+def test_correlate(places: dict[str, str], scratch: Path, results: list[str], chosen: dict[str, Any]) -> None:
+    _check(["correlate", *(places[k] for k in results), *_flags(chosen, places)], watch=[scratch])
+
+
+PAIRS_OPTIONS = {
+    "--caption-column": st.one_of(STRINGS, st.sampled_from(["caption", "a", "positive", "negatives"])),
+    "--id-column": st.one_of(STRINGS, st.sampled_from(["id", "category"])),
+    "--caption-type": st.one_of(STRINGS, st.sampled_from(["image", "video"])),
+    "--caption-type-column": st.one_of(STRINGS, st.just("caption_type")),
+    "--max-per-item": _text_of(INTS),
+    "--split": st.one_of(STRINGS, st.sampled_from(["train", "test"])),
+}
+
+
+@SETTINGS
+@given(source=PATHS, out=st.one_of(_path(), st.just(("new", ""))),
+       chosen=st.fixed_dictionaries({}, optional=PAIRS_OPTIONS))
+def test_pairs(places: dict[str, str], scratch: Path, source: str, out: tuple[str, str], chosen: dict[str, Any]) -> None:
+    pytest.importorskip("datasets")
+    target = str(scratch / "pairs.jsonl") if out[0] == "new" else places[out[1]]
+    rc = _check(["pairs", places[source], "--out", target, *_flags(chosen, places)], watch=[scratch])
+    if rc == 0 and out[0] == "new":
+        for line in Path(target).read_text(encoding="utf-8").splitlines():
+            assert set(json.loads(line)) >= {"a", "b"}
+        Path(target).unlink()
+
+
+@SETTINGS
+@given(results=st.lists(PATHS, min_size=1, max_size=2), csv=st.one_of(st.none(), _path(), st.just(("new", ""))))
+def test_results_table(places: dict[str, str], scratch: Path, results: list[str],
+                       csv: tuple[str, str] | None) -> None:
+    argv = ["results", *(places[k] for k in results)]
+    target = None
+    if csv is not None:
+        target = str(scratch / "rows.csv") if csv[0] == "new" else places[csv[1]]
+        argv += ["--csv", target]
+    rc = _check(argv, watch=[scratch])
+    if rc == 0 and csv is not None and csv[0] == "new":
+        assert Path(target or "").read_text(encoding="utf-8").startswith("run,") or Path(target or "").stat().st_size
+        Path(target or "").unlink()

@@ -7,7 +7,7 @@ construction is rule-based only, nothing is generated or paraphrased:
   the *positive* is one human caption, the *negatives* are VITATECS's counterfactuals of that
   caption for one temporal aspect (minimal edits, LLM-written then human-filtered by the VITATECS
   authors), and the *caption* is every OTHER distinct human caption of the same video in VITATECS,
-  one per line.  Aspects map to categories: Type, Direction -> action; Localization -> spatial;
+  one per line; ``group`` = ``vatex-<video id>``, as in the pairs.  Aspects map to categories: Type, Direction -> action; Localization -> spatial;
   Compositionality -> coreference; Intensity -> adverb; Sequence -> temporal.
 * **Pairs**: every two distinct human captions of the same video or image, ``group`` = its id,
   from videos/images that no instance uses (and no pair text equals an instance text).
@@ -140,6 +140,7 @@ def candidates(videos: dict[str, Video], drop: set[str]) -> dict[str, list[dict[
                 "positive": video.captions[key],
                 "negatives": [f for f, _ in negs],
                 "caption_type": "video",
+                "group": f"vatex-{vid}",  # the pairs' convention: a pair of this group would be contamination
                 "origin": {"dataset": "VITATECS/VATEX", "video": vid, "aspect": aspect,
                            "negatives_from": [w for _, w in negs]},
             })

@@ -29,6 +29,19 @@ def csv_list(text: str) -> tuple[str, ...]:
     return items
 
 
+def encoder_list(text: str) -> tuple[str, ...]:
+    """``--encoders``: comma-separated, a comma inside ``[...]`` or quotes belonging to one encoder's arguments."""
+    from harness._encoder_args import split_encoder_list
+
+    try:
+        items = tuple(split_encoder_list(text))
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"{exc}; write NAME[key=value,...],NAME2") from None
+    if not items:
+        raise argparse.ArgumentTypeError(f"{text!r} names nothing; give a comma-separated list")
+    return items
+
+
 def int_list(text: str) -> tuple[int, ...]:
     """A non-empty comma-separated list of integers."""
     try:

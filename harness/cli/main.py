@@ -25,6 +25,7 @@ from harness.features import distributed
 from harness.cli.argtypes import batch_size as _batch_size
 from harness.cli.argtypes import byte_size as _byte_size
 from harness.cli.argtypes import csv_list as _csv
+from harness.cli.argtypes import encoder_list as _encoder_list
 from harness.cli.argtypes import MAX_DIM, MAX_EPOCHS
 from harness.cli.argtypes import resamples as _resamples
 from harness.cli.argtypes import seed_list as _seeds
@@ -33,6 +34,7 @@ from harness._exceptions import ConfigError, HarnessError, unknown_name
 from harness.data.build import add_build_data_parser, run_build_data
 from harness.options import AggregatorOptions, FeatureOptions, TrainingOptions
 from harness.cli.outputs import check_output_place, write_outputs
+from harness.cli.tblogs import add_tensorboard_args, clear_default_folder, tensorboard_dir
 from harness.plugins import get_plugin_manager, plugin_listing
 from harness.cli.progress import progress_bars as _progress
 from harness.registry import Registry, load_plugin_registry
@@ -59,7 +61,12 @@ class _Parser(argparse.ArgumentParser):
 
 def _add_run_args(p: argparse.ArgumentParser, *, train_only: bool = False, pm: Any = None) -> None:
     positive, non_negative = _number(int, low=0, strict=True), _number(int, low=0)
-    p.add_argument("--encoders", type=_csv, default=("minilm",), help="registry names or FAMILY:PATH, comma-separated")
+    p.add_argument("--config", metavar="FILE", help="a run file: YAML of this command's options by long name "
+                   "(flags given here override it); a run with --output writes its own as config.yaml")
+    p.add_argument("--encoders", type=_encoder_list, default=("minilm",),
+                   help="registry names or FAMILY:PATH, comma-separated; each may carry its own settings, "
+                        "NAME[dtype=bfloat16,max_length=512,revision=abc] (keys: the encoder flags' names with _, "
+                        "revision, name), which override the run-wide flags")
     if not train_only:
         p.add_argument("--tasks", type=_csv, default=("ted-open",),
                        help="task names, groups, data files, task YAML files or folders of them, hf:ORG/NAME")
@@ -71,6 +78,15 @@ def _add_run_args(p: argparse.ArgumentParser, *, train_only: bool = False, pm: A
                        help="caption derangements for each slice's permutation null (0: none)")
         p.add_argument("--output", "--out", dest="output", help="write results.json, samples.jsonl, figures here")
         p.add_argument("--bootstrap", type=_resamples, default=1000, help="bootstrap resamples for CIs (0: none)")
+        p.add_argument("--strict-contamination", action="store_true",
+                       help="stop, before training, when a training pair shares a caption (equal, or contained "
+                            "with >= 8 words) or an image/video id with an evaluated instance; without it the "
+                            "count is printed and recorded")
+        p.add_argument("--aggregator-file", metavar="PT",
+                       help="score with this trained head instead of training one (one encoder, extractor, seed): "
+                            "a checkpoint `harness train` saved, or the official trainer's epoch_N.pt")
+        p.add_argument("--official-filters", action="store_true",
+                       help="drop image captions' temporal instances, as the official evaluator's filter_data")
     p.add_argument("--include-path", action="append", default=[], metavar="DIR",
                    help="extra folder of task YAML files (overrides shipped tasks of the same name)")
     p.add_argument("--extract", type=_csv, default=("last", "norm-avg"),
@@ -116,6 +132,7 @@ def _add_run_args(p: argparse.ArgumentParser, *, train_only: bool = False, pm: A
     p.add_argument("--allow-missing-weights", action="store_true", default=None)
     p.add_argument("--ckpt-dir", help="aggregator checkpoints (default: $HARNESS_CACHE_DIR or ~/.cache/ted-harness)")
     p.add_argument("--retrain", action="store_true", help="ignore saved aggregator checkpoints")
+    add_tensorboard_args(p, default="none" if train_only else "OUTPUT/tb with --output, emptied at the start")
     p.add_argument("--cache-dir", help="feature cache (default: $HARNESS_CACHE_DIR/features or ~/.cache/ted-harness/features)")
     p.add_argument("--no-cache", action="store_true", help="keep features in RAM only; never read or write the cache")
     p.add_argument("--cache-budget", type=_byte_size, metavar="SIZE",
@@ -145,12 +162,13 @@ def build_parser(pm: Any = None) -> argparse.ArgumentParser:
                                      "plugins", "families", "llm-backends", "categories"])
     ls.add_argument("--include-path", action="append", default=[], metavar="DIR", help="extra folder of task YAMLs")
     pairs = sub.add_parser("pairs", help="caption pairs from a datasets dataset with several captions per item")
-    pairs.add_argument("source", help="a datasets hub id or a local save_to_disk folder")
+    pairs.add_argument("source", help="a datasets hub id, a local save_to_disk folder, or one JSON/JSONL/CSV/TSV/Parquet file")
     pairs.add_argument("--out", required=True, help="JSONL to write ({a, b, group, caption_type} per line)")
     pairs.add_argument("--caption-column", default="caption", help="a string or a list of strings per row")
     pairs.add_argument("--id-column", help="the image/video id shared by rows of one item (default: each row is one)")
     pairs.add_argument("--caption-type-column", help="column holding image/video (default: --caption-type)")
-    pairs.add_argument("--caption-type", default="image")
+    pairs.add_argument("--caption-type", default="image", choices=["image", "video"],
+                       help="caption type of every pair without --caption-type-column")
     pairs.add_argument("--split")
     pairs.add_argument("--max-per-item", type=_number(int, low=0, strict=True),
                        help="at most N pairs per item (a seeded sample of all combinations)")
@@ -170,6 +188,9 @@ def build_parser(pm: Any = None) -> argparse.ArgumentParser:
     from harness.cli.check import add_parser as add_check_parser
 
     add_check_parser(sub)
+    from harness.cli.results import add_parser as add_results_parser
+
+    add_results_parser(sub)
     return parser
 
 
@@ -180,16 +201,7 @@ def _registry(pm: Any, extra: Sequence[str], include_paths: Sequence[str] = ()) 
 def _check_flags(args: argparse.Namespace) -> None:
     """Options whose mistakes would otherwise surface after a model has loaded."""
     if args.device is not None:
-        import torch
-
-        try:
-            device = torch.device(args.device)
-        except (RuntimeError, ValueError):
-            raise ConfigError(f"--device {args.device!r} is not a device; use cpu, cuda, cuda:N or mps") from None
-        if device.type == "cuda" and not torch.cuda.is_available():
-            raise ConfigError(f"--device {args.device!r}: no CUDA device is visible here; use --device cpu")
-        if device.type == "cuda" and device.index is not None and device.index >= torch.cuda.device_count():
-            raise ConfigError(f"--device {args.device!r}: only {torch.cuda.device_count()} CUDA device(s) are visible")
+        _check_device(args.device, "--device")
     if args.template is not None and args.template not in ("plain", "chat", "granted-caption"):
         try:
             rendered = args.template.format(text="\0", caption_type="image")
@@ -205,6 +217,19 @@ def _check_flags(args: argparse.Namespace) -> None:
                           "or the official .pt holding {'layer_weights': logits})")
     if path is not None:
         _check_layer_logits(path)
+
+
+def _check_device(value: str, what: str) -> None:
+    import torch
+
+    try:
+        device = torch.device(value)
+    except (RuntimeError, ValueError):
+        raise ConfigError(f"{what} {value!r} is not a device; use cpu, cuda, cuda:N or mps") from None
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise ConfigError(f"{what} {value!r}: no CUDA device is visible here; use cpu")
+    if device.type == "cuda" and device.index is not None and device.index >= torch.cuda.device_count():
+        raise ConfigError(f"{what} {value!r}: only {torch.cuda.device_count()} CUDA device(s) are visible")
 
 
 _LOGITS_FORMS = ("a JSON list of finite numbers, {\"logits\": [...]}, or the official .pt holding "
@@ -253,6 +278,8 @@ def _check_applies(args: argparse.Namespace, extractors: Sequence[Any], *, train
     """Refuse an option that would be ignored: it does not apply to this aggregator or these extractors;
     return a note for one that is harmlessly unused (pairs given to an aggregator that trains nothing)."""
     notes: list[str] = []
+    if getattr(args, "strict_contamination", False) and (not trains or getattr(args, "aggregator_file", None)):
+        notes.append("note: --strict-contamination is unused: no caption pairs are read, so none can overlap")
     if train_only and not trains:
         raise ConfigError(f"--aggregator {args.aggregator!r} trains nothing, so `harness train` has nothing to do; "
                           "use `harness run`, or a trained aggregator such as context")
@@ -298,7 +325,15 @@ def _check_cache_dir(args: argparse.Namespace) -> None:
 def _encoder_specs(registry: Registry, args: argparse.Namespace) -> list[EncoderSpec]:
     """Every ``--encoders`` name resolved, with the encoder flags applied on top of its registry options."""
     overrides = {field: getattr(args, flag) for flag, field in _ENC_FLAGS.items() if getattr(args, flag) is not None}
-    return [replace(s, options=replace(s.options, **overrides)) for s in map(registry.encoder, args.encoders)]
+    specs = [registry.encoder(name, overrides) for name in args.encoders]
+    names = [s.name for s in specs]
+    dup = next((n for n in names if names.count(n) > 1), None)
+    if dup is not None:
+        raise ConfigError(f"--encoders names {dup!r} twice; give each its own settings or name=...")
+    for spec in specs:
+        if "device" in spec.extra.get("args", {}):
+            _check_device(spec.options.device, f"encoder {spec.name!r}: device")
+    return specs
 
 
 def _options(args: argparse.Namespace, registry: Registry, *, tasks: Sequence[Any] = (),
@@ -311,7 +346,8 @@ def _options(args: argparse.Namespace, registry: Registry, *, tasks: Sequence[An
                                if getattr(args, flag) is not None})
     training = training_options(registry, train_pairs=args.train_pairs, max_pairs=args.max_pairs, tasks=tasks,
                                 trains=trains, aggregator=args.aggregator, retrain=args.retrain,
-                                ckpt_dir=args.ckpt_dir)
+                                ckpt_dir=args.ckpt_dir,
+                                strict_contamination=getattr(args, "strict_contamination", False))  # run only
     features = FeatureOptions(batch_size=args.batch_size, dtype=args.feature_dtype, cache_dir=args.cache_dir,
                               no_cache=args.no_cache, cache_budget=args.cache_budget, fsync=args.cache_fsync,
                               include_embedding=args.include_embedding)
@@ -337,33 +373,50 @@ def _cmd_run(args: argparse.Namespace, pm: Any, console: Console, *, train_only:
     if args.aggregator in baselines:
         if train_only:
             raise ConfigError(f"aggregator {args.aggregator!r} trains nothing: use `harness run`")
+        tensorboard_dir(args, output=None, trains=False, say=lambda _: None,
+                        why=f"--aggregator {args.aggregator!r} trains nothing")
         return _cmd_baseline(args, pm, console, registry=registry, encoders=encoders)
     known = [n for ns in pm.hook.harness_aggregator_names() for n in ns]
     if args.aggregator not in known:
         raise unknown_name("aggregator", args.aggregator, [*known, *baselines])
     trains = bool(pm.hook.harness_aggregator_trains(name=args.aggregator))
     notes = _check_applies(args, extractors, trains=trains, train_only=train_only)
+    head_file = getattr(args, "aggregator_file", None)  # `harness train` has no such flag
+    if head_file is not None:
+        from harness.evaluation.aggregator_file import check_aggregator_file
+
+        check_aggregator_file(head_file, aggregator=args.aggregator, trains=trains, n_encoders=len(encoders),
+                              n_extractors=len(extractors), n_seeds=len(args.seeds),
+                              unused={"--train-pairs": args.train_pairs, "--max-pairs": args.max_pairs,
+                                      "--retrain": args.retrain})
     _check_checkpoints(encoders)
     if train_only and args.ckpt_dir is not None and os.environ.get("RANK", "0") == "0":
         check_output_place(args.ckpt_dir, "--ckpt-dir")  # the checkpoint is what `harness train` is for
     rank0 = os.environ.get("RANK", "0") == "0"  # under torchrun only rank 0 prints and writes
+    tb = tensorboard_dir(args, output=None if train_only else args.output, trains=trains, say=notes.append,
+                         check=rank0, why=f"--aggregator {args.aggregator!r} trains nothing")
 
     def say(line: str) -> None:
         if rank0:
             console.print(line, markup=False, highlight=False, soft_wrap=True)
 
-    tasks = [] if train_only else load_task_sets(pm, registry, args.tasks, limit=args.limit, say=say)
-    agg, training, features = _options(args, registry, tasks=tasks, trains=trains)
+    tasks = [] if train_only else load_task_sets(pm, registry, args.tasks, limit=args.limit, say=say,
+                                                 official_filters=args.official_filters)
+    agg, training, features = _options(args, registry, tasks=tasks, trains=trains and head_file is None)
+    training = replace(training, aggregator_file=head_file)
+    training = replace(training, tensorboard_dir=tb)
     _check_cache_dir(args)
     for note in notes:
         say(note)
+    if rank0:
+        clear_default_folder(tb, args)  # OUTPUT/tb holds this run's trainings only (docs/logging.md)
 
     with _progress(console) if rank0 else nullcontext() as bar:
         result = run(pm, encoders=encoders, tasks=tasks, extractors=extractors, aggregator=args.aggregator,
                      aggregator_options=agg, training=training, features=features, seeds=args.seeds,
                      control=None if train_only else args.control, bootstrap=0 if train_only else args.bootstrap,
                      null_resamples=0 if train_only else args.null_resamples,
-                     recorded_options={k: v for k, v in vars(args).items() if k != "command"}, progress=bar,
+                     recorded_options=_recorded(args), progress=bar,
                      say=say if rank0 else None)
     if not rank0 or not distributed.is_main():
         return 0
@@ -373,7 +426,8 @@ def _cmd_run(args: argparse.Namespace, pm: Any, console: Console, *, train_only:
     if comp is not None and len(result.comparisons) <= 30:
         console.print(comp)
     for t in result.training:
-        state = "reused" if t.reused else f"trained {t.steps} steps in {t.seconds}s"
+        state = ("loaded from --aggregator-file" if t.from_file else "reused" if t.reused
+                 else f"trained {t.steps} steps in {t.seconds}s")
         loss = "" if t.first_loss is None or t.final_loss is None else f", loss {t.first_loss:.3f} -> {t.final_loss:.3f}"
         loop = ", encoder in the loop" if t.features == "encoder-in-the-loop" else ""
         console.print(f"aggregator {t.encoder}/{t.extractor} seed {t.seed}: {state}{loss}{loop}  "
@@ -387,7 +441,10 @@ def _cmd_run(args: argparse.Namespace, pm: Any, console: Console, *, train_only:
             parts.append(f"{enc.train_texts_truncated} of {enc.n_train_texts} training texts truncated at "
                          f"{enc.train_max_length}")
         cut = "; ".join(parts) or "no texts"
-        if parts and enc.texts_encoded < enc.n_eval_texts + enc.n_train_texts:
+        if parts and enc.texts_encoded == 0:  # a warm cache: nothing was tokenized, so nothing was counted
+            cut = (f"all {enc.n_eval_texts + enc.n_train_texts} texts from the feature cache; truncation is counted "
+                   "when texts are encoded (--no-cache counts it)")
+        elif parts and enc.texts_encoded < enc.n_eval_texts + enc.n_train_texts:
             cut += f"; truncation counted over the {enc.texts_encoded} texts encoded in this run, not the cached ones"
         console.print(f"{name}: {enc.texts_encoded} texts encoded in {enc.encode_seconds}s ({cut})",
                       markup=False, highlight=False)
@@ -399,8 +456,28 @@ def _cmd_run(args: argparse.Namespace, pm: Any, console: Console, *, train_only:
                            f"not be written under {args.ckpt_dir or 'the cache folder'!r} (see the warning above); "
                            "give a writable --ckpt-dir")
     if not train_only and args.output:
-        _write_outputs(result, args.output, console)
+        from harness.cli.config import CONFIG_FILE, resolved_config
+
+        config = resolved_config(args, build_parser(pm), "run", plugins=args.plugins, registry=args.registry)
+        _write_outputs(result, args.output, console, files={CONFIG_FILE: config})
     return 0
+
+
+def _write_config(args: argparse.Namespace, pm: Any, console: Console, command: str, folder: str) -> None:
+    """``folder/config.yaml``: the resolved options, so ``harness COMMAND --config`` it reruns the same."""
+    from harness._atomic import atomic_write
+    from harness.cli.config import CONFIG_FILE, resolved_config
+
+    text = resolved_config(args, build_parser(pm), command, plugins=args.plugins, registry=args.registry)
+    path = atomic_write(Path(folder) / CONFIG_FILE, text)
+    console.print(f"wrote {path}", markup=False, highlight=False)
+
+
+def _recorded(args: argparse.Namespace) -> dict[str, Any]:
+    """The options a run records: all but the sub-command's name and secrets (API keys)."""
+    from harness.cli.config import SECRET
+
+    return {k: v for k, v in vars(args).items() if k != "command" and not SECRET.search(k)}
 
 
 def _cmd_baseline(args: argparse.Namespace, pm: Any, console: Console, *, registry: Registry,
@@ -412,13 +489,16 @@ def _cmd_baseline(args: argparse.Namespace, pm: Any, console: Console, *, regist
     from harness.evaluation.runner import load_task_sets
 
     options = {k: v for k, v in vars(args).items() if k != "command"}
+    if args.aggregator_file is not None:
+        raise ConfigError(f"--aggregator-file {args.aggregator_file!r} does not apply: --aggregator "
+                          f"{args.aggregator!r} is a baseline with no head to load; drop --aggregator-file")
     baseline = make_baseline(pm, args.aggregator, options)
     rank0 = os.environ.get("RANK", "0") == "0"  # under torchrun only rank 0 draws progress
 
     def say(text: str) -> None:  # names and paths are data, never rich markup
         console.print(text, markup=False, highlight=False)
 
-    tasks = load_task_sets(pm, registry, args.tasks, limit=args.limit, say=say)
+    tasks = load_task_sets(pm, registry, args.tasks, limit=args.limit, say=say, official_filters=args.official_filters)
 
     ctx = BaselineContext(pm=pm, registry=registry, encoders=tuple(encoders), tasks=tuple(tasks),
                           task_names=tuple(args.tasks), seeds=tuple(args.seeds), bootstrap=args.bootstrap,
@@ -445,9 +525,9 @@ def _feature_line(name: str, enc: Any) -> str:
             f"features at {enc.feature_dtype}; {how}")
 
 
-def _write_outputs(result: Any, out_dir: str, console: Console) -> None:
+def _write_outputs(result: Any, out_dir: str, console: Console, *, files: dict[str, str] | None = None) -> None:
     """Write a run's folder (`harness.cli.outputs.write_outputs`) and print which files were written."""
-    write_outputs(result, out_dir, lambda line: console.print(line, markup=False, highlight=False))
+    write_outputs(result, out_dir, lambda line: console.print(line, markup=False, highlight=False), files=files)
 
 
 def _cmd_pairs(args: argparse.Namespace, console: Console) -> int:
@@ -484,9 +564,9 @@ def _cmd_list(args: argparse.Namespace, pm: Any, console: Console) -> int:
             rows = [(n, s.family, s.checkpoint, s.revision or "-", s.description) for n, s in sorted(reg.encoders.items())]
         else:
             where = task_origins(pm, args.include_path)
-            rows = [(n, t.source, ",".join(t.categories or ("*",)), ",".join(t.groups), where.get(n, "-"))
-                    for n, t in sorted(reg.tasks.items())]
-            rows += [(g, "group", f"{len(ts)} tasks", "", "") for g, ts in sorted(reg.groups.items())]
+            rows = [(n, t.version or "-", t.source, ",".join(t.categories or ("*",)), ",".join(t.groups),
+                     where.get(n, "-")) for n, t in sorted(reg.tasks.items())]
+            rows += [(g, "", "group", f"{len(ts)} tasks", "", "") for g, ts in sorted(reg.groups.items())]
     elif what == "categories":
         cats = load_categories(category_dirs(pm)).values()
         rows = [(c.slug, c.name, f"{c.plugin}: {c.source}", c.definition) for c in cats]
@@ -499,7 +579,7 @@ def _cmd_list(args: argparse.Namespace, pm: Any, console: Console) -> int:
         rows = [(n,) for n in sorted(set(names))]
     table = Table(title=what)
     heads = {"encoders": ("name", "family", "checkpoint", "revision", "description"), "plugins": ("name", "module"),
-             "tasks": ("name", "source", "categories", "groups", "from"),
+             "tasks": ("name", "version", "source", "categories", "groups", "from"),
              "categories": ("slug", "name", "from", "definition"),
              "pairs": ("name", "path", "default run uses", "description")}.get(what, ("name",))
     for h in heads:
@@ -570,7 +650,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Entry point; returns the exit status (2 for any error the user can fix)."""
     argv = list(sys.argv[1:] if argv is None else argv)
     try:  # plugins load before parsing, as in pytest: a baseline plugin adds `harness run` flags
-        pm = get_plugin_manager(_plugin_args(argv))
+        from harness.cli.config import config_plugins, expand_config
+
+        pm = get_plugin_manager([*config_plugins(argv), *_plugin_args(argv)])
+        argv = expand_config(argv, build_parser(pm))  # --config FILE: its options first, the flags after them
     except HarnessError as exc:
         Console(stderr=True).print(f"error: {exc}", markup=False, highlight=False, soft_wrap=True)
         return 2
@@ -597,10 +680,17 @@ def main(argv: Sequence[str] | None = None) -> int:
             from harness.cli.check import run_command as run_check
 
             return run_check(args, pm, console)
+        if command == "results":
+            from harness.cli.results import run_command as run_results
+
+            return run_results(args, pm, console)
         if command == "score":
             from harness.cli import score as score_cli
 
-            return score_cli.run_command(args, pm, console, progress=functools.partial(_progress, console))
+            status = score_cli.run_command(args, pm, console, progress=functools.partial(_progress, console))
+            if status == 0:
+                _write_config(args, pm, console, "score", args.out)
+            return status
         return _cmd_run(args, pm, console, train_only=command == "train")
     except HarnessError as exc:
         Console(stderr=True).print(f"error: {exc}", markup=False, highlight=False, soft_wrap=True)

@@ -20,7 +20,7 @@ import os
 import shutil
 import tempfile
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 
 from harness._atomic import OutputError, atomic_path, atomic_write, umask
@@ -31,7 +31,7 @@ __all__ = ["RUN_FILES", "REPORT_FILES", "OutputError", "atomic_path", "atomic_wr
            "staged_folder", "write_outputs"]
 
 REPORT_FILES = ("report.md", "report.html", "report-*.png")  # what `harness report` writes (figures vary by data)
-RUN_FILES = (*REPORT_FILES, "layer_weights.json", "layer_weights.png")  # a run's own files besides results
+RUN_FILES = (*REPORT_FILES, "layer_weights.json", "layer_weights.png", "config.yaml")  # a run's own files besides results
 
 
 def check_output_place(path: str | Path, flag: str, *, kind: str = "folder") -> Path:
@@ -106,8 +106,10 @@ def staged_folder(out: str | Path, flag: str, *, ours: Sequence[str] = ()) -> It
         shutil.rmtree(stage, ignore_errors=True)
 
 
-def write_outputs(result: RunResult, out_dir: str | Path, say: Callable[[str], None]) -> list[Path]:
+def write_outputs(result: RunResult, out_dir: str | Path, say: Callable[[str], None], *,
+                  files: Mapping[str, str] | None = None) -> list[Path]:
     """Write ``result`` to ``out_dir`` and ``say`` which files were written; return their paths.
+    ``files``: more text files (name -> content) written with the figures, e.g. the run's config.yaml.
 
     On a late failure (disk full, folder gone) the results are kept in a temporary folder and a
     `HarnessError` names it, so a finished run is never lost."""
@@ -118,6 +120,9 @@ def write_outputs(result: RunResult, out_dir: str | Path, say: Callable[[str], N
         with staged_folder(out_dir, "--output", ours=RUN_FILES) as stage:  # figures and report: all, or none
             staged = write_layer_weights(result.training, stage)
             staged += write_report([(Path(out_dir).resolve().name, result)], stage)  # report.md, .html, figures
+            for name, text in (files or {}).items():
+                (stage / name).write_text(text, encoding="utf-8")
+                staged.append(stage / name)
             paths = write_results(result, out_dir)  # atomically, each; the staged files follow only after them
         paths += [Path(out_dir) / Path(p).name for p in staged]
     except (OSError, OutputError) as exc:

@@ -14,7 +14,7 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
-from harness.cli.argtypes import positive_int
+from harness.cli.argtypes import MAX_RESAMPLES, MAX_SEED, number
 from harness._exceptions import ConfigError
 from harness.cli.outputs import REPORT_FILES, atomic_write, check_output_place, staged_folder
 from harness.downstream.correlate import (
@@ -39,8 +39,9 @@ def _series_args(p: argparse.ArgumentParser) -> None:
                         "scorers), NAME:ARG")
     p.add_argument("--aggregator", help="TED rows of this aggregator (default: the first in the results)")
     p.add_argument("--task", help="TED rows of this task (default: the first in the results)")
-    p.add_argument("--n-boot", type=positive_int, default=2000, help="bootstrap resamples for the CI on r")
-    p.add_argument("--seed", type=int, default=0, help="seed of the bootstrap")
+    p.add_argument("--n-boot", type=number(int, low=0, strict=True, high=MAX_RESAMPLES, why="a bound against typos"),
+                   default=2000, help="bootstrap resamples for the CI on r")
+    p.add_argument("--seed", type=number(int, low=0, high=MAX_SEED), default=0, help="seed of the bootstrap (0..2**32-1)")
 
 
 def add_parsers(sub: Any) -> None:
@@ -64,6 +65,10 @@ def run_command(args: argparse.Namespace, pm: Any, console: Console) -> int:
     """Run ``harness correlate`` or ``harness report``; returns the exit status."""
     if args.out is not None:
         check_output_place(args.out, "--out")  # before any results are read or scored
+    empty = next((r for r in args.results if not r.strip()), None)
+    if empty is not None:
+        raise ConfigError(f"harness {args.command}: {empty!r} names no results; give results folders or "
+                          "results.json files")
     if args.command == "correlate":
         if not args.downstream:
             raise ConfigError("harness correlate needs --downstream FILE|SCORER (e.g. --downstream "

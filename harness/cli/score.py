@@ -20,6 +20,7 @@ files (sample grids, layer weights) under ``DIR/rows/``.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import time
 from collections.abc import Sequence
@@ -44,6 +45,8 @@ CSV = "downstream.csv"
 def add_parser(sub: Any) -> None:
     p = sub.add_parser("score", help="run a downstream scorer (e.g. the toy-t2i generator) per row; writes "
                                      "DIR/downstream.csv for harness correlate")
+    p.add_argument("--config", metavar="FILE", help="a run file: YAML of these options by long name (flags given "
+                   "here override it); the resolved one is written to OUT/config.yaml")
     p.add_argument("results", nargs="*", metavar="RESULTS",
                    help="TED results (folders, results.json or a CSV of encoder, extractor, ted): the rows to score "
                         "and their TED accuracy")
@@ -66,6 +69,9 @@ def add_parser(sub: Any) -> None:
                    help="dtype of cached features (auto: the row's run's; without one, bfloat16 when the encoder "
                         "runs on CUDA, else float32)")
     p.add_argument("--device", help="load every row's encoder on this device (default: the device its run recorded)")
+    from harness.cli.tblogs import add_tensorboard_args
+
+    add_tensorboard_args(p, default="OUT/tb; a row trained again replaces its own run folder")
 
 
 def parse_options(items: Sequence[str]) -> dict[str, str]:
@@ -149,11 +155,13 @@ def score_context(args: argparse.Namespace, pm: Any) -> ScoreContext:
 
 def score_rows(pm: Any, spec: str, rows: Sequence[ScoredRow], out_dir: str | Path, *,
                options: dict[str, Any] | None = None, baseline: bool = False, progress: Any = None,
-               say: Any = print, context: ScoreContext | None = None) -> list[tuple[ScoredRow, DownstreamMetric]]:
+               say: Any = print, context: ScoreContext | None = None,
+               tensorboard: str | None = None) -> list[tuple[ScoredRow, DownstreamMetric]]:
     """Score ``rows`` with scorer ``spec``; (re)write ``out_dir/downstream.csv`` after each row and
     return every (row, metric), the ones already there first.
 
-    ``context`` (None: `ScoreContext.create` over ``pm``) goes to the scorer's ``bind`` when it has one."""
+    ``context`` (None: `ScoreContext.create` over ``pm``) goes to the scorer's ``bind`` when it has one.
+    ``tensorboard``: the folder a training scorer writes TensorBoard run folders to (``context.tensorboard``)."""
     from harness.downstream.context import ScoreContext
     from harness.downstream.correlate import make_scorer
     from harness.downstream.rows import read_downstream_file, write_downstream_csv
@@ -170,7 +178,8 @@ def score_rows(pm: Any, spec: str, rows: Sequence[ScoredRow], out_dir: str | Pat
     scorer = make_scorer(pm, spec, options=extra)  # bad options fail here, before the folder is claimed
     bind = getattr(scorer, "bind", None)
     if callable(bind):  # optional: a scorer that reads encoders or features takes the command's context
-        bind(context if context is not None else ScoreContext.create(pm))
+        context = context if context is not None else ScoreContext.create(pm)
+        bind(context if tensorboard is None else dataclasses.replace(context, tensorboard=tensorboard))
     _manifest(out, spec, options, baseline)
     done: list[tuple[ScoredRow, DownstreamMetric]] = []
     if (out / CSV).is_file():
@@ -207,6 +216,10 @@ def run_command(args: argparse.Namespace, pm: Any, console: Console, progress: A
     from harness.cli.outputs import check_output_place
 
     check_output_place(args.out, "--out")  # before any row is read or scored
+    from harness.cli.tblogs import tensorboard_dir
+
+    notes: list[str] = []
+    tb = tensorboard_dir(args, output=args.out, output_flag="--out", trains=True, say=notes.append)
     options = parse_options(args.option)
     rows = _rows(args)
     context = score_context(args, pm)
@@ -214,14 +227,16 @@ def run_command(args: argparse.Namespace, pm: Any, console: Console, progress: A
     def say(text: str) -> None:
         console.print(text, markup=False, highlight=False, soft_wrap=True)
 
+    for note in notes:
+        say(note)
     say(f"scoring {len(rows)} row(s) with {args.scorer}: {', '.join(f'{r.encoder}/{r.extractor}' for r in rows)}")
     if progress is not None:
         with progress() as bar:
             done = score_rows(pm, args.scorer, rows, args.out, options=options, baseline=args.baseline,
-                              progress=bar, say=say, context=context)
+                              progress=bar, say=say, context=context, tensorboard=tb)
     else:
         done = score_rows(pm, args.scorer, rows, args.out, options=options, baseline=args.baseline, say=say,
-                          context=context)
+                          context=context, tensorboard=tb)
     _print_table(done, console)
     say(f"wrote {Path(args.out) / CSV}; next: harness correlate {' '.join(args.results) or ''} "
         f"--downstream {Path(args.out) / CSV}".replace("  ", " "))

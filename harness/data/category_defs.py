@@ -15,6 +15,7 @@ the task YAMLs of a task folder or ``--include-path`` folder, where its ``defini
     select: [counting]               # optional: other instance labels its tasks keep besides the slug
     data: {path: mine.jsonl}         # optional: data for a task of its own, named after the slug
     train_pairs: demo                # optional: that task's default pair set
+    version: 1                       # its version (definition, examples, select; its own data's): see task_versions
 
 Its tasks (`category_tasks`): for each group G in ``groups`` whose base ``_G.yaml`` exists (looked up
 like ``include:``), the task ``G-<slug>`` (``_`` written ``-``) that includes the base and selects the
@@ -34,12 +35,13 @@ import yaml
 
 from harness._exceptions import ConfigError, unknown_name
 from harness.data.categories import CATEGORIES, category_slug
+from harness.data.versioning import parse_version
 
 __all__ = ["CategoryDef", "CategoryExample", "CategoryTask", "category_dirs", "category_files", "category_tasks",
            "hook_sources", "in_report_order", "is_category", "load_categories", "read_category", "select_categories",
            "task_name"]
 
-_TASK_KEYS = {"data", "train_pairs", "description"}  # fields of the category's own task
+_TASK_KEYS = {"data", "train_pairs", "description", "version"}  # fields of the category's own task
 _KEYS = {"name", "slug", "definition", "examples", "official_names", "groups", "select", *_TASK_KEYS}
 _YAML = (".yaml", ".yml")
 
@@ -68,7 +70,11 @@ class CategoryDef:
     select: tuple[str, ...] = ()
     """Instance labels its tasks keep besides the slug."""
     task: Mapping[str, Any] = field(default_factory=dict)
-    """Fields of its own task (``data``, ``train_pairs``, ``description``), checked when the registry builds it."""
+    """Fields of its own task (``data``, ``train_pairs``, ``description``, ``version``), checked when the registry
+    builds it."""
+    version: str | None = None
+    """Its ``version:`` (`harness.data.task_versions`): of its definition, examples and select; recorded as its tasks'
+    ``category_version`` (and, for its own task on its ``data:``, as that task's version too)."""
 
     @property
     def official_name(self) -> str:
@@ -138,7 +144,8 @@ def read_category(path: str | Path, *, plugin: str = "") -> CategoryDef:
                        examples=tuple(_example(e, path, i) for i, e in enumerate(examples)),
                        official_names=tuple(names), source=str(path), plugin=plugin,
                        groups=_labels(data, "groups", path), select=_labels(data, "select", path),
-                       task={k: data[k] for k in _TASK_KEYS if k in data})
+                       task={k: data[k] for k in _TASK_KEYS if k in data},
+                       version=parse_version(data["version"], path) if "version" in data else None)
 
 
 def hook_sources(pm: Any, hook_name: str) -> list[tuple[str, Path]]:

@@ -3,7 +3,8 @@
 Formats (see README "Data formats"):
 
 * TED JSONL: one instance per line, ``{"id", "category", "caption", "positive",
-  "negatives": [...], "caption_type"?}``.
+  "negatives": [...], "caption_type"?, "group"?}``; ``group`` names the image or video the
+  caption describes, as in caption pairs (training pairs of that group are contamination).
 * Official GRAN-TED JSON: one object keyed by caption id, ``{caption,
   caption_type, statements: {<question type>: {question, correct_statement:
   {status, statement}, incorrect_statements: [...]}}}``; only entries with
@@ -250,6 +251,7 @@ def _instance(rec: Mapping[str, Any], where: Where, default_id: str) -> Instance
         negatives=tuple(negs),
         caption_type=_caption_type(rec, where),
         source=f"{where[0]}:{where[1]}" if where[1] else where[0],
+        group=_label(rec, "group", where),
     )
     _check_statements(inst.positive, inst.negatives, where)
     return inst

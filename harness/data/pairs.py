@@ -23,6 +23,7 @@ from harness._exceptions import ConfigError, DataError
 from harness.types import CaptionPair
 
 _FILE_SUFFIXES = (".jsonl", ".json", ".csv", ".tsv", ".parquet", ".arrow", ".gz", ".txt")
+_BUILDERS = {".jsonl": "json", ".json": "json", ".csv": "csv", ".tsv": "csv", ".parquet": "parquet", ".arrow": "arrow"}
 
 __all__ = ["PairsReport", "load_caption_dataset", "pairs_from_items", "write_pairs"]
 
@@ -51,6 +52,32 @@ def load_caption_dataset(source: str, *, split: str | None = None, revision: str
         if not any((path / f).exists() for f in ("dataset_info.json", "state.json", "dataset_dict.json")):
             raise DataError(source, None, None, "is a folder but not a datasets save_to_disk folder")
         ds: Any = datasets.load_from_disk(str(path))
+    elif path.is_file():  # one local data file: read with the `datasets` builder its suffix names
+        suffixes = [s.lower() for s in path.suffixes if s.lower() != ".gz"]
+        builder = _BUILDERS.get(suffixes[-1] if suffixes else "")
+        if builder is None:
+            raise DataError(source, None, None, "is a file `datasets` cannot read: give a "
+                            f"{', '.join(sorted(_BUILDERS))} file, a save_to_disk folder or a hub id ORG/NAME")
+        if split not in (None, "train"):
+            raise ConfigError(f"--split {split!r}: {source} is one data file, read as the split 'train'; drop --split")
+        if builder in ("json", "csv"):
+            from harness.data.loaders import read_text_file
+
+            read_text_file(path)  # a non-UTF-8 byte named by line here, not as a decode error half-way through
+        kwargs = {"delimiter": "\t"} if suffixes[-1] == ".tsv" else {}
+        bars, level = datasets.is_progress_bar_enabled(), datasets.logging.get_verbosity()
+        datasets.disable_progress_bars()  # one local file: no "Generating train split" bar on stderr,
+        datasets.logging.set_verbosity(datasets.logging.CRITICAL)  # nor the reader's log of the error below
+        try:
+            ds = datasets.load_dataset(builder, data_files=str(path), split="train", **kwargs)
+        except Exception as exc:  # a malformed file: the reader's own first line
+            cause = exc.__cause__ or exc.__context__ or exc
+            first = str(cause).strip().splitlines()[0] if str(cause).strip() else type(cause).__name__
+            raise DataError(source, None, None, f"cannot be read as {builder} data: {first}") from None
+        finally:
+            datasets.logging.set_verbosity(level)
+            if bars:
+                datasets.enable_progress_bars()
     else:
         offline = os.environ.get("HF_HUB_OFFLINE", "").strip().lower() in {"1", "true", "yes", "on"}
         try:

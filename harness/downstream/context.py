@@ -92,13 +92,15 @@ class ScoreContext:
     encoder runs on CUDA, float32 otherwise); ``feature_options.cache_dir`` None means the cache root the
     row's run used when that folder exists here, else the default cache.  ``device`` (when set)
     replaces every recorded encoder device.  ``encoders`` are encoders already loaded, by row
-    encoder name, used as they are (Python callers and tests)."""
+    encoder name, used as they are (Python callers and tests).  ``tensorboard``: the folder a scorer
+    that trains writes its TensorBoard run folders into (`harness.api.open_training_log`; None: off)."""
 
     pm: pluggy.PluginManager
     registry: Registry
     feature_options: FeatureOptions = field(default_factory=FeatureOptions)
     device: str | None = None
     encoders: Mapping[str, Encoder] = field(default_factory=dict)
+    tensorboard: str | None = None
     _loaded: dict[EncoderSpec, Encoder] = field(default_factory=dict, init=False, repr=False, compare=False)
 
     @classmethod

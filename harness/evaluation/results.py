@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from harness._exceptions import ConfigError, DataError
+from harness.data.contamination import ContaminationReport
 
 __all__ = [
     "SCHEMA_VERSION",
@@ -162,6 +163,7 @@ class TrainingRecord:
     layer_weight_trajectory: list[list[float]]
     reused: bool
     features: str = "cache"  # where its training features came from: cache | encoder-in-the-loop | ram
+    from_file: bool = False  # --aggregator-file: loaded from `checkpoint` (sha256 checked), nothing trained, no pairs
 
 
 @dataclass(frozen=True)
@@ -195,6 +197,7 @@ class EncoderProvenance:
     max_length: int | None = None  # evaluation texts cut here (EncoderInfo.max_length: asked, capped by the model)
     train_max_length: int | None = None  # training-pair texts cut here
     template: str = ""  # the caption template applied
+    args: dict[str, Any] = field(default_factory=dict)  # the encoder's own [key=value,...] settings, as given
 
 
 @dataclass(frozen=True)
@@ -205,6 +208,8 @@ class TaskProvenance:
     format: str
     revision: str | None
     sha256: str | None
+    version: str | None = None  # its task YAML's `version:` ("ted-open-action v1"); None: a bare data file
+    category_version: str | None = None  # a category's task: the category file's `version:`
 
 
 @dataclass(frozen=True)
@@ -213,6 +218,7 @@ class TaskSetProvenance:
 
     tasks: dict[str, TaskProvenance]
     n: int
+    official_filtered: int = 0  # --official-filters: image x temporal instances dropped, as the official filter_data
 
 
 @dataclass
@@ -227,6 +233,9 @@ class Provenance:
     encoders: dict[str, EncoderProvenance] = field(default_factory=dict)
     plugins: list[str] = field(default_factory=list)
     seconds: float = 0.0
+    # training pairs against the evaluated instances (harness.data.contamination); None: no pairs were read
+    contamination: ContaminationReport | None = None
+    tensorboard: str | None = None  # the folder each training's TensorBoard events went to (None: no logs)
 
 
 @dataclass

@@ -28,6 +28,7 @@ import pluggy
 from harness.features import distributed
 from harness._exceptions import ConfigError, HarnessError, unknown_name
 from harness.features.cache import encoder_fingerprint
+from harness.evaluation.aggregator_file import check_aggregator_file, file_record, load_aggregator_file
 from harness.evaluation.checkpoints import CheckpointStore, content_key
 from harness.data.categories import category_slug
 from harness.data.loaders import absent_categories, data_place, file_sha256, select_categories
@@ -69,6 +70,7 @@ from harness.types import (
     Instance,
 )
 from harness.features.views import View
+from harness.training_log import accepts_log, open_training_log, run_name
 
 __all__ = ["CONTROLS", "PAIRS_HELP", "TaskSet", "TrainingError", "load_task_sets",
            "make_aggregator", "run", "training_options"]
@@ -100,8 +102,12 @@ class TaskSet:
 
 
 def load_task_sets(pm: pluggy.PluginManager, registry: Registry, names: Sequence[str], *,
-                   limit: int | None = None, say: Callable[[str], None] | None = None) -> list[TaskSet]:
+                   limit: int | None = None, say: Callable[[str], None] | None = None,
+                   official_filters: bool = False) -> list[TaskSet]:
     """Resolve and load every ``--tasks`` entry (at most ``limit`` instances per category).
+
+    ``official_filters`` drops image captions' temporal instances first, as the official evaluator's
+    ``filter_data`` does (``say`` gets how many; recorded as ``official_filtered``).
 
     A name that expands to several tasks (a group such as ``ted6k``, a folder of task YAMLs) runs
     the categories its data has: a task whose category the data lacks is left out and ``say`` (else
@@ -132,7 +138,8 @@ def load_task_sets(pm: pluggy.PluginManager, registry: Registry, names: Sequence
             instances.extend(keep)
             path = resolve_path(task.source)
             sources[task.name] = TaskProvenance(source=task.source, format=task.format, revision=task.revision,
-                                                sha256=file_sha256(path) if os.path.isfile(path) else None)
+                                                sha256=file_sha256(path) if os.path.isfile(path) else None,
+                                                version=task.version, category_version=task.category_version)
         if absent:
             lacks = "; ".join(f"{where} has no instance of {', '.join(cats)}" for where, cats in absent.items())
             have = sorted({i.category for i in instances})
@@ -145,12 +152,31 @@ def load_task_sets(pm: pluggy.PluginManager, registry: Registry, names: Sequence
                 say(note)
             else:
                 log.warning("%s", note)
+        instances, dropped = _official_filter(name, instances, say) if official_filters else (instances, 0)
         instances = _limit(instances, limit)
         short = Path(name).stem if os.path.exists(name) else name  # a file or folder is named by its stem
         defaults = {t.train_pairs for t in specs}
-        out.append(TaskSet(short, instances, TaskSetProvenance(tasks=sources, n=len(instances)),
+        out.append(TaskSet(short, instances, TaskSetProvenance(tasks=sources, n=len(instances),
+                                                               official_filtered=dropped),
                            train_pairs=defaults.pop() if len(defaults) == 1 else None))
     return out
+
+
+def _official_filter(name: str, instances: list[Instance],
+                     say: Callable[[str], None] | None) -> tuple[list[Instance], int]:
+    """The official evaluator's ``filter_data``: no instance of an image caption in the temporal category."""
+    kept = [i for i in instances if not (i.caption_type == "image" and i.category == "temporal")]
+    dropped = len(instances) - len(kept)
+    if not kept:
+        raise ConfigError(f"--tasks {name!r}: --official-filters drops all {dropped} instances (image x temporal); "
+                          "drop --official-filters")
+    note = (f"--official-filters: dropped {dropped} of {len(instances)} instances of --tasks {name!r} "
+            "(image captions x temporal, as the official evaluator's filter_data)")
+    if say is not None:
+        say(note)
+    else:
+        log.warning("%s", note)
+    return kept, dropped
 
 
 def _limit(instances: list[Instance], limit: int | None) -> list[Instance]:
@@ -167,11 +193,13 @@ def _limit(instances: list[Instance], limit: int | None) -> list[Instance]:
 
 def training_options(registry: Registry, *, train_pairs: str | None, max_pairs: int | None = None,
                      tasks: Sequence[TaskSet] = (), trains: bool = True, aggregator: str = "context",
-                     retrain: bool = False, ckpt_dir: str | None = None) -> TrainingOptions:
+                     retrain: bool = False, ckpt_dir: str | None = None,
+                     strict_contamination: bool = False) -> TrainingOptions:
     """Which pairs train the aggregators: ``train_pairs`` (a file or source, or a named pair set such as
     ``open``), else the pair set every task names as its default (``train_pairs:`` in its YAML), cut to
     that set's ``default_max`` unless ``max_pairs`` is given.  A set named explicitly is used whole;
-    ``max_pairs`` 0 means all."""
+    ``max_pairs`` 0 means all.  ``strict_contamination``: pairs that overlap the evaluated instances
+    stop the run (`harness.data.contamination`)."""
     pairs = train_pairs
     if pairs is None and trains:
         defaults = {t.train_pairs for t in tasks}
@@ -191,7 +219,8 @@ def training_options(registry: Registry, *, train_pairs: str | None, max_pairs: 
         raise unknown_name("pair set", pairs, registry.pairs,
                            hint="(or give a pairs file: JSONL {a, b, group})")
     return TrainingOptions(train_pairs=pairs, pairs_source=preset.source if preset else None,
-                           max_pairs=max_pairs or None, retrain=retrain, ckpt_dir=ckpt_dir)
+                           max_pairs=max_pairs or None, retrain=retrain, ckpt_dir=ckpt_dir,
+                           strict_contamination=strict_contamination)
 
 
 def make_aggregator(pm: pluggy.PluginManager, name: str, *, width: int, n_layers_in: int,
@@ -293,6 +322,7 @@ def run(pm: pluggy.PluginManager, *, encoders: Sequence[EncoderSpec | Encoder], 
                           "bootstrap": bootstrap, "null_resamples": null_resamples}),
         tasks={t.name: t.provenance for t in task_sets},
         plugins=sorted(n for n, p in pm.list_name_plugin() if p is not None),
+        tensorboard=training.tensorboard_dir,
     ))
     state = _Run(pm=pm, aggregator=aggregator, aggregator_options=aggregator_options, training=training,
                  features=features, seeds=seeds, bootstrap=bootstrap, null_resamples=null_resamples, control=control,
@@ -304,8 +334,13 @@ def run(pm: pluggy.PluginManager, *, encoders: Sequence[EncoderSpec | Encoder], 
         if distinct < 2:
             raise ConfigError(f"control {control!r}: task {ts.name!r} has {distinct} distinct caption(s), and "
                               "swapping captions needs at least 2; drop the control or add instances")
-    if pm.hook.harness_aggregator_trains(name=aggregator):
+    trains = bool(pm.hook.harness_aggregator_trains(name=aggregator))
+    if training.aggregator_file is not None:  # a head from a file: nothing is trained, no pairs are read
+        check_aggregator_file(training.aggregator_file, aggregator=aggregator, trains=trains,
+                              n_encoders=len(encoders), n_extractors=len(extractors), n_seeds=len(seeds))
+    elif trains:
         state.pairs()  # load and check the training pairs before any model loads
+        _check_contamination(state)
     for spec in encoders:
         _run_encoder(state, spec, extractors)
     if len(seeds) > 1:
@@ -313,6 +348,30 @@ def run(pm: pluggy.PluginManager, *, encoders: Sequence[EncoderSpec | Encoder], 
     result.comparisons = compare_rows(state.correct, n_boot=bootstrap)
     result.provenance.seconds = round(time.time() - t0, 2)
     return result
+
+
+def _check_contamination(state: _Run) -> None:
+    """The training pairs against the evaluated instances (`harness.data.contamination`), before anything
+    trains: one line through ``say``, the report in the provenance; ``--strict-contamination`` stops on an
+    overlap.  Nothing to do without instances (``harness train``)."""
+    from harness.data.contamination import check_contamination, describe
+
+    task_of: dict[str, str] = {}
+    for ts in state.tasks:
+        for inst in ts.instances:
+            task_of.setdefault(inst.id, ts.name)
+    if not task_of:
+        return
+    report = check_contamination(state.pairs(), [i for ts in state.tasks for i in ts.instances])
+    state.result.provenance.contamination = report
+    line = describe(report, lambda iid: f"{task_of[iid]}/{iid}")
+    if report.n_contaminated and state.training.strict_contamination:
+        raise ConfigError(f"--strict-contamination: {line}; remove those pairs from "
+                          f"{state.training.train_pairs!r}, or drop --strict-contamination")
+    if state.say is not None:
+        state.say(f"contamination: {line}")
+    elif report.n_contaminated:
+        log.warning("contamination: %s", line)
 
 
 def _load_encoder(pm: pluggy.PluginManager, spec: EncoderSpec) -> Encoder:
@@ -353,11 +412,14 @@ def _run_encoder(state: _Run, item: EncoderSpec | Encoder, extractors: Sequence[
     resolved = resolve_extractors([with_include_embedding(s, flag) for s in extractors], info)
     aggs = {r.name: make_aggregator(state.pm, state.aggregator, width=info.width, n_layers_in=r.n_layers_in,
                                     options=state.aggregator_options) for r in resolved}
+    head_file = state.training.aggregator_file
+    if head_file is not None:  # before encoding: a file that does not fit costs no encoder pass
+        load_aggregator_file(head_file, aggs.values(), encoder=info.name)
     fmt = _formatter(encoder)
     eval_texts = sorted({t for ts in state.tasks for i in ts.instances for t in (fmt(i)[0], *fmt(i)[1])})
     # Training pairs are encoded raw (no caption prefix) and truncated at options.train_max_length, as the
     # official trainer does; in their own store when that length differs from the evaluation length.
-    pairs = state.pairs() if any(a.trainable for a in aggs.values()) else []
+    pairs = state.pairs() if head_file is None and any(a.trainable for a in aggs.values()) else []
     train_texts = sorted({t for p in pairs for t in (p.a, p.b)})
     train_len = spec.options.train_max_length
     views: dict[View, list[str]] = {}
@@ -382,6 +444,7 @@ def _run_encoder(state: _Run, item: EncoderSpec | Encoder, extractors: Sequence[
         features={r.name: src.modes(r.view, training=bool(pairs)) for r in resolved},
         disk_plan=jsonable(src.plan.as_dict()),
         max_length=info.length, train_max_length=info.train_length if pairs else None, template=info.template,
+        args=jsonable(dict(spec.extra.get("args", {}))),
     )
     for r in resolved:
         for seed in state.seeds:
@@ -402,7 +465,10 @@ def _aggregator_device(aggs: Iterable[Aggregator]) -> str | None:
 
 def _run_cell(state: _Run, encoder: Encoder, extractor: ResolvedExtractor, agg: Aggregator, *, seed: int,
               pairs: list[CaptionPair], eval_texts: list[str], fmt: Formatter, src: FeatureSources) -> None:
-    if agg.trainable:
+    if agg.trainable and state.training.aggregator_file is not None:  # loaded in _run_encoder
+        state.result.training.append(file_record(state.training.aggregator_file, encoder.info.name, extractor, agg,
+                                                 seed))
+    elif agg.trainable:
         state.result.training.append(_fit_or_load(state, agg, encoder, extractor, seed=seed, pairs=pairs, src=src))
     vectors = dict(zip(eval_texts, agg.embed(src.batch_fn(EVAL, extractor.view), eval_texts)))
     row: Row = (encoder.info.name, extractor.name, agg.name)
@@ -443,7 +509,23 @@ def _fit_or_load(state: _Run, agg: Aggregator, encoder: Encoder, extractor: Reso
         return _record(info.name, extractor, agg, seed, key, config, pairs_prov, meta, path=str(found.path),
                        sha=found.sha256, reused=True)
     bar = state.progress(f"training {info.name}/{extractor.name} seed {seed}", 0) if state.progress else None
-    report = agg.fit(features, pairs, seed=seed, on_step=(lambda i, loss: bar.advance(1)) if bar else None)
+    # TensorBoard (rank 0): loss and steps/s through the step callback; lr and α by a fit that takes `log`
+    tb = open_training_log(state.training.tensorboard_dir if distributed.is_main() else None,
+                           run_name(info.name, extractor.name, agg.name, f"seed{seed}"),
+                           layers=extractor.view.layers if extractor.n_layers_in > 1 else ())
+
+    def on_step(i: int, loss: float) -> None:
+        if tb is not None:
+            tb.step(i, loss)
+        if bar is not None:
+            bar.advance(1)
+
+    try:
+        report = agg.fit(features, pairs, seed=seed, on_step=on_step if tb is not None or bar is not None else None,
+                         **({"log": tb} if tb is not None and accepts_log(agg.fit) else {}))
+    finally:
+        if tb is not None:
+            tb.close()
     if not all(math.isfinite(x) for x in report.losses):
         first = next(i for i, x in enumerate(report.losses) if not math.isfinite(x))
         raise TrainingError(f"aggregator {agg.name!r} on {info.name}/{extractor.name} (seed {seed}): the loss became "

@@ -132,7 +132,8 @@ def count_tokens(encoder: Encoder, texts: Sequence[str], *, limit: int | None) -
         lengths: list[int] = []
         try:
             for start in range(0, len(texts), _CHUNK):
-                out = tokenizer(list(texts[start:start + _CHUNK]), add_special_tokens=True, truncation=False)
+                out = tokenizer(list(texts[start:start + _CHUNK]), add_special_tokens=True, truncation=False,
+                                verbose=False)
                 ids = out.get("input_ids") if isinstance(out, Mapping) else None
                 if ids is None:  # not an HF-style tokenizer (open_clip's returns a tensor): use the bound
                     break

@@ -11,8 +11,10 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 from harness.downstream.correlate import CorrelateResult
+from harness.data.versioning import task_label
 from harness.downstream.rows import short_task
 from harness.report.figures import ScatterPanel, layer_weights_png, scatter_png
 from harness.report.render import Cell, Figure, Para, Section, Table, format_p, signed, to_html, to_markdown
@@ -205,6 +207,13 @@ def _short(text: str | None, n: int = 12) -> str:
     return "–" if not text else text[:n]
 
 
+def _encoder_args(args: dict[str, Any]) -> str:
+    """An encoder's own ``[key=value,...]`` settings, as given on ``--encoders``."""
+    from harness._encoder_args import format_encoder_args
+
+    return format_encoder_args(args)[1:-1] or "–"
+
+
 def provenance_section(runs: Sequence[tuple[str, RunResult]]) -> Section:
     """Checkpoints, revisions, tasks, pairs, hyper-parameters and versions behind every number."""
     sec = Section("provenance", "Provenance")
@@ -221,11 +230,11 @@ def provenance_section(runs: Sequence[tuple[str, RunResult]]) -> Section:
             enc_rows.append([name, e.family, e.checkpoint, e.revision or "unpinned", str(e.num_layers), str(e.width),
                              str(e.options.get("dtype", "–")), e.template or str(e.options.get("template", "–")),
                              str(e.max_length or e.options.get("max_length_effective") or e.options.get("max_length", "–")),
-                             str(e.texts_encoded), label])
+                             _encoder_args(e.args), str(e.texts_encoded), label])
         for set_name, ts in p.tasks.items():
             for task, tp in ts.tasks.items():
-                task_rows.append([short_task(set_name), short_task(task), tp.source, tp.revision or "–",
-                                  _short(tp.sha256), str(ts.n), label])
+                task_rows.append([short_task(set_name), task_label(short_task(task), tp.version, tp.sha256), tp.source,
+                                  tp.revision or "–", tp.category_version or "–", str(ts.n), label])
         for t in res.training:
             c = t.config
             train_rows.append([f"{t.encoder} / {t.extractor} / {t.aggregator}", str(t.seed), t.pairs.source,
@@ -236,9 +245,10 @@ def provenance_section(runs: Sequence[tuple[str, RunResult]]) -> Section:
                              "aggregator", "versions"], run_rows))
     if enc_rows:
         sec.blocks.append(Table(["encoder", "family", "checkpoint", "revision", "layers", "width", "dtype", "template",
-                                 "max length", "texts", "run"], enc_rows))
+                                 "max length", "own settings", "texts", "run"], enc_rows))
     if task_rows:
-        sec.blocks.append(Table(["task", "file", "source", "revision", "sha256", "n", "run"], task_rows))
+        sec.blocks.append(Table(["task", "task file (version, data sha256)", "source", "revision", "category version",
+                                 "n", "run"], task_rows))
     if train_rows:
         sec.blocks.append(Table(["aggregator", "seed", "pairs", "pairs used", "pairs sha256", "preset", "lr", "epochs",
                                  "batch", "temperature", "steps", "checkpoint sha256", "run"], train_rows))

@@ -9,6 +9,7 @@ from typing import Any
 from rich.table import Table
 
 from harness.data.categories import CATEGORIES
+from harness.data.versioning import task_label
 from harness.evaluation.reference import PaperValue, is_ted6k_task, reference_for
 from harness.evaluation.results import RunResult, ScoreRecord
 
@@ -53,6 +54,14 @@ def _chance_line(records: Sequence[ScoreRecord]) -> str:
     return line
 
 
+def _data_lines(result: RunResult, task: str) -> str:
+    """"\ndata: ted-open-action v1 (sha256 1a2b3c4d…)", one line per task file behind ``task`` (none unrecorded)."""
+    prov = result.provenance.tasks.get(task)
+    if prov is None:
+        return ""
+    return "".join(f"\ndata: {task_label(name, tp.version, tp.sha256)}" for name, tp in prov.tasks.items())
+
+
 def _paper_cells(records: Sequence[ScoreRecord], ref: PaperValue | None) -> list[str]:
     if ref is None:
         return ["-", "-"]
@@ -86,6 +95,7 @@ def result_tables(result: RunResult) -> list[Table]:
         chance = _chance_line(records)
         if chance:
             caption += "\n" + chance
+        caption += _data_lines(result, task)
         table = Table(title=title, caption=caption, show_lines=False)
         for head in ("encoder", "extractor", "aggregator"):
             table.add_column(head, style="bold" if head == "encoder" else None)

@@ -15,7 +15,7 @@ import torch
 from torch import nn
 
 from harness import AggregatorOptions, CaptionPair, ConfigError, TrainReport
-from harness.api import FeatureBatchFn, StepCallback
+from harness.api import FeatureBatchFn, StepCallback, TrainingLog
 
 from harness_plugins.aggregators.training import TrainConfig, TrainedAggregator, embed_texts, fuse_layers, layer_weights_for
 
@@ -43,7 +43,7 @@ class MeanPoolAggregator:
         return {"pooling": "masked-mean"}
 
     def fit(self, features: FeatureBatchFn, pairs: Sequence[CaptionPair], *, seed: int,
-            on_step: StepCallback | None = None) -> TrainReport:
+            on_step: StepCallback | None = None, log: TrainingLog | None = None) -> TrainReport:
         return TrainReport()
 
     def embed(self, features: FeatureBatchFn, texts: Sequence[str]) -> Any:

@@ -27,7 +27,7 @@ from torch import nn
 
 from harness import AggregatorOptions, CaptionPair, ConfigError, TrainReport
 from harness.api import distributed
-from harness.api import FeatureBatchFn, StepCallback
+from harness.api import FeatureBatchFn, StepCallback, TrainingLog
 
 __all__ = [
     "CHECKPOINT_FORMAT",
@@ -227,8 +227,11 @@ def _batches_per_epoch(n_pairs: int, cfg: TrainConfig) -> int:
 
 
 def train(model: nn.Module, batch_fn: FeatureBatchFn, pairs: Sequence[CaptionPair], cfg: TrainConfig, *,
-          seed: int, on_step: StepCallback | None = None) -> TrainReport:
+          seed: int, on_step: StepCallback | None = None, log: TrainingLog | None = None) -> TrainReport:
     """Train ``model`` (``forward(x, mask)``; optional ``layer_weights`` submodule) on caption ``pairs``.
+
+    ``log`` gets ``train/lr`` (and ``train/layer_lr``) per step and α at step 0 and after every step;
+    the loss and steps/s go through ``on_step`` (the runner writes them).
 
     Under ``torchrun`` each rank computes its slice of every batch and the update
     equals the single-process one on the same batch (see `harness.features.distributed`).
@@ -253,6 +256,8 @@ def train(model: nn.Module, batch_fn: FeatureBatchFn, pairs: Sequence[CaptionPai
     if fusion is not None:
         report.trajectory_steps.append(0)
         report.layer_weight_trajectory.append(fusion.weights().tolist())
+        if log is not None:
+            log.layer_weights(0, report.layer_weight_trajectory[-1])
     if n_ranks > 1:
         distributed.broadcast_parameters(model)
     device_type = "cuda" if cfg.device.startswith("cuda") else "cpu"
@@ -280,6 +285,12 @@ def train(model: nn.Module, batch_fn: FeatureBatchFn, pairs: Sequence[CaptionPai
             if fusion is not None and (report.steps % stride == 0 or report.steps == total):
                 report.trajectory_steps.append(report.steps)
                 report.layer_weight_trajectory.append(fusion.weights().tolist())
+            if log is not None:
+                log.scalar("train/lr", opt.param_groups[0]["lr"], report.steps)
+                if fused:
+                    log.scalar("train/layer_lr", opt.param_groups[1]["lr"], report.steps)
+                if fusion is not None:
+                    log.layer_weights(report.steps, fusion.weights().tolist())
             if on_step is not None:
                 on_step(report.steps, value)
             if not math.isfinite(value):  # stop here: the runner refuses to score or cache this
@@ -318,7 +329,9 @@ class TrainedAggregator:
 
     def __init__(self, width: int, n_layers_in: int, options: AggregatorOptions) -> None:
         self.cfg = resolve_config(options)
+        self.options = options
         self.width, self.n_layers_in = width, n_layers_in
+        self.loaded: dict[str, Any] = {}  # set by `load` of an official file: the layout (and official trainer meta) of the file
         self.embed_batch_size = options.embed_batch_size
         self.model: nn.Module | None = None
         if self.cfg.layer_weights_file is not None and n_layers_in > 1:  # fail now, not after encoding
@@ -329,7 +342,7 @@ class TrainedAggregator:
 
     def config(self) -> dict[str, Any]:
         return {**self.cfg.as_dict(), "width": self.width, "n_layers_in": self.n_layers_in,
-                "checkpoint_format": CHECKPOINT_FORMAT}
+                "checkpoint_format": CHECKPOINT_FORMAT, **({"loaded_file": self.loaded} if self.loaded else {})}
 
     def _build(self) -> nn.Module:
         model = self._new_model()
@@ -340,10 +353,10 @@ class TrainedAggregator:
         return model
 
     def fit(self, features: FeatureBatchFn, pairs: Sequence[CaptionPair], *, seed: int,
-            on_step: StepCallback | None = None) -> TrainReport:
+            on_step: StepCallback | None = None, log: TrainingLog | None = None) -> TrainReport:
         torch.manual_seed(seed)  # the initialisation depends on the seed too
         self.model = self._build().to(self.cfg.device)
-        return train(self.model, self._on_device(features), pairs, self.cfg, seed=seed, on_step=on_step)
+        return train(self.model, self._on_device(features), pairs, self.cfg, seed=seed, on_step=on_step, log=log)
 
     def _on_device(self, features: FeatureBatchFn) -> FeatureBatchFn:
         device = self.cfg.device
@@ -368,6 +381,11 @@ class TrainedAggregator:
             fh.write(buf.getbuffer())
 
     def load(self, path: str) -> None:
-        model = self._build()
-        model.load_state_dict(torch.load(path, map_location="cpu", weights_only=True))
+        """Our checkpoint (what `save` wrote), or the official trainer's ``epoch_N.pt`` / head state dict
+        mapped strictly onto ours (`harness_plugins.aggregators.official`; ``--aggregator-file``)."""
+        from harness_plugins.aggregators.official import load_head
+
+        model, loaded = load_head(self, path)
+        if loaded["layout"] != "harness":  # recorded in config(); our own checkpoints change nothing there
+            self.loaded = loaded
         self.model = model.eval()

@@ -23,7 +23,7 @@ __all__ = ["BENCHMARK", "CATEGORIES", "CONFIGS", "PALETTE", "Caption", "Fact", "
            "caption_scene", "check_facts", "fact_holds", "find_blobs", "make_config", "read_word", "render",
            "row_slug", "sample_scene", "sample_scenes", "scene_facts", "score_caption", "to_pil", "variants"]
 
-_FLAGS = ("arg", "config", "unconditioned", "baseline", "encoders", "out_dir", "progress", "cache_dir")
+_FLAGS = ("arg", "config", "unconditioned", "baseline", "encoders", "out_dir", "progress", "cache_dir", "tensorboard")
 
 
 @hookimpl(trylast=True)
@@ -35,7 +35,8 @@ def harness_scorer_names() -> list[str]:
 def harness_make_scorer(name: str, options: Mapping[str, Any]) -> ToyT2IScorer | None:
     """``toy-t2i[:CONFIG]`` (``smoke``, ``cpu`` or ``gpu``; default ``cpu``).  Options: ``unconditioned``,
     ``baseline``, ``encoders`` (name -> loaded encoder), ``out_dir`` (grids, ω), ``progress`` (a bar
-    factory), ``cache_dir`` (feature cache; "none": RAM) and any `GeneratorConfig` field as an override (``steps``, ``n1``, ``layer_weights``, ...;
+    factory), ``cache_dir`` (feature cache; "none": RAM), ``tensorboard`` (a folder: each trained model's
+    TensorBoard events go to ``tensorboard/<row>/``) and any `GeneratorConfig` field as an override (``steps``, ``n1``, ``layer_weights``, ...;
     text values, as from ``harness score --option steps=300``, are converted to the field's type)."""
     if name != BENCHMARK:
         return None
@@ -43,7 +44,8 @@ def harness_make_scorer(name: str, options: Mapping[str, Any]) -> ToyT2IScorer |
     cfg = make_config(str(options.get("config") or options.get("arg") or "cpu"), **overrides)
     return ToyT2IScorer(cfg, unconditioned=_flag(options.get("unconditioned")), baseline=_flag(options.get("baseline")),
                         encoders=options.get("encoders"), out_dir=options.get("out_dir"),
-                        progress=options.get("progress"), cache_dir=options.get("cache_dir"))
+                        progress=options.get("progress"), cache_dir=options.get("cache_dir"),
+                        tensorboard=options.get("tensorboard"))
 
 
 def _flag(value: Any) -> bool:

@@ -20,6 +20,8 @@ from typing import Any
 import torch
 from torch import nn
 
+from harness.api import TrainingLog
+
 from harness_plugins.aggregators.training import LayerWeights, fuse_layers
 
 # diffusers ships without usable types: its objects are `Any` here.
@@ -156,12 +158,14 @@ def _autocast(device: torch.device) -> Any:
 
 def train_generator(cfg: GeneratorConfig, feats: torch.Tensor, mask: torch.Tensor, images: torch.Tensor,
                     *, conditioned: bool = True, init_logits: list[float] | None = None,
-                    on_step: Callable[[int], Any] | None = None) -> TrainedGenerator:
+                    on_step: Callable[[int], Any] | None = None, log: TrainingLog | None = None) -> TrainedGenerator:
     """Train on ``images`` ``[N, 3, H, W]`` in [-1, 1] with their caption features and masks.
 
     ``conditioned=False`` zeroes the features (the same model without text: the baseline).  Under
     ``two-step`` the layer logits get their own lr (``layer_lr``) for ``n1`` steps, then freeze.
-    ``on_step(step)`` is called after every step (a progress bar).
+    ``on_step(step)`` is called after every step (a progress bar); ``log`` gets ``train/loss``,
+    ``train/lr``, ``train/steps_per_s`` and, for a stack of layers, ``train/layer_lr`` and ω per layer
+    (``alpha/layer_<i>``) after every step, steps counted from 1.
     """
     torch.manual_seed(cfg.seed)
     g = torch.Generator().manual_seed(cfg.seed)
@@ -201,6 +205,12 @@ def train_generator(cfg: GeneratorConfig, feats: torch.Tensor, mask: torch.Tenso
         losses.append(float(loss.detach()))
         if n_layers > 1:
             omega.append(text.weights().detach().tolist())
+        if log is not None:
+            log.step(step + 1, losses[-1])
+            log.scalar("train/lr", opt.param_groups[0]["lr"], step + 1)
+            if omega:
+                log.scalar("train/layer_lr", opt.param_groups[1]["lr"], step + 1)
+                log.layer_weights(step + 1, omega[-1])
         if on_step is not None:
             on_step(step)
     return TrainedGenerator(unet, text, sched, losses, omega, conditioned)

@@ -17,6 +17,8 @@ picture), per-caption scores and, for a stack view, the ω path (JSON and figure
 
 from __future__ import annotations
 
+import math
+
 import json
 import random
 import re
@@ -65,7 +67,10 @@ def _coerce(name: str, value: Any, default: Any) -> Any:
             return value.lower() in ("true", "1", "yes")
         if isinstance(default, tuple):
             return tuple(int(v) for v in value.split(",") if v.strip())
-        return type(default)(value)
+        typed = type(default)(value)
+        if isinstance(typed, float) and not (math.isfinite(typed) and typed >= 0):
+            raise ConfigError(f"toy-t2i option {name}={value!r}: expected a finite number >= 0")
+        return typed
     except ValueError:
         raise ConfigError(f"toy-t2i option {name}={value!r}: expected {type(default).__name__}") from None
 
@@ -125,18 +130,21 @@ class ToyT2IScorer:
     applied on top of it.
 
     ``progress(description, total)`` (a `harness.features.store.ProgressFactory`) gets a bar per
-    trained model, advanced once per training step."""
+    trained model, advanced once per training step.  ``tensorboard`` (a folder): each trained model's
+    TensorBoard events (loss, lr, steps/s, ω per layer) go to ``tensorboard/<row folder>/``."""
 
     name = BENCHMARK
 
     def __init__(self, config: Any, *, unconditioned: bool = False, baseline: bool = False,
                  encoders: Mapping[str, Encoder] | None = None, out_dir: str | None = None,
-                 progress: Callable[[str, int], Any] | None = None, cache_dir: str | None = None) -> None:
+                 progress: Callable[[str, int], Any] | None = None, cache_dir: str | None = None,
+                 tensorboard: str | None = None) -> None:
         self.config, self.unconditioned, self.baseline = config, unconditioned, baseline
         self.encoders = dict(encoders or {})
         self.out_dir = out_dir
         self.progress = progress
         self.cache_dir = cache_dir  # None: the context's feature cache; "none": RAM only
+        self.tensorboard = tensorboard  # None: no TensorBoard logs
         self._baseline: _Result | None = None
         self._context: ScoreContext | None = None
 
@@ -149,6 +157,8 @@ class ToyT2IScorer:
             context = context.with_features(no_cache=True)
         elif self.cache_dir:
             context = context.with_features(cache_dir=self.cache_dir, no_cache=False)
+        if self.tensorboard is None:  # `harness score`'s folder (OUT/tb, --tensorboard), unless given as an option
+            self.tensorboard = context.tensorboard
         self._context = context
 
     def rows(self) -> Sequence[ScoredRow]:
@@ -197,6 +207,7 @@ class ToyT2IScorer:
         import numpy as np
         import torch
 
+        from harness.api import open_training_log
         from harness_plugins.generator._model import denoising_loss, sample_images, train_generator
 
         cfg = self.config
@@ -208,8 +219,13 @@ class ToyT2IScorer:
         n = cfg.n_train
         what = f"{row.encoder}/{row.extractor}" if conditioned else "no text"
         bar = self.progress(f"toy-t2i {what}", cfg.steps) if self.progress else None
-        gen = train_generator(cfg, feats[:n], mask[:n], x[:n], conditioned=conditioned,
-                              on_step=(lambda _step: bar.advance(1)) if bar is not None else None)
+        log = open_training_log(self.tensorboard, folder, layers=res.view.layers if feats.dim() == 4 else ())
+        try:
+            gen = train_generator(cfg, feats[:n], mask[:n], x[:n], conditioned=conditioned,
+                                  on_step=(lambda _step: bar.advance(1)) if bar is not None else None, log=log)
+        finally:
+            if log is not None:
+                log.close()
         held = caps[n:]
         loss = denoising_loss(gen, feats[n:], mask[n:], x[n:], draws=cfg.eval_batches)
         samples = sample_images(gen, feats[n:], mask[n:], steps=cfg.sample_steps, guidance=cfg.guidance).numpy()
