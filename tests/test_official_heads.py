@@ -322,7 +322,10 @@ def test_architecture_is_read_off_the_file_and_checked(tmp_path: Path, capsys: p
     refused(capsys, main(_fake_run(save_epoch_file(tmp_path / "n.pt", norope))), "use_rope: false")
     junk = tmp_path / "junk.pt"
     junk.write_text("not a torch file")
-    refused(capsys, main(_fake_run(junk)), "cannot be loaded as a torch file")
+    refused(capsys, main(_fake_run(junk)), "is not a torch checkpoint")  # by its first bytes, before any load
+    torn = tmp_path / "torn.pt"
+    torn.write_bytes(b"PK\x03\x04 a zip header and nothing else")
+    refused(capsys, main(_fake_run(torn)), "cannot be loaded as a torch file")
 
 
 def test_learned_extractor_needs_layer_logits(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

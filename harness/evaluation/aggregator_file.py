@@ -46,9 +46,12 @@ def check_aggregator_file(path: str, *, aggregator: str, trains: bool, n_encoder
                           "epoch_N.pt)")
     try:
         with open(path, "rb") as fh:
-            fh.read(1)
+            head = fh.read(4)
     except OSError as exc:
         raise ConfigError(f"{flag} cannot be read ({exc.strerror or exc})") from None
+    if not (head.startswith(b"PK\x03\x04") or head[:1] == b"\x80"):  # torch.save: a zip archive (legacy: a pickle)
+        raise ConfigError(f"{flag} is not a torch checkpoint (torch.save writes a zip archive); give a checkpoint "
+                          "`harness train` saved, or the official trainer's epoch_N.pt")
 
 
 def load_aggregator_file(path: str, aggs: Iterable[Aggregator], *, encoder: str) -> None:

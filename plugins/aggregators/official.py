@@ -26,6 +26,7 @@ layer weights (its evaluator feeds one layer, or averages LayerNormed layers its
 from __future__ import annotations
 
 import re
+import warnings
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
@@ -63,13 +64,16 @@ def official_names(layout: str, blocks: int) -> tuple[dict[str, str], tuple[str,
 
 def _first_line(exc: BaseException) -> str:
     text = str(exc).strip()
-    return text.splitlines()[0] if text else type(exc).__name__
+    first = text.splitlines()[0] if text else type(exc).__name__
+    return first.split(". ")[0]  # torch.load's messages run on for several sentences
 
 
 def _read(path: str) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
     """The state dict in ``path`` and, for an official trainer checkpoint, its epoch/step/loss."""
     try:
-        data = torch.load(path, map_location="cpu", weights_only=True)
+        with warnings.catch_warnings():  # torch's notes on a legacy pickle: the error below says what matters
+            warnings.simplefilter("ignore")
+            data = torch.load(path, map_location="cpu", weights_only=True)
     except OSError as exc:
         raise ConfigError(f"--aggregator-file {path!r} cannot be read ({exc.strerror or exc})") from None
     except Exception as exc:  # torch.load's many failure types for a file that is not a tensor file
