@@ -56,9 +56,8 @@ def _resolve_encoders(pm: Any, registry: Any, encoders: Sequence[Any],
     out: list[EncoderSpec | Encoder] = []
     for i, item in enumerate(encoders):
         if isinstance(item, str):
-            spec = registry.encoder(item)
-            extra = _checked("encoder_options", EncoderOptions, options)
-            out.append(dataclasses.replace(spec, options=dataclasses.replace(spec.options, **extra)))
+            # the run-wide options, then the name's own [key=value,...] on top (as on the command line)
+            out.append(registry.encoder(item, _checked("encoder_options", EncoderOptions, options)))
         elif isinstance(item, Encoder):
             out.append(item)
         else:

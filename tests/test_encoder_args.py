@@ -118,3 +118,17 @@ def test_real_encoder_at_its_own_length(tmp_path: Path) -> None:
     encs = json.loads((out / "results.json").read_text())["provenance"]["encoders"]
     assert encs["minilm-16"]["max_length"] == 16 and encs["minilm"]["max_length"] == 256
     assert encs["minilm-16"]["texts_truncated"] >= 4 and encs["minilm"]["texts_truncated"] == 0
+
+
+def test_python_api_takes_the_same_syntax(tmp_path: Path) -> None:
+    """harness.evaluate: encoder_options are the run-wide defaults, the name's brackets win over them."""
+    import harness
+
+    res = harness.evaluate(["fake[max_length=3,name=f3]", "fake"], ["tiny"], plugins=["harness.testing"],
+                           extract=["last"], aggregator="mean-pool", encoder_options={"max_length": 40},
+                           bootstrap=0, null_resamples=0, cache_dir=str(tmp_path))
+    encs = res.provenance.encoders
+    assert encs["f3"].options["max_length"] == 3 and encs["f3"].args == {"max_length": 3, "name": "f3"}
+    assert encs["fake"].options["max_length"] == 40 and encs["fake"].args == {}
+    with pytest.raises(ConfigError, match="Unknown key 'maxlen'"):
+        harness.evaluate(["fake[maxlen=3]"], ["tiny"], plugins=["harness.testing"], aggregator="mean-pool")
