@@ -272,3 +272,17 @@ def test_build_data_where_every_request_failed(tmp_path: Path, capsys: pytest.Ca
                "--llm-base-url", "http://127.0.0.1:9", "--llm-api-key", "x", "--model", "m", "--max-retries", "0"])
     refused(capsys, rc, "none of the 1 item(s) got statements (1 failed", "nothing written to")
     assert not (tmp_path / "out" / "ted.jsonl").exists()
+
+
+def test_a_batch_log_gets_no_weight_loading_bar_before_an_error(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """stderr not a terminal: the refusal after a model load is the only line (transformers' "Loading weights"
+    bar is off for the load, and on again after it)."""
+    from transformers.utils import logging as hf_logging
+
+    bad = tmp_path / "bad.pt"
+    bad.write_bytes(b"\x80\x04junk")
+    rc = main(["run", "--encoders", "minilm", "--tasks", "ted6k-sample-action", "--limit", "1", "--extract", "last",
+               "--aggregator-file", str(bad), "--bootstrap", "0", "--null-resamples", "0",
+               "--cache-dir", str(tmp_path / "c")])
+    refused(capsys, rc, "cannot be loaded as a torch file")
+    assert hf_logging.is_progress_bar_enabled()

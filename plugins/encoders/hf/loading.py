@@ -8,6 +8,7 @@ submodule, load the tokenizer, record everything that affects the numbers.
 
 from __future__ import annotations
 
+import sys
 from typing import TYPE_CHECKING, Any
 
 from harness import ConfigError, EncoderError, EncoderSpec, resolve_path
@@ -30,10 +31,18 @@ def from_pretrained(
     kwargs = {**ckpt.kwargs(spec), "dtype": dtype, "output_loading_info": True}
     if spec.options.device_map:
         kwargs["device_map"] = spec.options.device_map
+    from transformers.utils import logging as hf_logging
+
+    bar = hf_logging.is_progress_bar_enabled()
+    if bar and not sys.stderr.isatty():  # a batch log gets no "Loading weights" bar, only what went wrong
+        hf_logging.disable_progress_bar()
     try:
         model, info = cls.from_pretrained(ckpt.path, **kwargs)
     except (OSError, ValueError, KeyError) as exc:
         raise hf_error(spec, ckpt, exc) from exc
+    finally:
+        if bar:
+            hf_logging.enable_progress_bar()
     name = type(model).__name__
     return model, check_loading_info(info, spec=spec, model_class=name, ignore=ignore)
 
