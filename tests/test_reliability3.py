@@ -195,7 +195,9 @@ def test_layer_weights_file_content_is_checked_at_parse_time(tmp_path: Path, con
     refused(capsys, main(_learned("--layer-weights-file", str(path))), "--layer-weights-file", needle)
 
 
-def test_official_preset_with_fewer_pairs_than_a_batch(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_official_preset_with_fewer_pairs_than_a_batch(tmp_path: Path, capsys: pytest.CaptureFixture[str],
+                                                        no_model_load: None) -> None:
+    """Known from the pairs and the preset alone: refused before the encoder loads (was: after encoding)."""
     rc = main([*FAKE, "run", "--encoders", "fake", "--tasks", "tiny", "--extract", "last", "--bootstrap", "0",
                "--null-resamples", "0", "--preset", "official", "--dim-out", "8", "--heads", "2", "--max-pairs", "40",
                "--ckpt-dir", str(tmp_path / "ck"), "--cache-dir", str(tmp_path / "cache")])

@@ -254,7 +254,7 @@ class _Run:
     correct: dict[tuple[Row, str, int], list[bool]] = field(default_factory=dict)
     _pairs: list[CaptionPair] | None = None
     pairs_provenance: PairsProvenance | None = None
-    budget_used: int = 0  # bytes the disk plans of earlier encoders set aside under --cache-budget
+    budget_used: int = 0  # bytes the disk plans of earlier encoders set aside (--cache-budget, or the default)
     in_memory: set[str] = field(default_factory=set)  # encoders given as objects: nothing of theirs is persisted
 
     def budget_left(self) -> int | None:
@@ -341,6 +341,7 @@ def run(pm: pluggy.PluginManager, *, encoders: Sequence[EncoderSpec | Encoder], 
     elif trains:
         state.pairs()  # load and check the training pairs before any model loads
         _check_contamination(state)
+        _check_batches(pm, aggregator, aggregator_options, len(state.pairs()))
     for spec in encoders:
         _run_encoder(state, spec, extractors)
     if len(seeds) > 1:
@@ -348,6 +349,29 @@ def run(pm: pluggy.PluginManager, *, encoders: Sequence[EncoderSpec | Encoder], 
     result.comparisons = compare_rows(state.correct, n_boot=bootstrap)
     result.provenance.seconds = round(time.time() - t0, 2)
     return result
+
+
+def _no_batch(config: Mapping[str, Any], n_pairs: int) -> str | None:
+    """Why ``n_pairs`` make no training batch under an aggregator's ``config`` (None: they make one):
+    a random-batching preset (``official``) drops the last partial batch."""
+    size = config.get("batch_size")
+    if isinstance(size, int) and config.get("batching") == "random" and n_pairs < size:
+        return (f"preset {config.get('preset', 'default')!r} cuts batches of {size} pairs and drops the last partial "
+                f"one, so {n_pairs} pair(s) make no batch. Give at least {size} pairs, or --train-batch-size between "
+                f"2 and {max(n_pairs, 2)}")
+    return None
+
+
+def _check_batches(pm: pluggy.PluginManager, aggregator: str, options: AggregatorOptions, n_pairs: int) -> None:
+    """Before any model loads: pairs too few for one batch of the aggregator's preset stop the run here,
+    not after the encoder has loaded and encoded (the config does not depend on the width)."""
+    try:
+        config = make_aggregator(pm, aggregator, width=8, n_layers_in=1, options=options).config()
+    except Exception:  # noqa: BLE001 - a plugin that cannot be built at a probe width: checked after training
+        return
+    why = _no_batch(config, n_pairs) if isinstance(config, Mapping) else None
+    if why is not None:
+        raise TrainingError(f"aggregator {aggregator!r}: {why}")
 
 
 def _check_contamination(state: _Run) -> None:
@@ -427,7 +451,8 @@ def _run_encoder(state: _Run, item: EncoderSpec | Encoder, extractors: Sequence[
         views.setdefault(r.view, []).append(r.name)
     src = prepare_features(encoder, views, features, eval_texts=eval_texts, train_texts=train_texts,
                            train_length=None if train_len in (None, spec.options.max_length) else train_len,
-                           budget=state.budget_left(), out_device=_aggregator_device(aggs.values()), say=state.say)
+                           budget=state.budget_left(), spent=state.budget_used,
+                           out_device=_aggregator_device(aggs.values()), say=state.say)
     state.budget_used += src.plan.to_write
     t_enc = time.time()
     n_encoded, truncated = src.ensure(eval_texts, train_texts, progress=state.progress)
@@ -532,16 +557,11 @@ def _fit_or_load(state: _Run, agg: Aggregator, encoder: Encoder, extractor: Reso
                             f"{report.losses[first]} at step {first + 1}; nothing was saved or scored. "
                             "Lower --lr or raise --temperature")
     if report.steps == 0:
-        size = config.get("batch_size") if isinstance(config, dict) else None
-        if isinstance(size, int) and config.get("batching") == "random" and len(pairs) < size:
-            why = (f"preset {config.get('preset', 'default')!r} cuts batches of {size} pairs and drops the last "
-                   f"partial one, so {len(pairs)} pair(s) make no batch")
-            fix = f"Give at least {size} pairs, or --train-batch-size between 2 and {max(len(pairs), 2)}"
-        else:
-            why = "a step needs a batch of at least 2 pairs"
-            fix = "Give more pairs, or a smaller --train-batch-size >= 2"
+        why = _no_batch(config, len(pairs)) if isinstance(config, Mapping) else None
+        if why is None:
+            why = "a step needs a batch of at least 2 pairs. Give more pairs, or a smaller --train-batch-size >= 2"
         raise TrainingError(f"aggregator {agg.name!r} on {info.name}/{extractor.name} (seed {seed}): no training step "
-                            f"ran on {len(pairs)} pair(s) ({why}); nothing was saved or scored. {fix}")
+                            f"ran on {len(pairs)} pair(s); nothing was saved or scored: {why}")
     meta = {"steps": report.steps, "seconds": round(report.seconds, 2), "losses": report.losses, "features": mode,
             "layer_weights": report.layer_weights, "layer_weight_steps": report.trajectory_steps,
             "layer_weight_trajectory": report.layer_weight_trajectory}

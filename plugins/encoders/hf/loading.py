@@ -33,16 +33,16 @@ def from_pretrained(
         kwargs["device_map"] = spec.options.device_map
     from transformers.utils import logging as hf_logging
 
-    bar = hf_logging.is_progress_bar_enabled()
+    bar: bool = hf_logging.is_progress_bar_enabled()
     if bar and not sys.stderr.isatty():  # a batch log gets no "Loading weights" bar, only what went wrong
-        hf_logging.disable_progress_bar()
+        hf_logging.disable_progress_bar()  # type: ignore[no-untyped-call]
     try:
         model, info = cls.from_pretrained(ckpt.path, **kwargs)
     except (OSError, ValueError, KeyError) as exc:
         raise hf_error(spec, ckpt, exc) from exc
     finally:
         if bar:
-            hf_logging.enable_progress_bar()
+            hf_logging.enable_progress_bar()  # type: ignore[no-untyped-call]
     name = type(model).__name__
     return model, check_loading_info(info, spec=spec, model_class=name, ignore=ignore)
 
