@@ -54,6 +54,7 @@ class TrainingOptions:
     # a trained head to load instead of training (--aggregator-file: ours, or the official epoch_N.pt); no pairs
     aggregator_file: str | None = None
     tensorboard_dir: str | None = None  # each training's TensorBoard events go to DIR/<run-name>/; None: no logs
+    require_checkpoint: bool = False  # a checkpoint that cannot be written is an error (harness train), not a warning
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -67,7 +68,7 @@ class FeatureOptions:
     dtype: str = "auto"  # dtype of stored views; auto: bfloat16 when the encoder runs on CUDA, else float32
     cache_dir: str | None = None  # None: $HARNESS_CACHE_DIR/features or ~/.cache/ted-harness/features
     no_cache: bool = False  # keep features in RAM only
-    cache_budget: int | None = None  # bytes a run may add to the cache; None: free space less a margin
+    cache_budget: int | None = None  # bytes a run may add to the cache; None: the default (disk_plan.default_budget)
     fsync: str = "group"  # shard | group | none: when cache writes are forced to disk (`harness.features.cache.FeatureCache`)
     # avg/norm-avg/learned read the embedding output too (--include-embedding); None: the registry entry, else the family
     include_embedding: bool | None = None

@@ -288,3 +288,19 @@ def test_a_batch_log_gets_no_weight_loading_bar_before_an_error(tmp_path: Path, 
                "--cache-dir", str(tmp_path / "c")])
     refused(capsys, rc, "cannot be loaded as a torch file")
     assert hf_logging.is_progress_bar_enabled()
+
+
+def test_train_whose_checkpoint_fails_late_is_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str],
+                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    """A disk that fills up when the trained head is written: `harness train` stops with one line naming the
+    folder and the reason (was a warning, then a second error line)."""
+    from harness.evaluation.checkpoints import CheckpointStore
+
+    def full(self: object, *args: object, **kwargs: object) -> None:
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(CheckpointStore, "save", full)
+    rc = main([*FAKE, "train", "--encoders", "fake", "--extract", "last", "--preset", "baby", "--train-pairs", "demo",
+               "--max-pairs", "16", "--epochs", "1", "--ckpt-dir", str(tmp_path / "ck"),
+               "--cache-dir", str(tmp_path / "cache")])
+    refused(capsys, rc, "was trained but its checkpoint could not be written", "No space left on device", "--ckpt-dir")

@@ -136,8 +136,9 @@ def _add_run_args(p: argparse.ArgumentParser, *, train_only: bool = False, pm: A
     p.add_argument("--cache-dir", help="feature cache (default: $HARNESS_CACHE_DIR/features or ~/.cache/ted-harness/features)")
     p.add_argument("--no-cache", action="store_true", help="keep features in RAM only; never read or write the cache")
     p.add_argument("--cache-budget", type=_byte_size, metavar="SIZE",
-                   help="at most SIZE of new features written to the feature cache by this run (500M, 3G, 1.5T; "
-                        "default: its free space less a margin). A learned extractor's layer stack that does not "
+                   help="at most SIZE of new features written to the feature cache by this run (500M, 3G, 1.5T). "
+                        "Default: 10%% of its free space, at most 5 GB, for learned layer stacks (views that must be "
+                        "cached are held only to the free space). A learned extractor's layer stack that does not "
                         "fit is not cached: it is trained and evaluated with the encoder in the loop")
     p.add_argument("--cache-fsync", choices=["shard", "group", "none"], default="group",
                    help="when feature-cache writes are forced to disk: every shard, once per group of shards "
@@ -403,6 +404,8 @@ def _cmd_run(args: argparse.Namespace, pm: Any, console: Console, *, train_only:
     tasks = [] if train_only else load_task_sets(pm, registry, args.tasks, limit=args.limit, say=say,
                                                  official_filters=args.official_filters)
     agg, training, features = _options(args, registry, tasks=tasks, trains=trains and head_file is None)
+    if train_only:  # the checkpoint is all `harness train` makes: failing to write it stops it, in one line
+        training = replace(training, require_checkpoint=True)
     training = replace(training, aggregator_file=head_file)
     training = replace(training, tensorboard_dir=tb)
     _check_cache_dir(args)

@@ -571,6 +571,10 @@ def _fit_or_load(state: _Run, agg: Aggregator, encoder: Encoder, extractor: Reso
             saved = state.store.save(key, agg, meta)
             path, sha = str(saved.path), saved.sha256
         except OSError as exc:
+            if state.training.require_checkpoint:  # harness train: the checkpoint is all it makes
+                raise HarnessError(f"aggregator {info.name}/{extractor.name} seed {seed} was trained but its checkpoint "
+                                   f"could not be written under {str(state.store.root)!r} ({exc.strerror or exc}); "
+                                   "give a writable --ckpt-dir with free space") from None
             log.warning("cannot save the aggregator checkpoint under %s (%s); keeping it in memory for this run",
                         state.store.root, exc)
     distributed.barrier()
