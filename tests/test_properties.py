@@ -309,3 +309,36 @@ def test_results_table(places: dict[str, str], scratch: Path, results: list[str]
     if rc == 0 and csv is not None and csv[0] == "new":
         assert Path(target or "").read_text(encoding="utf-8").startswith("run,") or Path(target or "").stat().st_size
         Path(target or "").unlink()
+
+
+# ------------------------------------------------------------------------------------------ score
+
+SCORE_INTS = st.one_of(st.sampled_from(["-1", "0", "x", "1.5", str(10**20), str(2**32), "", "nan"]),
+                       st.integers(min_value=1, max_value=3).map(str))
+SCORE_OPTIONS = st.lists(st.one_of(
+    st.tuples(st.sampled_from(["steps", "n1", "batch", "n_train", "n_heldout", "sample_steps", "image_size"]),
+              SCORE_INTS),
+    st.tuples(st.sampled_from(["lr", "guidance", "cond_drop"]), FLOATS),
+    st.tuples(st.sampled_from(["layer_weights", "channels", "stepz", ""]), STRINGS)), max_size=3)
+
+
+@settings(max_examples=min(15, SETTINGS.max_examples), deadline=None, derandomize=SETTINGS.derandomize,
+          database=None, suppress_health_check=[HealthCheck.too_slow])
+@given(results=st.lists(PATHS, max_size=1), scorer=st.one_of(STRINGS, st.sampled_from(
+           ["toy-t2i:smoke", "toy-t2i:nope", "recorded", "recorded:x.csv", "nope"])),
+       options=SCORE_OPTIONS, rows=st.one_of(st.none(), STRINGS, st.just("fake/last")))
+def test_score(places: dict[str, str], scratch: Path, results: list[str], scorer: str,
+               options: list[tuple[str, str]], rows: str | None) -> None:
+    out = scratch / "score"
+    given = dict(options)  # one value per key (a key twice is its own refusal, tested elsewhere)
+    given.setdefault("steps", "2")  # small unless generated
+    given.setdefault("n1", "1")
+    argv = [*FAKE, "score", *(places[k] for k in results), "--scorer", scorer, "--out", str(out)]
+    for key, value in given.items():
+        argv += ["-O", f"{key}={value}"]
+    if rows is not None:
+        argv += ["--rows", rows]
+    try:
+        _check(argv, watch=[scratch])
+    finally:
+        shutil.rmtree(out, ignore_errors=True)

@@ -56,6 +56,9 @@ CONFIGS: dict[str, dict[str, Any]] = {
 }
 
 
+_MAX_INT = 10_000_000  # steps, batch, image counts: 12,000 steps of the gpu config is the most anyone runs
+
+
 def _coerce(name: str, value: Any, default: Any) -> Any:
     """A config value given as text (``--option steps=300``) in the type of the field's default."""
     if not isinstance(value, str) or isinstance(default, str):
@@ -70,6 +73,8 @@ def _coerce(name: str, value: Any, default: Any) -> Any:
         typed = type(default)(value)
         if isinstance(typed, float) and not (math.isfinite(typed) and typed >= 0):
             raise ConfigError(f"toy-t2i option {name}={value!r}: expected a finite number >= 0")
+        if isinstance(typed, int) and not -_MAX_INT <= typed <= _MAX_INT:
+            raise ConfigError(f"toy-t2i option {name}={value!r}: over the bound {_MAX_INT:,} (a bound against typos)")
         return typed
     except ValueError:
         raise ConfigError(f"toy-t2i option {name}={value!r}: expected {type(default).__name__}") from None
