@@ -28,8 +28,12 @@ process's ``ru_maxrss``), interleaved when ``--repeat`` > 1:
                  strategy (4 passes), per-text features cut to real tokens
 
 Ratios printed, each against a baseline measured in the same run: harness/limit
-(target <= 1.2), official/harness (target >= 3), group/shard fsync.  This is a
-script, not a test.
+(target <= 1.2; issue 23 on the CPU: <= 1.10), official/harness (target >= 3), group/shard
+fsync.  Besides wall seconds, each mode reports CPU seconds of the whole process (every
+thread: the background writer included) and of the main thread alone (the critical path:
+what the writer overlaps is not in it); the fastest of ``--repeat`` is kept for each figure
+separately.  On a busy machine wall seconds follow the load, CPU seconds much less: the
+harness/limit ratios are printed for all three.  This is a script, not a test.
 """
 
 from __future__ import annotations
@@ -52,6 +56,7 @@ STRATEGIES = ("last", "penultimate", "norm-avg", "learned")
 MAX_LENGTH = 256  # registry.yaml: minilm options.max_length
 ALL_MODES = ("limit", "harness", "harness-cache", "official")
 DEFAULT_VARIANTS = "float32:shard,float32:group,bfloat16:group"
+_CPU_KEYS = ("cpu_seconds", "main_cpu_seconds")
 
 
 # ---- texts ------------------------------------------------------------------------------
@@ -124,13 +129,15 @@ def run_limit(texts: list[str], args: argparse.Namespace) -> dict[str, Any]:
     model, tok = _raw_model()
     order = sorted(texts, key=len, reverse=True)  # FeatureStore's order
     rss0, t0, n_tok = _rss_mb(), time.perf_counter(), 0
+    c0, m0 = time.process_time(), time.thread_time()
     with torch.inference_mode():
         for i in range(0, len(order), args.batch_size):
             batch = tok(order[i:i + args.batch_size], padding=True, truncation=True, max_length=MAX_LENGTH,
                         return_tensors="pt")
             n_tok += int(batch["attention_mask"].sum())
             model(**batch, output_hidden_states=True)
-    return {"seconds": time.perf_counter() - t0, "tokens": n_tok, "rss_after_load_mb": rss0}
+    return {"seconds": time.perf_counter() - t0, "cpu_seconds": time.process_time() - c0,
+            "main_cpu_seconds": time.thread_time() - m0, "tokens": n_tok, "rss_after_load_mb": rss0}
 
 
 def _harness_store(args: argparse.Namespace, cache_dir: str | None) -> Any:
@@ -157,8 +164,10 @@ def run_harness(texts: list[str], args: argparse.Namespace) -> dict[str, Any]:
     with tempfile.TemporaryDirectory(dir=args.tmp_dir) as tmp:
         store, encoder = _harness_store(args, tmp if args.mode == "harness-cache" else None)
         rss0, t0 = _rss_mb(), time.perf_counter()
-        store.ensure(texts)
-        out: dict[str, Any] = {"seconds": time.perf_counter() - t0, "rss_after_load_mb": rss0}
+        c0, m0 = time.process_time(), time.thread_time()
+        store.ensure(texts)  # returns once every view is stored (in RAM, or written to the cache)
+        out: dict[str, Any] = {"seconds": time.perf_counter() - t0, "cpu_seconds": time.process_time() - c0,
+                               "main_cpu_seconds": time.thread_time() - m0, "rss_after_load_mb": rss0}
         if store.cache is not None:
             store.cache.flush()
             out["cache_gb"] = sum(f.stat().st_size for f in store.cache.dir.iterdir()) / 1e9
@@ -322,6 +331,12 @@ def report(results: dict[str, dict[str, Any]], n_texts: int) -> list[str]:
     for mode in ["harness", *caches]:
         if mode in results and limit:
             lines.append(f"{mode + '/limit':<22} = {results[mode]['seconds'] / limit:.2f}   (target <= 1.2)")
+    for key, what in (("cpu_seconds", "process CPU"), ("main_cpu_seconds", "main-thread CPU")):
+        base = results.get("limit", {}).get(key)
+        for mode in ["harness", *caches]:
+            if base and key in results.get(mode, {}):
+                lines.append(f"{mode + '/limit':<22} = {results[mode][key] / base:.3f}   ({what} seconds, "
+                             f"{results[mode][key]:.2f} / {base:.2f})")
     harness = results.get("harness", results.get(caches[0], {}) if caches else {}).get("seconds")
     if "official" in results and harness:
         lines.append(f"{'official/harness':<22} = {results['official']['seconds'] / harness:.2f}   (target >= 3)")
@@ -388,9 +403,15 @@ def main(argv: list[str] | None = None) -> int:
     for _ in range(args.repeat):
         for label, mode, dtype, fsync in _runs(modes, args):
             r = _spawn(mode, fh.name, args, dtype=dtype, fsync=fsync)
-            if label not in results or r["seconds"] < results[label]["seconds"]:
-                results[label] = r
-            print(f"  {label}: {r['seconds']:.2f}s, peak RSS {r['peak_rss_mb']:.0f} MB", flush=True)
+            best = results.get(label)
+            if best is None or r["seconds"] < best["seconds"]:
+                results[label] = {**r, **{k: best[k] for k in _CPU_KEYS if best and k in best and k in r}}
+            for k in _CPU_KEYS:  # each CPU figure: the fastest of the runs, on its own
+                if k in r and r[k] < results[label].get(k, float("inf")):
+                    results[label][k] = r[k]
+            cpu = (f", CPU {r['cpu_seconds']:.2f}s (main thread {r['main_cpu_seconds']:.2f}s)"
+                   if "cpu_seconds" in r else "")
+            print(f"  {label}: {r['seconds']:.2f}s{cpu}, peak RSS {r['peak_rss_mb']:.0f} MB", flush=True)
     os.unlink(fh.name)
     for line in report(results, len(texts)):
         print(line)

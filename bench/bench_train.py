@@ -17,13 +17,20 @@ call ``harness run`` makes) on the same pairs and seed, two ways, interleaved:
   cache  ``FeatureStore.batch`` over the `FeatureCache` on disk (the path training uses;
          the OS page cache is warm, the files were just written)
 
+Both go through the trainer's feed: the next batches are fetched on a background thread
+while a step computes (``harness_plugins.aggregators.prefetch``).  ``--sync`` adds
+``ram-sync`` and ``cache-sync``: the same with the prefetch off (each batch fetched in the
+loop, as before the prefetch existed), for the before/after comparison in one run.
+
 Defaults (64 pairs of 64 tokens, batch 16, 4 steps per run) take 1-2 minutes on 2 busy CPU
-cores.  Steps/s excludes the first step (allocator and kernel warm-up); the fastest of
-``--repeat`` runs is kept.  Printed: steps/s of each, the aggregator's model FLOP/s and
-``cache/ram`` (time per step, 1.00 = reading from the cache is free) twice: from the
-fastest runs, and from the time spent fetching features per step (timed inside the
-batch function) added to the rest of a step taken from the faster run, which is the
-steadier number on a busy machine.
+cores (twice that with ``--sync``).  Steps/s excludes the first step (allocator and kernel
+warm-up); the fastest of ``--repeat`` runs is kept.  Printed: steps/s of each, the
+aggregator's model FLOP/s and ``cache/ram`` (time per step, 1.00 = reading from the cache is
+free) twice: from the fastest runs, and from the time each step *waited* for its features
+(``train/feed_wait_ms``: the fetch itself without prefetch, what the thread had not finished
+with it) added to the rest of a step taken from the faster run, which is the steadier number on
+a busy machine.  The time spent inside the batch function is printed too (with the prefetch
+it runs beside the step, off its critical path).
 
 ``--widths``: random features of ``--tokens`` tokens already on the aggregator's device
 (no encoder, no store) at each width, one layer and, with ``--layers L``, a stack of L:
@@ -36,6 +43,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import statistics
 import sys
 import tempfile
 import time
@@ -62,10 +70,29 @@ def context_flops(width: int, tokens: float, *, blocks: int = 2, mlp_ratio: floa
 
 
 # ---- timing one training run ----------------------------------------------------------------
+class FeedWaits:
+    """Stands in for the `harness.TrainingLog` a fit writes to: keeps ``train/feed_wait_ms`` per step."""
+
+    def __init__(self) -> None:
+        self.ms: list[float] = []
+
+    def scalar(self, tag: str, value: float, step: int) -> None:
+        if tag == "train/feed_wait_ms":
+            self.ms.append(value)
+
+    def step(self, step: int, loss: float) -> None:
+        pass
+
+    def layer_weights(self, step: int, weights: Sequence[float]) -> None:
+        pass
+
+
 def timed_fit(agg: Any, features: Callable[[Sequence[str]], tuple[Any, Any]], pairs: Sequence[Any], *,
               sync: Callable[[], None] = lambda: None) -> dict[str, float]:
-    """Train ``agg`` once: steps/s over steps 2..n (the first warms up) and the texts and tokens they saw."""
+    """Train ``agg`` once: steps/s over steps 2..n (the first warms up), the texts and tokens they saw,
+    and per timed step the time inside the batch function and the time the step waited for it."""
     marks: list[float] = []
+    waits = FeedWaits()
     calls: list[tuple[int, int, float]] = []  # (texts, tokens, seconds) per features call: two per step
 
     def counted(texts: Sequence[str]) -> tuple[Any, Any]:
@@ -79,7 +106,7 @@ def timed_fit(agg: Any, features: Callable[[Sequence[str]], tuple[Any, Any]], pa
         marks.append(time.perf_counter())
 
     t0 = time.perf_counter()
-    report = agg.fit(counted, pairs, seed=0, on_step=on_step)
+    report = agg.fit(counted, pairs, seed=0, on_step=on_step, log=waits)
     steps, timed = len(marks), len(marks) - 1
     seconds = marks[-1] - marks[0] if timed > 0 else math.nan
     per_step = len(calls) // steps if steps else 0
@@ -87,7 +114,8 @@ def timed_fit(agg: Any, features: Callable[[Sequence[str]], tuple[Any, Any]], pa
     texts, tokens, fetch = sum(c[0] for c in seen), sum(c[1] for c in seen), sum(c[2] for c in seen)
     return {"steps": steps, "steps_per_s": timed / seconds if timed > 0 else math.nan, "timed_seconds": seconds,
             "seconds": time.perf_counter() - t0, "timed_texts": texts, "fetch_s_per_step": fetch / timed if timed > 0
-            else math.nan, "tokens_per_text": tokens / texts if texts else math.nan, "final_loss": report.final_loss}
+            else math.nan, "wait_s_per_step": sum(waits.ms[1:]) / 1e3 / timed if timed > 0 and waits.ms else math.nan,
+            "tokens_per_text": tokens / texts if texts else math.nan, "final_loss": report.final_loss}
 
 
 def pad_batch(seqs: Sequence[Any]) -> tuple[Any, Any]:
@@ -192,22 +220,29 @@ def run_store(args: argparse.Namespace, *, pm: Any = None, encoder: Any = None) 
         sync = _sync(args.device)
         for name, view in views.items():
             ram = {t: store.get(view, t).float().clone() for t in texts}
-            modes: dict[str, Callable[[Sequence[str]], tuple[Any, Any]]] = {
+            fns: dict[str, Callable[[Sequence[str]], tuple[Any, Any]]] = {
                 "ram": lambda ts, ram=ram: pad_batch([ram[t] for t in ts]),
                 "cache": lambda ts, view=view: store.batch(view, ts),
             }
+            modes = [*fns, *([f"{m}-sync" for m in fns] if getattr(args, "sync", False) else [])]
             best: dict[str, dict[str, float]] = {}
+            rates: dict[str, list[float]] = {}
             n_in = len(view.layers) if view.op == "stack" else 1
             for _ in range(args.repeat):
-                for mode, fn in modes.items():
+                for mode in modes:
                     agg = make_aggregator(pm, args.aggregator, width=encoder.info.width, n_layers_in=n_in,
                                           options=_agg_options(args))
                     _precision_cfg(agg, args)
-                    r = timed_fit(agg, fn, pairs, sync=sync)
-                    print(f"  {name:<8} {mode:<6} {r['steps_per_s']:.3f} steps/s ({r['steps']} steps)", flush=True)
+                    if mode.endswith("-sync"):
+                        agg.prefetch = 0  # the trainer's feed without its thread: each batch fetched in the loop
+                    r = timed_fit(agg, fns[mode.removesuffix("-sync")], pairs, sync=sync)
+                    print(f"  {name:<8} {mode:<10} {r['steps_per_s']:.3f} steps/s ({r['steps']} steps, waited "
+                          f"{r['wait_s_per_step'] * 1e3:.0f} ms/step for features)", flush=True)
+                    rates.setdefault(mode, []).append(r["steps_per_s"])
                     if mode not in best or r["steps_per_s"] > best[mode]["steps_per_s"]:
                         best[mode] = r
             for mode, r in best.items():
+                r["median_steps_per_s"] = statistics.median(rates[mode])
                 out.append({"view": name, "op": view.op, "layers": n_in, "width": encoder.info.width, "mode": mode,
                             **r, "flops": _train_flops(r, encoder.info.width, n_in, agg)})
             del ram
@@ -275,17 +310,24 @@ def report(rows: list[dict[str, Any]], *, peak_tflops: float | None = None) -> l
     for r in rows:
         by_view.setdefault(r["view"], {})[r["mode"]] = r
     for view, modes in by_view.items():
-        if "ram" in modes and "cache" in modes:
-            ram, cache = modes["ram"], modes["cache"]
+        for suffix, how in (("-sync", "prefetch off (before)"), ("", "prefetched (the trainer's default)")):
+            ram, cache = modes.get("ram" + suffix), modes.get("cache" + suffix)
+            if ram is None or cache is None:
+                continue
             ratio = ram["steps_per_s"] / cache["steps_per_s"]
             # The rest of a step (aggregator compute) is the same work in both: pooling it from both runs
-            # takes out the run-to-run noise of a busy machine, leaving the difference in feature fetching.
-            rest = min(1 / r["steps_per_s"] - r["fetch_s_per_step"] for r in (ram, cache))
-            fetched = (rest + cache["fetch_s_per_step"]) / (rest + ram["fetch_s_per_step"])
-            lines.append(f"{view}: cache/ram = {ratio:.2f} (time per step, fastest runs); from the fetch times "
-                         f"{fetched:.2f}: features {ram['fetch_s_per_step'] * 1e3:.0f} ms/step from RAM, "
-                         f"{cache['fetch_s_per_step'] * 1e3:.0f} ms/step through FeatureStore.batch from the disk "
-                         f"cache, the rest {rest:.2f} s  (1.00 = reading the cache is free)")
+            # takes out the run-to-run noise of a busy machine, leaving the difference in what the step waited
+            # for its features (the whole fetch without prefetch; what the thread had not done yet with it).
+            key = "wait_s_per_step" if not math.isnan(ram.get("wait_s_per_step", math.nan)) else "fetch_s_per_step"
+            rest = min(1 / r["steps_per_s"] - r[key] for r in (ram, cache))
+            waited = (rest + cache[key]) / (rest + ram[key])
+            took = f"{ram['fetch_s_per_step'] * 1e3:.0f} and {cache['fetch_s_per_step'] * 1e3:.0f} ms"
+            median = ram.get("median_steps_per_s", math.nan) / cache.get("median_steps_per_s", math.nan)
+            lines.append(f"{view}, {how}: cache/ram = {ratio:.2f} (time per step, fastest runs; {median:.2f} from the "
+                         f"medians); from the wait "
+                         f"times {waited:.2f}: the step waited {ram[key] * 1e3:.0f} ms for features from RAM, "
+                         f"{cache[key] * 1e3:.0f} ms from the disk cache (fetching took {took}), the rest "
+                         f"{rest:.2f} s  (1.00 = reading the cache is free)")
     first: dict[int, dict[str, Any]] = {}
     for r in rows:
         if r["view"].startswith("random"):
@@ -316,6 +358,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--encoder-device", default=None, help="default: cuda when --device cuda, else cpu")
     p.add_argument("--device", default="cpu", help="where the aggregator trains (cpu, cuda)")
     p.add_argument("--repeat", type=int, default=2, help="runs per (view, features); the fastest is kept")
+    p.add_argument("--sync", action="store_true", help="also train with the prefetch off (the path before it)")
     p.add_argument("--widths", default="", help="also train on random features at these widths (comma-separated)")
     p.add_argument("--layers", type=int, default=1, help="--widths: also a stack of this many layers")
     p.add_argument("--tokens", type=int, default=64, help="--widths: tokens per text")

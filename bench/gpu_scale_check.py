@@ -1,54 +1,76 @@
-"""GPU scale check (issue 15): the harness's feature pass against the raw forward, and aggregator steps/s.
+"""GPU scale check (issues 15 and 23): every figure of issue 23's tables, each with PASS/FAIL against its target.
 
-    bash bench/gpu_scale_check.sh                  # on one H200: 3-4 minutes (estimated), no hub access
-    bash bench/gpu_scale_check.sh --shape 0.6b     # a smaller model (more bytes of views per FLOP)
-    python bench/gpu_scale_check.py --cpu-smoke    # the same steps on a tiny config on the CPU (a dry run)
+    bash bench/gpu_scale_check.sh                  # one H200: ~5-6 minutes (estimated, at most 8), no hub access
+    bash bench/gpu_scale_check.sh --only training  # sections: ceilings, features, training, generator
+    python bench/gpu_scale_check.py --cpu-smoke    # every step on tiny sizes on the CPU: checks the script only
 
-The encoder is a Qwen3-style causal LM built from a config with random weights in
-bf16 (throughput does not depend on weights), with MiniLM's tokenizer (its pip package
-if installed, else a WordPiece tokenizer trained here), loaded through the harness's own
-``causal-lm`` loader.  Default shape ``4b`` (36 layers, width 2560, ~3.6B parameters
-outside the embeddings): what a pass writes per forward FLOP falls as 1/(layers x width),
-and 36 x 2560 is about UMT5-XXL's 24 x 4096, so the ratio is the one a real run sees; a
-0.6B model writes 3-5x more bytes per FLOP than the target encoders and measures the disk.
+Sections, in order.  Each prints its figures; one that cannot run (a missing package, an error)
+is reported NOT CHECKED with its reason, and the others still run.
 
-Texts: ``--n-texts`` (1,500) of two shipped pair captions each, ~280 tokens, truncated
-at 320.  Timed, interleaved ``--repeat`` times (fastest kept), CUDA synchronised:
+1. ceilings: the disk's write bandwidth (1 GiB written and fsynced) and a bf16 8192^3 matrix
+   product's TFLOP/s.
+2. features: the feature pass on a Qwen3-style model built from a config (random weights in
+   bf16; shape ``4b``: 36 layers, width 2560, ~3.6B parameters outside the embeddings; what a
+   pass writes per forward FLOP falls as 1/(layers x width), and 36 x 2560 is about UMT5-XXL's
+   24 x 4096), loaded through the harness's ``causal-lm`` loader, over ``--n-texts`` (1,500)
+   texts of two shipped pair captions each (~280 tokens, truncated at 320), with MiniLM's
+   tokenizer (its pip package if installed, else a WordPiece tokenizer trained here).
+   Interleaved ``--repeat`` times, the fastest of each kept, CUDA synchronised:
+     raw        ``model(**batch, output_hidden_states=True)``, length-sorted batches of the size
+                ``--batch-size auto`` settled on
+     harness    `FeatureStore` at ``--batch-size auto``, views last, penultimate, norm-avg, bf16
+                features, a cold `FeatureCache` with fsync ``group``, until the cache is closed
+                (everything on disk)                                  target: harness / raw <= 1.15
+     no cache   the same with the views kept in RAM                   target: no cache <= harness
+   then once each: fsync ``none``, and the ``learned`` stack (every layer) on ``--stack-texts``
+   texts at batch 32 against the raw forward on them (its bytes per token; no target).
+3. training: the context aggregator, preset ``official`` (NT-Xent, global batch 128 on the one
+   GPU, bf16 autocast), trained through ``Aggregator.fit`` -- the call ``harness run`` makes,
+   with whatever feed it has -- at widths 2560 and 4096 on texts truncated at 256 tokens, the
+   features of a one-layer model of that width fed three ways, interleaved ``--repeat`` times:
+     GPU-resident   every text's features already on the GPU, padded there per batch
+     RAM            ``FeatureStore.batch`` of a store without a cache (``--no-cache``)
+     cache          ``FeatureStore.batch`` over a `FeatureCache` on disk (page cache warm)
+   steps/s over the steps after the first, and MFU against 989 TFLOP/s; at 5120 (Qwen3-VL-32B's
+   width, ``--info-widths``) GPU-resident only, for the scale plan's aggregator MFU.
+                                           target: RAM and cache steps/s >= 85% of GPU-resident
+4. generator: the toy-t2i ``gpu`` config (fake encoder: no weights) trained for ``--gen-steps``
+   steps on 4,096 scenes, its full held-out set sampled and checked: ms per step over the steps
+   after the first 11, the config's steps x that, and the whole row projected: the short run's
+   time, less its steady training steps, plus the config's steps at the measured rate, plus
+   rendering and captioning the scenes the short run did not use (timed here per scene; the fake
+   encoder's features of their captions are not counted).
+                                           target: a row <= 10 minutes
 
-  raw            ``model(**batch, output_hidden_states=True)``, length-sorted batches of the
-                 size ``--batch-size auto`` settled on
-  harness        `FeatureStore` at ``--batch-size auto``, views last, penultimate, norm-avg,
-                 bf16 features, a cold `FeatureCache` with fsync policy ``group``, until the
-                 cache is closed (everything on disk): the PASS/FAIL line, target <= 1.2
-  diagnostics    once each: fsync ``none``; no cache (views kept in RAM); fsync ``shard``
-                 (``--with-shard``); the ``learned`` stack (every layer) on ``--stack-texts``
-                 texts at a fixed batch size, with the bytes it writes per second
-
-Before them: the disk's write bandwidth (1 GiB written and fsynced) and a bf16 matrix
-product's TFLOP/s, the two ceilings; after them, aggregator steps/s on CUDA under bf16
-autocast (preset ``official``: NT-Xent, global batch 128 on this one GPU) at this model's
-width and at 4096 and 5120 (UMT5-XXL / Qwen3-VL-8B, Qwen3-VL-32B) with random features of
-250 tokens already on the GPU, and from a `FeatureCache` through ``FeatureStore.batch``
-against RAM at this model's width.  Exit status 1 if the PASS/FAIL line fails.
+Exit status: 1 when a target FAILs or could not be checked, else 0.  With ``--cpu-smoke`` the
+ratios measure nothing; the exit status is 1 only when a section could not run.
 """
 
 from __future__ import annotations
 
 import argparse
+import gc
+import json
+import math
 import os
 import shutil
 import sys
 import tempfile
 import time
+import traceback
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from bench_encode import REPO  # noqa: E402
-from bench_train import make_cache, report, run_store, run_widths  # noqa: E402
-
-TARGET = 1.2
+REPO = Path(__file__).resolve().parent.parent
+HARNESS_TARGET = 1.15  # feature pass: harness / raw forward (bf16 features, fsync group, batch auto)
+FEED_TARGET = 0.85  # training: steps/s fed from RAM or the cache / steps/s with the features on the GPU
+GEN_ROW_TARGET_MIN = 10.0  # one toy-t2i `gpu` row, minutes
+PEAK_TFLOPS = 989.0  # H200 SXM dense bf16 (datasheet)
+SECTIONS = ("ceilings", "features", "training", "generator")
 SHAPES: dict[str, dict[str, int]] = {  # Qwen3 shapes (hidden, layers, MLP, heads, kv heads, head dim)
     "4b": {"hidden_size": 2560, "num_hidden_layers": 36, "intermediate_size": 9728, "num_attention_heads": 32,
            "num_key_value_heads": 8, "head_dim": 128},
@@ -60,6 +82,61 @@ SHAPES: dict[str, dict[str, int]] = {  # Qwen3 shapes (hidden, layers, MLP, head
              "num_key_value_heads": 2, "head_dim": 16},
 }
 VIEWS = ("last", "penultimate", "norm-avg")
+
+
+# ---- verdicts ---------------------------------------------------------------------------------
+@dataclass
+class Verdict:
+    """One target: what was measured against what was asked; ``ok`` None: not checked (``value`` says why)."""
+
+    name: str
+    value: str
+    target: str
+    ok: bool | None
+
+    def line(self) -> str:
+        mark = "NOT CHECKED" if self.ok is None else ("PASS" if self.ok else "FAIL")
+        return f"{mark:<11}  {self.name}: {self.value}  (target {self.target})"
+
+
+@dataclass
+class Verdicts:
+    items: list[Verdict] = field(default_factory=list)
+    errors: list[str] = field(default_factory=list)  # sections that could not run
+
+    def check(self, name: str, value: float, *, at_most: float | None = None, at_least: float | None = None,
+              fmt: str = "{:.2f}") -> bool:
+        """Record ``value`` against ``at_most`` or ``at_least``; NaN (not measured) fails."""
+        if at_most is not None:
+            ok, target = value <= at_most, f"<= {fmt.format(at_most)}"
+        else:
+            assert at_least is not None
+            ok, target = value >= at_least, f">= {fmt.format(at_least)}"
+        self.items.append(Verdict(name, fmt.format(value), target, bool(ok and math.isfinite(value))))
+        return self.items[-1].ok is True
+
+    def missing(self, name: str, target: str, why: str) -> None:
+        self.items.append(Verdict(name, why, target, None))
+
+    def lines(self) -> list[str]:
+        return [v.line() for v in self.items]
+
+    def status(self, *, smoke: bool) -> int:
+        if self.errors:
+            return 1
+        if smoke:
+            return 0
+        return 0 if self.items and all(v.ok for v in self.items) else 1
+
+
+# The targets each section owns: what is NOT CHECKED when the section cannot run.
+TARGETS: dict[str, list[tuple[str, str]]] = {
+    "features": [("feature pass: harness / raw (bf16, fsync group, batch auto)", f"<= {HARNESS_TARGET:.2f}"),
+                 ("feature pass: no cache / harness with cache", "<= 1.00")],
+    "training": [(f"training feed at width {w}: {m} / GPU-resident steps/s", f">= {FEED_TARGET:.2f}")
+                 for w in (2560, 4096) for m in ("RAM", "cache")],
+    "generator": [("generator: toy-t2i gpu row, projected minutes", f"<= {GEN_ROW_TARGET_MIN:.2f}")],
+}
 
 
 # ---- ceilings -------------------------------------------------------------------------------
@@ -82,7 +159,7 @@ def disk_write_gbps(folder: Path, nbytes: int) -> float:
 
 
 def matmul_tflops(device: str) -> float:
-    """A bf16 8192^3 product's TFLOP/s (mean of 10 after 3 warm-ups), on random data."""
+    """A bf16 8192^3 product's TFLOP/s (mean of 10 after 3 warm-ups), on random data; NaN off CUDA."""
     import torch
 
     if device != "cuda":
@@ -99,12 +176,16 @@ def matmul_tflops(device: str) -> float:
     return 10 * 2 * 8192**3 / (time.perf_counter() - t0) / 1e12
 
 
-# ---- model and texts --------------------------------------------------------------------------
-def build_model(root: Path, shape: str, device: str) -> tuple[Path, int]:
-    """A random-weight Qwen3-style model folder with a BERT WordPiece tokenizer; its non-embedding params."""
-    import torch
-    from transformers import Qwen3Config, Qwen3ForCausalLM
+def ceilings(args: argparse.Namespace, tmp: Path) -> None:
+    free = shutil.disk_usage(tmp).free / 1e9
+    probe = (1 << 30) if args.device == "cuda" else (64 << 20)
+    print(f"disk ({tmp}): {free:.0f} GB free, {probe / 2**30:.2f} GiB written + fsync at "
+          f"{disk_write_gbps(tmp, probe):.2f} GB/s; bf16 8192^3 matmul {matmul_tflops(args.device):.0f} TFLOP/s")
 
+
+# ---- model and texts --------------------------------------------------------------------------
+def make_tokenizer() -> Any:
+    """MiniLM's tokenizer (its pip package) or a WordPiece one trained on the shipped texts; no token_type_ids."""
     from gpu_check import _tokenizer
 
     try:
@@ -115,9 +196,25 @@ def build_model(root: Path, shape: str, device: str) -> tuple[Path, int]:
     except ImportError:
         tok = _tokenizer(None)
     tok.model_input_names = ["input_ids", "attention_mask"]  # Qwen3 takes no token_type_ids
+    return tok
+
+
+def feed_shape(width: int) -> dict[str, int]:
+    """A one-layer Qwen3 shape of ``width``: only its features' width matters to the training feed."""
+    head = 128 if width >= 512 else 16
+    heads = max(1, width // head)
+    return {"hidden_size": width, "num_hidden_layers": 1, "intermediate_size": width, "num_attention_heads": heads,
+            "num_key_value_heads": heads, "head_dim": head}
+
+
+def build_model(root: Path, shape: dict[str, int], device: str, tok: Any, *, name: str) -> tuple[Path, int]:
+    """A random-weight Qwen3-style model folder of ``shape`` with ``tok``; its non-embedding parameters."""
+    import torch
+    from transformers import Qwen3Config, Qwen3ForCausalLM
+
     cfg = Qwen3Config(vocab_size=len(tok), max_position_embeddings=4096, tie_word_embeddings=True,
-                      pad_token_id=tok.pad_token_id, **SHAPES[shape])
-    folder = root / f"qwen3-{shape}"
+                      pad_token_id=tok.pad_token_id, **shape)
+    folder = root / name
     torch.manual_seed(0)
     dtype = torch.bfloat16 if device == "cuda" else torch.float32
     default = torch.get_default_dtype()
@@ -132,17 +229,16 @@ def build_model(root: Path, shape: str, device: str) -> tuple[Path, int]:
             model = Qwen3ForCausalLM(cfg).to(dtype)
     finally:
         torch.set_default_dtype(default)
-    n = sum(p.numel() for name, p in model.named_parameters() if "embed_tokens" not in name)
+    n = sum(p.numel() for pname, p in model.named_parameters() if "embed_tokens" not in pname)
     model.save_pretrained(folder)
     tok.save_pretrained(folder)
     del model
+    _free_cuda()
     return folder, n
 
 
 def make_texts(n: int) -> list[str]:
     """``n`` distinct texts of two shipped pair captions each (~280 MiniLM tokens)."""
-    import json
-
     rows = [json.loads(line) for line in (REPO / "tasks" / "data" / "caption_pairs.jsonl").read_text(
         encoding="utf-8").splitlines() if line.strip()]
     return [f"{rows[i % len(rows)]['a']} {rows[(7 * i + 3) % len(rows)]['b']} (text {i})" for i in range(n)]
@@ -152,12 +248,11 @@ def load(pm: Any, folder: Path, device: str, max_length: int) -> Any:
     from harness import EncoderOptions, EncoderSpec
 
     dtype = "bfloat16" if device == "cuda" else "float32"
-    spec = EncoderSpec(name="scale-check", family="causal-lm", checkpoint=str(folder),
+    spec = EncoderSpec(name=f"scale-check-{folder.name}", family="causal-lm", checkpoint=str(folder),
                        options=EncoderOptions(dtype=dtype, device=device, max_length=max_length))
     return pm.hook.harness_load_encoder(spec=spec)
 
 
-# ---- timed passes -----------------------------------------------------------------------------
 def _sync() -> None:
     import torch
 
@@ -165,6 +260,19 @@ def _sync() -> None:
         torch.cuda.synchronize()
 
 
+def _free_cuda() -> None:
+    import torch
+
+    gc.collect()
+    if torch.cuda.is_available():
+        torch.cuda.empty_cache()
+
+
+def _count(n: float) -> str:
+    return f"{n / 1e9:.2f}B" if n >= 1e9 else f"{n / 1e6:.1f}M"
+
+
+# ---- 2. the feature pass ----------------------------------------------------------------------
 def raw_pass(encoder: Any, texts: list[str], size: int, max_length: int) -> tuple[float, int]:
     """Plain forward with every hidden state, length-sorted batches of ``size``: (seconds, tokens)."""
     import torch
@@ -185,50 +293,58 @@ def raw_pass(encoder: Any, texts: list[str], size: int, max_length: int) -> tupl
     return time.perf_counter() - t0, n_tok
 
 
-def harness_pass(pm: Any, encoder: Any, texts: list[str], tmp: Path, *, views: tuple[str, ...], fsync: str | None,
+def harness_pass(pm: Any, encoder: Any, texts: list[str], tmp: Path, *, views: Sequence[str], fsync: str | None,
                  batch_size: int | str) -> dict[str, Any]:
-    """FeatureStore.ensure (bf16 features) into a cold cache (``fsync`` policy) or RAM (None), until closed."""
+    """`FeatureStore.ensure` (bf16 features on CUDA) into a cold cache (``fsync`` policy) or RAM (None),
+    until the cache is closed: seconds, bytes written, the batch size ``auto`` settled on."""
     import torch
 
-    from harness.features.cache import encoder_fingerprint
+    from harness.features.cache import FeatureCache, encoder_fingerprint
     from harness.features.extractors import parse_extractors, view_for
     from harness.features.store import FeatureStore
 
-    vs = [view_for(s, encoder.info) for s in parse_extractors(pm, views)]
+    dtype = "bfloat16" if torch.cuda.is_available() else "float32"
+    vs = [view_for(s, encoder.info) for s in parse_extractors(pm, list(views))]
     folder = tmp / f"cache-{time.time_ns()}"
-    cache, used = None, fsync
-    if fsync is not None:
-        cache = make_cache(folder, encoder_fingerprint(encoder.info), dtype="bfloat16", fsync=fsync)
-        if cache is None:  # this FeatureCache takes fsync as a bool: per shard is the nearest
-            used = "shard"
-            cache = make_cache(folder, encoder_fingerprint(encoder.info), dtype="bfloat16", fsync="shard")
-    store = FeatureStore(encoder, vs, batch_size=batch_size, dtype="bfloat16", cache=cache)
+    cache = None if fsync is None else FeatureCache(folder, encoder_fingerprint(encoder.info), dtype=dtype,
+                                                    fsync=fsync)
+    store = FeatureStore(encoder, vs, batch_size=batch_size, dtype=dtype, cache=cache)
     if torch.cuda.is_available():
         torch.cuda.reset_peak_memory_stats()
     _sync()
     t0 = time.perf_counter()
     store.ensure(texts)
+    close = getattr(store, "close", None)  # a store with a background writer drains it here
+    if callable(close):
+        close()
     if cache is not None:
         cache.close()
     _sync()
     seconds = time.perf_counter() - t0
     written = sum(f.stat().st_size for f in folder.rglob("*") if f.is_file()) if cache is not None else 0
-    out = {"seconds": seconds, "batch_size": store.final_batch_size, "fsync": used, "bytes": written,
-           "oom": store.n_oom_retries,
+    out = {"seconds": seconds, "batch_size": getattr(store, "final_batch_size", batch_size), "fsync": fsync,
+           "bytes": written, "oom": getattr(store, "n_oom_retries", 0),
            "peak_gib": torch.cuda.max_memory_allocated() / 2**30 if torch.cuda.is_available() else float("nan")}
     del store, cache
-    shutil.rmtree(folder, ignore_errors=True)  # the VM's disk is small
+    shutil.rmtree(folder, ignore_errors=True)  # the machine's disk is small
     return out
 
 
-def _count(n: float) -> str:
-    return f"{n / 1e9:.2f}B" if n >= 1e9 else f"{n / 1e6:.1f}M"
+def feature_pass(pm: Any, args: argparse.Namespace, tmp: Path, tok: Any, verdicts: Verdicts) -> None:
+    """The model, the interleaved raw / harness / no-cache runs and the diagnostics; prints the table."""
+    t0 = time.perf_counter()
+    folder, n_params = build_model(tmp, SHAPES[args.shape], args.device, tok, name=f"qwen3-{args.shape}")
+    encoder = load(pm, folder, args.device, args.max_length)
+    shutil.rmtree(folder, ignore_errors=True)  # loaded: its ~7 GB of weights are not needed on disk any more
+    texts = make_texts(args.n_texts)
+    print(f"model: {_count(n_params)} params outside the embeddings, {encoder.info.num_layers} layers, width "
+          f"{encoder.info.width}, attention {getattr(encoder.model.config, '_attn_implementation', '?')}; "
+          f"built and loaded in {time.perf_counter() - t0:.0f}s", flush=True)
+    auto: int | str = "auto" if args.device == "cuda" else 64
+    warm = texts[: min(len(texts), 512)]
+    harness_pass(pm, encoder, warm, tmp, views=VIEWS, fsync=None, batch_size=auto)
+    raw_pass(encoder, warm, 512 if args.device == "cuda" else 64, args.max_length)
 
-
-# ---- the check --------------------------------------------------------------------------------
-def feature_pass(pm: Any, encoder: Any, texts: list[str], tmp: Path, args: argparse.Namespace,
-                 n_params: int) -> float:
-    """Interleaved raw / harness runs and the diagnostics; prints them; returns harness/raw."""
     runs: dict[str, dict[str, Any]] = {}
 
     def keep(name: str, r: dict[str, Any]) -> None:
@@ -237,18 +353,16 @@ def feature_pass(pm: Any, encoder: Any, texts: list[str], tmp: Path, args: argpa
         print(f"  {name}: {r['seconds']:.2f}s" + (f", {r['bytes'] / 1e9:.2f} GB written" if r.get("bytes") else ""),
               flush=True)
 
-    auto: int | str = "auto" if args.device == "cuda" else 64
     size = 0
-    for _ in range(args.repeat):
+    for _ in range(args.repeat):  # interleaved: the machine's drift falls on all three alike
         h = harness_pass(pm, encoder, texts, tmp, views=VIEWS, fsync="group", batch_size=auto)
         size = int(h["batch_size"])
-        keep("harness", h)
+        keep("harness, cache, fsync group", h)
         seconds, tokens = raw_pass(encoder, texts, size, args.max_length)
         keep("raw", {"seconds": seconds, "tokens": tokens})
-    keep("fsync none", harness_pass(pm, encoder, texts, tmp, views=VIEWS, fsync="none", batch_size=auto))
-    keep("no cache (RAM)", harness_pass(pm, encoder, texts, tmp, views=VIEWS, fsync=None, batch_size=auto))
-    if args.with_shard:
-        keep("fsync shard", harness_pass(pm, encoder, texts, tmp, views=VIEWS, fsync="shard", batch_size=auto))
+        keep("harness, no cache (RAM)", harness_pass(pm, encoder, texts, tmp, views=VIEWS, fsync=None,
+                                                     batch_size=auto))
+    keep("harness, fsync none", harness_pass(pm, encoder, texts, tmp, views=VIEWS, fsync="none", batch_size=auto))
     stack = texts[: args.stack_texts]
     fixed = min(32, size)
     st = harness_pass(pm, encoder, stack, tmp, views=("last", "learned"), fsync="group", batch_size=fixed)
@@ -257,98 +371,345 @@ def feature_pass(pm: Any, encoder: Any, texts: list[str], tmp: Path, args: argpa
     raw, tokens = runs["raw"]["seconds"], runs["raw"]["tokens"]
     tflops = 2 * n_params * tokens / raw / 1e12
     print(f"\nraw forward: {len(texts)} texts, {tokens} tokens ({tokens / len(texts):.0f}/text), batch {size}: "
-          f"{raw:.2f}s, {tokens / raw:.0f} tokens/s, {tflops:.0f} TFLOP/s = {tflops / 989:.0%} of 989 "
-          f"(2 x {_count(n_params)} params x tokens)")
-    print(f"{'run':<16} {'seconds':>8} {'/ raw':>7} {'GB written':>11} {'GB/s':>7} {'batch':>6} {'fsync':>6}")
+          f"{raw:.2f}s, {tokens / raw:.0f} tokens/s, {tflops:.0f} TFLOP/s = {tflops / PEAK_TFLOPS:.0%} of "
+          f"{PEAK_TFLOPS:.0f} (2 x {_count(n_params)} params x tokens)")
+    print("| run | seconds | / raw | written | GB/s | batch | peak GiB |\n|---|---|---|---|---|---|---|")
     for name, r in runs.items():
-        if name == "raw":
-            continue
         gb = r.get("bytes", 0) / 1e9
-        print(f"{name:<16} {r['seconds']:>8.2f} {r['seconds'] / raw:>7.2f} {gb:>11.2f} {gb / r['seconds']:>7.2f} "
-              f"{r['batch_size']:>6} {r['fsync'] or '-':>6}")
+        written = f"{gb:.2f} GB" if gb else "-"
+        rate = f"{gb / r['seconds']:.2f}" if gb else "-"
+        print(f"| {name} | {r['seconds']:.2f} | {r['seconds'] / raw:.2f} | {written} | {rate} | "
+              f"{r.get('batch_size', size)} | {r.get('peak_gib', float('nan')):.1f} |")
     gb = st["bytes"] / 1e9
-    print(f"learned stack ({len(stack)} texts, {st_tokens} tokens, batch {fixed}): harness {st['seconds']:.2f}s / raw "
-          f"{st_raw:.2f}s = {st['seconds'] / st_raw:.2f}; {gb:.2f} GB written, {gb / st['seconds']:.2f} GB/s, "
-          f"{st['bytes'] / max(1, st_tokens) / 1e3:.0f} kB/token (informational: disk-bound by design)")
-    ratio = runs["harness"]["seconds"] / raw
-    note = "" if runs["harness"]["fsync"] == "group" else " (this FeatureCache has no 'group' policy: per shard)"
-    print(f"\nharness / raw = {ratio:.2f}  (bf16 features, fsync {runs['harness']['fsync']}, batch auto -> {size}, "
-          f"views {','.join(VIEWS)}){note}: {'PASS' if ratio <= TARGET else 'FAIL'} (target <= {TARGET})")
-    return ratio
+    print(f"| learned stack ({encoder.info.num_layers + 1} layers, {len(stack)} texts, batch {fixed}) | "
+          f"{st['seconds']:.2f} vs {st_raw:.2f} | {st['seconds'] / st_raw:.2f} | {gb:.2f} GB | "
+          f"{gb / st['seconds']:.2f} | {fixed} | {st['peak_gib']:.1f} |  "
+          f"{st['bytes'] / max(1, st_tokens) / 1e3:.0f} kB/token (informational)")
+    harness = runs["harness, cache, fsync group"]["seconds"]
+    verdicts.check(TARGETS["features"][0][0], harness / raw, at_most=HARNESS_TARGET)
+    verdicts.check(TARGETS["features"][1][0], runs["harness, no cache (RAM)"]["seconds"] / harness, at_most=1.0)
+    del encoder
+    _free_cuda()
 
 
-def aggregator_rates(pm: Any, encoder: Any, args: argparse.Namespace, width: int) -> None:
-    """Steps/s of the context aggregator on CUDA under bf16 autocast (preset official)."""
-    cuda = args.device == "cuda"
-    widths = f"{width},4096,5120" if cuda else str(width)
-    ns = argparse.Namespace(plugin=[], device=args.device, aggregator="context", preset="official",
-                            train_batch_size=None if cuda else 8, precision="bf16", widths=widths, layers=1,
-                            tokens=250 if cuda else 16, width_steps=6 if cuda else 3, only_stack=False)
-    rows = run_widths(ns)
-    # a learned stack (Qwen3-VL-8B's 36 layers) at the official per-GPU batch of 16 pairs
-    ns.widths, ns.layers, ns.only_stack = ("4096" if cuda else str(width)), (36 if cuda else 4), True
-    ns.train_batch_size = 16 if cuda else 8
-    rows += run_widths(ns)
-    store_ns = argparse.Namespace(plugin=[], views="last", aggregator="context", preset="official",
-                                  train_batch_size=None if cuda else 8, precision="bf16",
-                                  pairs=1024 if cuda else 24, max_length=args.max_length, batch_size=64,
-                                  feature_dtype="bfloat16", device=args.device, repeat=1,
-                                  data_dir=REPO / "tasks" / "data",
-                                  tmp_dir=None)
-    rows += run_store(store_ns, pm=pm, encoder=encoder)
-    print()
-    for line in report(rows, peak_tflops=989.0 if cuda else None):
-        print(line)
+# ---- 3. the training feed -----------------------------------------------------------------------
+class _FeedLog:
+    """Stands in for the `harness.TrainingLog` a fit writes to: keeps ``train/feed_wait_ms`` per step."""
+
+    def __init__(self) -> None:
+        self.wait_ms: list[float] = []
+
+    def scalar(self, tag: str, value: float, step: int) -> None:
+        if tag == "train/feed_wait_ms":
+            self.wait_ms.append(float(value))
+
+    def step(self, step: int, loss: float) -> None:
+        pass
+
+    def layer_weights(self, step: int, weights: Sequence[float]) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
+
+def timed_fit(agg: Any, features: Callable[[Sequence[str]], tuple[Any, Any]], pairs: Sequence[Any],
+              lengths: dict[str, int]) -> dict[str, float]:
+    """Train ``agg`` once through ``Aggregator.fit``: steps/s over the steps after the first (it warms up),
+    the mean tokens per text of those steps, and the mean time a step waited for its features."""
+    marks: list[float] = []
+    seen: list[int] = []  # texts per features call, in call order
+
+    def counted(texts: Sequence[str]) -> tuple[Any, Any]:
+        seen.append(len(texts))
+        return features(texts)
+
+    def on_step(step: int, loss: float) -> None:  # the trainer has read the loss: the step is done
+        _sync()
+        marks.append(time.perf_counter())
+
+    log = _FeedLog()
+    agg.fit(counted, pairs, seed=0, on_step=on_step, log=log)
+    timed = len(marks) - 1
+    texts = [t for p in pairs for t in (p.a, p.b)]
+    per_text = sum(lengths[t] for t in texts) / max(1, len(texts))
+    waits = log.wait_ms[1:]
+    return {"steps": len(marks), "steps_per_s": timed / (marks[-1] - marks[0]) if timed > 0 else math.nan,
+            "tokens_per_text": per_text, "texts_per_step": len(texts) / max(1, len(marks)),
+            "wait_ms": sum(waits) / len(waits) if waits else math.nan}
+
+
+def _gpu_resident(store: Any, view: Any, texts: Sequence[str], device: str) -> Callable[[Sequence[str]], Any]:
+    """A batch function over features already on ``device``: padded there, as `FeatureStore.batch` pads."""
+    import torch
+    from torch.nn.utils.rnn import pad_sequence
+
+    resident = {t: store.get(view, t).to(device) for t in texts}
+
+    def batch(ts: Sequence[str]) -> tuple[Any, Any]:
+        seqs = [resident[t] for t in ts]
+        lengths = torch.tensor([s.shape[0] for s in seqs], device=device)
+        x = pad_sequence(seqs, batch_first=True).to(torch.float32)
+        return x, torch.arange(x.shape[1], device=device)[None, :] < lengths[:, None]
+    return batch
+
+
+def training_feed(pm: Any, args: argparse.Namespace, tmp: Path, tok: Any, verdicts: Verdicts) -> None:
+    """Steps/s of the official aggregator at each width, fed from the GPU, RAM and the cache; the verdicts.
+    ``--info-widths``: GPU-resident only, for the aggregator's MFU (`bench/scale_plan.py --agg-mfu`)."""
+    from harness import AggregatorOptions
+
+    from bench_train import context_flops
+
+    texts = make_texts(args.feed_texts)
+    options = AggregatorOptions(preset="official", epochs=1, device=args.device, batch_size=args.feed_batch)
+    print("| width | features | steps/s | / GPU-resident | waited ms/step | TFLOP/s | MFU |\n"
+          "|---|---|---|---|---|---|---|")
+    for width in [*args.feed_widths, *args.info_widths]:
+        checked = width in args.feed_widths
+        best = _feed_width(pm, args, tmp, tok, width, texts, options, feeds=("GPU-resident", "RAM", "cache")
+                           if checked else ("GPU-resident",))
+        base = best["GPU-resident"]["steps_per_s"]
+        for mode, r in best.items():
+            flops = 3 * r["texts_per_step"] * context_flops(width, r["tokens_per_text"]) * r["steps_per_s"] / 1e12
+            print(f"| {width} | {mode} | {r['steps_per_s']:.3f} | {r['steps_per_s'] / base:.0%} | "
+                  f"{r['wait_ms']:.1f} | {flops:.1f} | {flops / PEAK_TFLOPS:.1%} |")
+        for mode in ("RAM", "cache") if checked else ():
+            name = f"training feed at width {width}: {mode} / GPU-resident steps/s"
+            verdicts.check(name, best[mode]["steps_per_s"] / base, at_least=FEED_TARGET)
+    if args.device != "cuda":
+        print("(the CPU has no GPU-resident features: that row is the same store's features padded on the CPU)")
+
+
+def _feed_width(pm: Any, args: argparse.Namespace, tmp: Path, tok: Any, width: int, texts: Sequence[str],
+                options: Any, *, feeds: Sequence[str]) -> dict[str, dict[str, float]]:
+    """One width: a one-layer model of that width encodes ``texts`` into a RAM store and a cache; the aggregator
+    trains from each of ``feeds``, interleaved ``--repeat`` times; the fastest run of each."""
+    from harness import CaptionPair
+    from harness.evaluation.runner import make_aggregator
+    from harness.features.cache import FeatureCache, encoder_fingerprint
+    from harness.features.extractors import parse_extractors, view_for
+    from harness.features.store import FeatureStore
+
+    dtype = "bfloat16" if args.device == "cuda" else "float32"
+    folder, _ = build_model(tmp, feed_shape(width), args.device, tok, name=f"feed-{width}")
+    enc = load(pm, folder, args.device, args.feed_tokens)
+    view = view_for(parse_extractors(pm, ["last"])[0], enc.info)
+    ram = FeatureStore(enc, [view], batch_size=64, dtype=dtype)
+    ram.ensure(texts)
+    cache = disk = None
+    if "cache" in feeds:
+        cache = FeatureCache(tmp / f"feed-cache-{width}", encoder_fingerprint(enc.info), dtype=dtype, fsync="none")
+        disk = FeatureStore(enc, [view], batch_size=64, dtype=dtype, cache=cache)
+        disk.ensure(texts)
+    lengths = {t: int(ram.get(view, t).shape[0]) for t in texts}
+    fns: dict[str, Callable[[Sequence[str]], Any]] = {
+        "GPU-resident": _gpu_resident(ram, view, texts, args.device),
+        "RAM": lambda ts: ram.batch(view, ts),
+        "cache": lambda ts: disk.batch(view, ts) if disk is not None else None,
+    }
+    n = len(texts)
+    pairs = [CaptionPair(a=texts[i % n], b=texts[(7 * i + 3) % n], group=f"g{i}")
+             for i in range(args.feed_batch * (args.feed_steps + 1))]
+    best: dict[str, dict[str, float]] = {}
+    for _ in range(args.repeat):  # interleaved: the machine's drift falls on every feed alike
+        for mode in feeds:
+            agg = make_aggregator(pm, "context", width=width, n_layers_in=1, options=options)
+            r = timed_fit(agg, fns[mode], pairs, lengths)
+            del agg
+            _free_cuda()
+            print(f"  width {width} {mode}: {r['steps_per_s']:.3f} steps/s ({r['steps']} steps)", flush=True)
+            if mode not in best or _faster(r, best[mode]):
+                best[mode] = r
+    del fns, ram, disk, enc
+    if cache is not None:
+        cache.close()
+    shutil.rmtree(tmp / f"feed-cache-{width}", ignore_errors=True)
+    shutil.rmtree(folder, ignore_errors=True)
+    _free_cuda()
+    return best
+
+
+def _faster(r: dict[str, float], than: dict[str, float]) -> bool:
+    """``r`` ran more steps/s than ``than`` (a run that measured nothing, NaN, is never faster)."""
+    return math.isnan(than["steps_per_s"]) or r["steps_per_s"] > than["steps_per_s"]
+
+
+# ---- 4. the generator ---------------------------------------------------------------------------
+@dataclass(frozen=True)
+class GeneratorRun:
+    """What the short run measured: its wall time, its steps and the time of each step."""
+
+    seconds: float  # the whole `score` call: features, scenes, training, held-out loss, sampling, checking
+    steps: int
+    step_times: tuple[float, ...]  # seconds since the call began, at the end of each step
+    scenes: int  # scenes (train + held-out) the short run rendered and captioned
+    scene_s: float  # seconds to render and caption one scene (timed apart)
+
+
+def project_row(run: GeneratorRun, *, full_steps: int, full_scenes: int, warmup: int = 10) -> dict[str, float]:
+    """The config's row from the short run: seconds per step over the steps after the first ``warmup``;
+    the rest of the run (setup, the warm-up steps' time beyond that rate, the held-out work) as measured;
+    plus ``full_steps`` at that rate, plus the scenes the full config renders beyond the short run's."""
+    skip = min(warmup, max(0, len(run.step_times) - 2))
+    timed = run.step_times[skip:]
+    per_step = (timed[-1] - timed[0]) / (len(timed) - 1) if len(timed) > 1 else math.nan
+    # the run less its steady steps: steps skip+2.. take timed[-1] - timed[0]; the first skip+1 count at the rate
+    rest = run.seconds - (timed[-1] - timed[0]) - (skip + 1) * per_step
+    extra_scenes = max(0, full_scenes - run.scenes) * run.scene_s
+    train = full_steps * per_step
+    return {"per_step_s": per_step, "skipped_steps": skip + 1, "train_min": train / 60, "rest_s": rest,
+            "extra_scenes_s": extra_scenes, "row_min": (rest + train + extra_scenes) / 60}
+
+
+def _scene_seconds(n: int) -> float:
+    """Seconds to make, caption and render one scene of the ``gpu`` config (mean of ``n``)."""
+    from harness_plugins.generator._render import render
+    from harness_plugins.generator._scene import sample_scenes
+    from harness_plugins.generator._scorer import captions_for, make_config
+
+    size = make_config("gpu").image_size
+    t0 = time.perf_counter()
+    captions_for(n, 1)
+    for s in sample_scenes(n, 1):
+        render(s, size)
+    return (time.perf_counter() - t0) / n
+
+
+def generator(args: argparse.Namespace, verdicts: Verdicts) -> None:
+    """Train the short run through the scorer `harness score` uses; print ms/step and the projected row."""
+    import torch
+
+    from harness import ScoredRow
+    from harness.api import ScoreContext
+    from harness.testing import FakeEncoder
+    from harness_plugins.generator._scorer import ToyT2IScorer, make_config
+
+    full = make_config("gpu")
+    name = "smoke" if args.cpu_smoke else "gpu"
+    cfg = make_config(name, steps=args.gen_steps, n_train=args.gen_train)
+    marks: list[float] = []
+
+    class _Bar:
+        def advance(self, k: int) -> None:
+            marks.append(time.perf_counter())
+
+    encoders = {"fake": FakeEncoder()}
+    scorer = ToyT2IScorer(cfg, encoders=encoders, cache_dir="none", progress=lambda desc, total: _Bar())
+    scorer.bind(ScoreContext.create(encoders=encoders))
+    t0 = time.perf_counter()
+    metrics = scorer.score(ScoredRow("fake", "learned"))
+    _sync()
+    seconds = time.perf_counter() - t0
+    run = GeneratorRun(seconds=seconds, steps=cfg.steps, step_times=tuple(m - t0 for m in marks),
+                       scenes=cfg.n_train + cfg.n_heldout, scene_s=_scene_seconds(64 if args.cpu_smoke else 256))
+    p = project_row(run, full_steps=full.steps, full_scenes=full.n_train + full.n_heldout)
+    acc = next((m.value for m in metrics if m.metric == "checker-acc"), math.nan)
+    print(f"toy-t2i {name} config, {cfg.steps} steps (batch {cfg.batch}, {cfg.image_size} px, "
+          f"{cfg.n_train} scenes + {cfg.n_heldout} held out, {cfg.sample_steps} sampling steps), "
+          f"{'cuda' if torch.cuda.is_available() else 'cpu'}: {seconds:.0f}s in all")
+    print(f"| figure | value |\n|---|---|\n| per step (after the first {p['skipped_steps']}) | "
+          f"{p['per_step_s'] * 1e3:.1f} ms |\n"
+          f"| {full.steps:,} steps (the gpu config) | {p['train_min']:.1f} min |\n"
+          f"| the rest of the short run (setup, warm-up, held-out loss, sampling, checking) | {p['rest_s']:.0f} s |\n"
+          f"| scenes beyond the short run's ({full.n_train + full.n_heldout:,} in all, "
+          f"{run.scene_s * 1e3:.2f} ms each) | {p['extra_scenes_s']:.0f} s |\n"
+          f"| **row, projected** | **{p['row_min']:.1f} min** |\n"
+          f"| checker-acc of this short run (not a quality figure) | {acc:.3f} |")
+    verdicts.check(TARGETS["generator"][0][0], p["row_min"], at_most=GEN_ROW_TARGET_MIN)
+
+
+# ---- the check --------------------------------------------------------------------------------
+def _section(name: str, run: Callable[[], None], verdicts: Verdicts, t_start: float) -> None:
+    print(f"\n== {name} ==", flush=True)
+    t0 = time.perf_counter()
+    try:
+        run()
+    except Exception as exc:  # one section's failure must not cost the others on a one-shot GPU run
+        traceback.print_exc()
+        why = f"{type(exc).__name__}: {str(exc).strip().splitlines()[0] if str(exc).strip() else ''}"
+        verdicts.errors.append(f"{name}: {why}")
+        for target, bound in TARGETS.get(name, []):
+            verdicts.missing(target, bound, f"not run ({why})")
+    print(f"-- {name}: {time.perf_counter() - t0:.0f}s (total {time.perf_counter() - t_start:.0f}s)", flush=True)
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--only", default=",".join(SECTIONS), help=f"comma-separated sections ({', '.join(SECTIONS)})")
+    p.add_argument("--shape", default="4b", choices=sorted(SHAPES), help="features: the model's shape")
+    p.add_argument("--n-texts", type=int, default=1500, help="features: texts of the timed pass")
+    p.add_argument("--max-length", type=int, default=320, help="features: truncation (tokens)")
+    p.add_argument("--repeat", type=int, default=2, help="interleaved rounds of the timed runs (fastest kept)")
+    p.add_argument("--stack-texts", type=int, default=96, help="features: texts of the learned-stack diagnostic")
+    p.add_argument("--feed-widths", default="2560,4096", help="training: aggregator widths (with a verdict)")
+    p.add_argument("--info-widths", default="5120", help="training: GPU-resident steps/s only (Qwen3-VL-32B's width)")
+    p.add_argument("--feed-texts", type=int, default=1024, help="training: distinct texts the pairs are drawn from")
+    p.add_argument("--feed-tokens", type=int, default=256, help="training: truncation of those texts (tokens)")
+    p.add_argument("--feed-batch", type=int, default=128, help="training: global batch (the official 128)")
+    p.add_argument("--feed-steps", type=int, default=20, help="training: timed steps per run (+1 warm-up)")
+    p.add_argument("--gen-steps", type=int, default=200, help="generator: steps of the short run")
+    p.add_argument("--gen-train", type=int, default=4096, help="generator: training scenes of the short run")
+    p.add_argument("--budget-s", type=float, default=480, help="say so when the check took longer (default 8 min)")
+    p.add_argument("--cpu-smoke", action="store_true", help="tiny sizes on the CPU: checks the script, not the GPU")
+    p.add_argument("--tmp-dir", default=None)
+    args = p.parse_args(argv)
+    args.sections = [s.strip() for s in args.only.split(",") if s.strip()]
+    bad = sorted(set(args.sections) - set(SECTIONS))
+    if bad or not args.sections:
+        p.error(f"--only {args.only!r}: sections are {', '.join(SECTIONS)}")
+    args.device = "cpu" if args.cpu_smoke else "cuda"
+    args.feed_widths = [int(w) for w in args.feed_widths.split(",") if w.strip()]
+    args.info_widths = [int(w) for w in args.info_widths.split(",") if w.strip()]
+    if args.cpu_smoke:  # every step, on sizes the CPU does in about a minute
+        args.shape, args.n_texts, args.stack_texts, args.repeat = "tiny", min(args.n_texts, 48), 8, 1
+        args.max_length, args.feed_widths, args.info_widths = 64, [64, 96], [128]
+        args.feed_texts, args.feed_tokens = 32, 32
+        args.feed_batch, args.feed_steps, args.gen_steps, args.gen_train = 8, 3, 12, 16
+    return args
 
 
 def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
     import torch
     import transformers
 
     from harness.plugins import get_plugin_manager
 
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--shape", default="4b", choices=sorted(SHAPES))
-    p.add_argument("--n-texts", type=int, default=1500)
-    p.add_argument("--max-length", type=int, default=320)
-    p.add_argument("--repeat", type=int, default=2)
-    p.add_argument("--stack-texts", type=int, default=96, help="texts for the learned-stack diagnostic")
-    p.add_argument("--with-shard", action="store_true", help="also time fsync per shard (slow where fsync is)")
-    p.add_argument("--no-aggregator", action="store_true")
-    p.add_argument("--cpu-smoke", action="store_true", help="tiny config on the CPU: checks the script, not the GPU")
-    p.add_argument("--tmp-dir", default=None)
-    args = p.parse_args(argv)
-    args.device = "cpu" if args.cpu_smoke else "cuda"
-    if args.cpu_smoke:
-        args.shape, args.n_texts, args.stack_texts, args.repeat = "tiny", min(args.n_texts, 96), 16, 1
-    elif not torch.cuda.is_available():
+    if not args.cpu_smoke and not torch.cuda.is_available():
         print("no CUDA device: nothing to check (--cpu-smoke for a dry run on the CPU)")
         return 1
     t_start = time.perf_counter()
     print(f"{torch.cuda.get_device_name(0) if args.device == 'cuda' else 'cpu'}, torch {torch.__version__}, "
-          f"transformers {transformers.__version__}, shape {args.shape}, {args.n_texts} texts")
+          f"transformers {transformers.__version__}; sections {', '.join(args.sections)}"
+          + ("; CPU SMOKE RUN: the numbers below measure nothing" if args.cpu_smoke else ""), flush=True)
+    verdicts = Verdicts()
     with tempfile.TemporaryDirectory(dir=args.tmp_dir) as tmp_name:
         tmp = Path(tmp_name)
-        free = shutil.disk_usage(tmp).free / 1e9
-        probe = (1 << 30) if args.device == "cuda" else (64 << 20)
-        print(f"disk ({tmp}): {free:.0f} GB free, write + fsync {disk_write_gbps(tmp, probe):.2f} GB/s; "
-              f"bf16 8192^3 matmul {matmul_tflops(args.device):.0f} TFLOP/s")
-        folder, n_params = build_model(tmp, args.shape, args.device)
         pm = get_plugin_manager()
-        encoder = load(pm, folder, args.device, args.max_length)
-        texts = make_texts(args.n_texts)
-        print(f"model: {_count(n_params)} params outside the embeddings, {encoder.info.num_layers} layers, width "
-              f"{encoder.info.width}, attention {getattr(encoder.model.config, '_attn_implementation', '?')}; "
-              f"built and loaded in {time.perf_counter() - t_start:.0f}s", flush=True)
-        warm = texts[: min(len(texts), 512)]
-        warm_size: int | str = "auto" if args.device == "cuda" else 64
-        harness_pass(pm, encoder, warm, tmp, views=VIEWS, fsync=None, batch_size=warm_size)
-        raw_pass(encoder, warm, 512 if args.device == "cuda" else 64, args.max_length)
-        ratio = feature_pass(pm, encoder, texts, tmp, args, n_params)
-        if not args.no_aggregator:
-            aggregator_rates(pm, encoder, args, encoder.info.width)
-    print(f"done in {time.perf_counter() - t_start:.0f}s")
-    return 0 if ratio <= TARGET else 1
+        tok: list[Any] = []
+
+        def tokenizer() -> Any:
+            if not tok:
+                tok.append(make_tokenizer())
+            return tok[0]
+
+        steps: dict[str, Callable[[], None]] = {
+            "ceilings": lambda: ceilings(args, tmp),
+            "features": lambda: feature_pass(pm, args, tmp, tokenizer(), verdicts),
+            "training": lambda: training_feed(pm, args, tmp, tokenizer(), verdicts),
+            "generator": lambda: generator(args, verdicts),
+        }
+        for name in SECTIONS:
+            if name in args.sections:
+                _section(name, steps[name], verdicts, t_start)
+    total = time.perf_counter() - t_start
+    print(f"\n== verdicts{' (CPU smoke: not measurements)' if args.cpu_smoke else ''} ==")
+    for line in verdicts.lines():
+        print(line)
+    over = f" -- over the {args.budget_s:.0f}s budget" if total > args.budget_s else ""
+    print(f"done in {total:.0f}s{over}")
+    return verdicts.status(smoke=args.cpu_smoke)
 
 
 if __name__ == "__main__":

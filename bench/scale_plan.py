@@ -6,8 +6,8 @@
 
 Every number is computed here from the assumptions printed with it (model shapes from the
 public config.json files, token counts, an H200's dense bf16 rate times an assumed MFU,
-disk and gloo bandwidths), so a reader can change one and redo the tables.  Nothing is
-measured here: the measured rates are in docs/scale.md ("Measured here").
+disk and NCCL bandwidths), so a reader can change one and redo the tables.  Nothing is
+measured here: every time is an estimate; the measured rates are in docs/scale.md ("Measured here").
 """
 
 from __future__ import annotations
@@ -97,8 +97,8 @@ def tables(a: argparse.Namespace) -> list[str]:
         f"- H200 dense bf16 {PEAK_TFLOPS:.0f} TFLOP/s; encoder forward at {a.mfu:.0%} MFU = {rate / 1e12:.0f} TFLOP/s; "
         f"aggregator training (bf16 autocast) at {a.agg_mfu:.0%} = {agg_rate / 1e12:.0f} TFLOP/s",
         f"- disk write/read {disk1:g} GB/s on 1 GPU (one NVMe), {disk8:g} GB/s shared by 8 GPUs (the node's "
-        f"NVMe RAID); checkpoint read {a.load_gbps:g} GB/s; all-reduce bus bandwidth: gloo {a.gloo_gbps:g} GB/s, "
-        f"NCCL over NVLink {a.nccl_gbps:g} GB/s",
+        f"NVMe RAID); checkpoint read {a.load_gbps:g} GB/s; gradient all-reduce over NCCL (NVLink) at a bus "
+        f"bandwidth of {a.nccl_gbps:g} GB/s, counted in full (DDP overlaps it with the backward)",
         "- features stored in bf16 (2 bytes); a view's bytes per token = layers in the view x width x 2",
         "",
         "**Models** (forward FLOPs per token = 2 x parameters outside the embeddings + 4 x T x attention "
@@ -130,7 +130,7 @@ def tables(a: argparse.Namespace) -> list[str]:
     out += ["", "**Train one extractor on the pairs** (encode the pairs once; the aggregator at the encoder's "
             "width, official shape: 2 blocks, MLP x4, projection to 1024):", "",
             "| model | encode pairs 1 GPU | 8 GPUs | disk per cached view | aggregator params | "
-            "aggregator FLOPs | train 1 GPU | 8 GPUs: compute | + gloo gradient all-reduce |",
+            "aggregator FLOPs | train 1 GPU | 8 GPUs: compute | + NCCL gradient all-reduce |",
             "|---|---|---|---|---|---|---|---|---|"]
     for m in MODELS:
         enc_p = pair_tok * m.flops_per_token(a.pair_tokens) / rate
@@ -138,10 +138,10 @@ def tables(a: argparse.Namespace) -> list[str]:
         afl = 3 * pair_texts * agg_flops(m.width, a.pair_tokens)
         t1 = afl / agg_rate
         grad_bytes = 4 * agg_params(m.width)
-        ring = 2 * 7 / 8 * grad_bytes / (a.gloo_gbps * 1e9)
+        ring = 2 * 7 / 8 * grad_bytes / (a.nccl_gbps * 1e9)
         out.append(f"| {m.name} | {fmt_s(enc_p)} | {fmt_s(enc_p / 8)} | {fmt_b(disk)} | "
                    f"{agg_params(m.width) / 1e6:.0f}M | {afl / 1e18:.2f} EFLOP | {fmt_s(t1)} | {fmt_s(t1 / 8)} | "
-                   f"{fmt_s(steps * ring)} ({ring:.2f} s/step) |")
+                   f"{fmt_s(steps * ring)} ({ring * 1e3:.0f} ms/step) |")
     out += ["", "**Evaluate** (embed every TED-6K text with the trained aggregator; forward only):", "",
             "| model | aggregator FLOPs | 1 GPU | read `last` from the cache | learned: re-encode, 1 GPU | "
             "8 GPUs |",
@@ -167,7 +167,7 @@ def plan(a: argparse.Namespace, rate: float, agg_rate: float, enc: dict[str, flo
     out = ["", "**Plan: `--extract last,norm-avg,learned`, one seed** (last and norm-avg cached in bf16; the "
            "learned stack never cached: its training and its evaluation run the encoder in the loop, one more "
            "pass over the pairs and over TED-6K; 8 GPUs: `torchrun --nproc_per_node 8`, strided encoding, "
-           "DDP aggregator, its gradients all-reduced over gloo as today or over NCCL; scoring on the CPU, seconds, "
+           "DDP aggregator, its gradients all-reduced over NCCL; scoring on the CPU, seconds, "
            "not counted):", "",
            "| model | GPUs | load | encode TED-6K | encode pairs (cached) | pairs again (learned) | "
            "3 aggregators | gradient all-reduce | evaluate | total | disk |",
@@ -175,19 +175,18 @@ def plan(a: argparse.Namespace, rate: float, agg_rate: float, enc: dict[str, flo
     for m in MODELS:
         pairs_enc = pair_tok * m.flops_per_token(a.pair_tokens) / rate
         agg = 3 * 3 * pair_texts * agg_flops(m.width, a.pair_tokens) / agg_rate
-        ring = 3 * steps * 2 * 7 / 8 * 4 * agg_params(m.width) / (a.gloo_gbps * 1e9)
         disk = 2 * (eval_tok + pair_tok) * m.width * 2
         eval_agg = 3 * (a.captions * agg_flops(m.width, a.caption_tokens)
                         + a.statements * agg_flops(m.width, a.statement_tokens)) / agg_rate
         nccl = 3 * steps * 2 * 7 / 8 * 4 * agg_params(m.width) / (a.nccl_gbps * 1e9)
-        for gpus, disk_bw, comm_name in ((1, disk1, ""), (8, disk8, "gloo"), (8, disk8, "NCCL")):
+        for gpus, disk_bw, comm_name in ((1, disk1, ""), (8, disk8, "NCCL")):
             load = m.total_b * 2e9 / (a.load_gbps * 1e9)
             # cached views are written while the pairs are encoded: the slower of the two
             write = 2 * pair_tok * m.width * 2 / (disk_bw * 1e9)
             enc_p = max(pairs_enc / gpus, write)
             read = 2 * pair_tok * m.width * 2 / (disk_bw * 1e9)  # the two cached views, one epoch
             train = max(agg / gpus, read)
-            comm = {"": 0.0, "gloo": ring, "NCCL": nccl}[comm_name]
+            comm = nccl if comm_name else 0.0
             evaluate = enc[m.name] / gpus + eval_agg  # the learned stack re-encoded; every rank embeds all texts
             total = load + enc[m.name] / gpus + enc_p + pairs_enc / gpus + train + comm + evaluate
             label = f"{gpus}" + (f" ({comm_name})" if comm_name else "")
@@ -211,7 +210,6 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--agg-mfu", type=float, default=0.30)
     p.add_argument("--disk-gbps", default="3,12", help="1 GPU, 8 GPUs (GB/s)")
     p.add_argument("--load-gbps", type=float, default=2.0)
-    p.add_argument("--gloo-gbps", type=float, default=2.0, help="bench/bench_allreduce.py measures it")
     p.add_argument("--nccl-gbps", type=float, default=150.0, help="NCCL all-reduce bus bandwidth over NVLink")
     a = p.parse_args(argv)
     a.disk_gbps = tuple(float(x) for x in a.disk_gbps.split(","))

@@ -29,7 +29,7 @@ _BOOL = {"true": True, "yes": True, "1": True, "on": True, "false": False, "no":
 _NONE = ("none", "null")
 _DEVICE = re.compile(r"^(cpu|mps|meta|(cuda|xpu|npu)(:\d+)?)$")
 _INT_MIN = {"max_length": 1, "train_max_length": 1, "drop_prefix_tokens": 0}
-_MAX_INT = 1 << 24  # a length bound against typos (16M tokens)
+_MAX_INT = 1 << 24  # a length bound against typos (16M tokens), as --max-length's
 _FIELDS = {f.name: f for f in dataclasses.fields(EncoderOptions)}
 ENCODER_ARG_KEYS: tuple[str, ...] = ("name", "revision", *sorted(_FIELDS))
 """Every key an encoder's ``[...]`` may set."""

@@ -22,7 +22,8 @@ def test_bench_train_prints_cache_over_ram_per_view(tmp_path, capsys):
     out = capsys.readouterr().out
     assert rc == 0
     for view in ("last", "learned"):
-        assert f"{view}: cache/ram = " in out, f"no ratio line for {view}:\n{out}"
+        line = next((x for x in out.splitlines() if x.startswith(f"{view}, prefetched")), "")
+        assert "cache/ram = " in line and "from the wait times" in line, f"no ratio line for {view}:\n{out}"
     assert "random x3" in out and "cpu-resident" in out, out
 
 

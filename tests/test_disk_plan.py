@@ -19,11 +19,14 @@ from harness.cli.argtypes import byte_size  # noqa: E402
 from harness._exceptions import CacheError  # noqa: E402
 from harness.cli.main import main  # noqa: E402
 from harness.features.disk_plan import (  # noqa: E402
+    DEFAULT_BUDGET_CAP,
+    DEFAULT_BUDGET_RULE,
     ENTRY_OVERHEAD,
     IN_LOOP,
     SPECIAL_TOKENS,
     ViewNeed,
     bytes_per_token,
+    default_budget,
     estimate_views,
     format_bytes,
     plan_disk,
@@ -125,7 +128,7 @@ def _need(role: str, view: View, nbytes: int) -> ViewNeed:
 def test_plan_caches_single_views_and_stacks_while_they_fit(tmp_path: Path) -> None:
     needs = [_need("evaluation", LAST, 100), _need("evaluation", STACK, 400), _need("training", LAST, 200),
              _need("training", STACK, 1000)]
-    roomy = plan_disk(needs, folder=tmp_path, free=10_000, margin=1000)
+    roomy = plan_disk(needs, folder=tmp_path, free=100_000, margin=1000)  # default budget 9,900 B
     assert not any(n.decision == IN_LOOP for n in roomy.needs) and roomy.to_write == 1700
     # 800 may be used: the single views (300) first, then the training stack (1000: no), evaluation's (400: yes)
     plan = plan_disk(needs, folder=tmp_path, free=10_000, margin=1000, budget=800)
@@ -133,12 +136,79 @@ def test_plan_caches_single_views_and_stacks_while_they_fit(tmp_path: Path) -> N
     assert plan.in_loop("training", STACK) and not plan.in_loop("evaluation", STACK) and plan.to_write == 700
     assert any("x: trained with the encoder in the loop" in line and "800 B --cache-budget" in line
                for line in plan.lines())
-    # free space less the margin is the limit when there is no budget
+    # free space less the margin is the limit of the single views when there is no budget (the stacks'
+    # default budget, 10% of 500 B, is already spent by them)
     tight = plan_disk(needs, folder=tmp_path, free=1500, margin=1000)
     assert [n.decision for n in tight.needs] == ["cache", IN_LOOP, "cache", IN_LOOP] and tight.room == 500
     with pytest.raises(CacheError, match=r"need ~300 B .* only 299 B may be used.*--cache-budget.*--no-cache"):
         plan_disk(needs, folder=tmp_path, free=10_000, margin=1000, budget=299)
     assert all(n.decision == "ram" for n in plan_disk(needs, folder=None).needs), "--no-cache: nothing checked"
+
+
+@pytest.mark.parametrize(("free", "margin", "expect"), [
+    (10**12, 5 * 10**9, DEFAULT_BUDGET_CAP),  # a big disk: the 5 GB cap
+    (20 * 10**9, 1 << 30, 1_892_625_817),  # 20 GB free, 1 GiB margin: a tenth of the rest, 1.9 GB
+    (58_000_000_000, 5_400_000_000, DEFAULT_BUDGET_CAP),  # the machine the issue measured on: 5 GB
+    (10_000, 1000, 900),
+    (500, 1000, 0),  # less free than the margin: nothing
+], ids=["big-disk", "laptop", "issue-machine", "small", "full"])
+def test_default_budget_is_a_tenth_of_the_free_space_capped_at_5gb(free: int, margin: int, expect: int) -> None:
+    assert DEFAULT_BUDGET_CAP == 5 * 10**9
+    assert default_budget(free, margin) == expect
+
+
+def _issue_needs() -> list[ViewNeed]:
+    """The sizes ``harness run --extract learned --train-pairs demo --max-pairs 0`` printed on the sample:
+    the stack of the 1,318 evaluation texts (627.2 MB) and of the 6,166 training texts (9.3 GB), float32."""
+    return [_need("evaluation", STACK, 627_200_000), _need("training", STACK, 9_300_000_000)]
+
+
+def test_without_a_budget_the_default_bounds_the_stacks(tmp_path: Path) -> None:
+    """58 GB free (5.4 GB kept): the default is 5 GB, so the 9.3 GB training stack goes in the loop and the
+    627 MB evaluation stack is cached -- what --cache-budget 3G did; without the default 9.9 GB was written."""
+    plan = plan_disk(_issue_needs(), folder=tmp_path, free=58_000_000_000, margin=5_400_000_000)
+    assert plan.budget is None and plan.default_budget == 5 * 10**9 and plan.stack_room == 5 * 10**9
+    assert [n.decision for n in plan.needs] == ["cache", IN_LOOP] and plan.to_write == 627_200_000
+    line = next(x for x in plan.lines() if x.startswith("feature cache "))
+    assert "627.2 MB to write" in line and f"default budget 5.0 GB ({DEFAULT_BUDGET_RULE}" in line, line
+    assert "--cache-budget SIZE sets another" in line, "the plan line says how to override the default"
+    assert any(x.startswith("x: trained with the encoder in the loop") and "5.0 GB default cache budget" in x
+               for x in plan.lines()), plan.lines()
+    d = plan.as_dict()
+    assert (d["default_budget"], d["default_budget_rule"], d["budget"]) == (5 * 10**9, DEFAULT_BUDGET_RULE, None)
+    assert d["room"] == 52_600_000_000 and d["stack_room"] == 5 * 10**9 and d["to_write"] == 627_200_000
+    # an explicit --cache-budget replaces the default, larger ...
+    big = plan_disk(_issue_needs(), folder=tmp_path, free=58_000_000_000, margin=5_400_000_000, budget=12 * 10**9)
+    assert [n.decision for n in big.needs] == ["cache", "cache"] and big.to_write == 9_927_200_000
+    assert big.default_budget is None and big.as_dict()["default_budget_rule"] is None
+    assert not any("default budget" in x for x in big.lines()) and any("--cache-budget 12.0 GB" in x
+                                                                        for x in big.lines())
+    # ... or smaller: then nothing is cached but what fits it
+    small = plan_disk(_issue_needs(), folder=tmp_path, free=58_000_000_000, margin=5_400_000_000, budget=10**8)
+    assert [n.decision for n in small.needs] == [IN_LOOP, IN_LOOP] and small.to_write == 0
+
+
+def test_the_default_is_for_the_whole_run_and_never_stops_single_views(tmp_path: Path) -> None:
+    free, margin = 58_000_000_000, 5_400_000_000
+    # an earlier encoder of the run planned 4.5 GB: 500 MB of the default is left, the 627 MB stack loops
+    later = plan_disk(_issue_needs(), folder=tmp_path, free=free, margin=margin, spent=4_500_000_000)
+    assert later.default_budget == 500_000_000 and [n.decision for n in later.needs] == [IN_LOOP, IN_LOOP]
+    assert any("default budget 500.0 MB left (earlier encoders took 4.5 GB)" in x for x in later.lines())
+    assert later.as_dict()["spent_by_earlier_encoders"] == 4_500_000_000
+    spent = plan_disk(_issue_needs(), folder=tmp_path, free=free, margin=margin, spent=9 * 10**9)
+    assert spent.default_budget == 0, "a spent default is 0, not negative"
+    # single views larger than the default are cached anyway (they have nowhere else to go), and said so;
+    # the stack then goes in the loop
+    needs = [_need("training", LAST, 7 * 10**9), _need("evaluation", STACK, 10**6)]
+    plan = plan_disk(needs, folder=tmp_path, free=free, margin=margin)
+    assert [n.decision for n in plan.needs] == ["cache", IN_LOOP] and plan.to_write == 7 * 10**9
+    assert any("need 7.0 GB, more than the default budget 5.0 GB: they are cached anyway" in x
+               for x in plan.lines()), plan.lines()
+    with pytest.raises(CacheError, match="only 6.0 GB may be used"):  # but an explicit budget holds them
+        plan_disk(needs, folder=tmp_path, free=free, margin=margin, budget=6 * 10**9)
+    # nothing but the free space limits them without a budget
+    with pytest.raises(CacheError, match="free space of"):
+        plan_disk(needs, folder=tmp_path, free=8 * 10**9, margin=5_400_000_000)
 
 
 def test_format_bytes() -> None:
@@ -212,6 +282,55 @@ def test_run_records_resolved_dtype_plan_disk_use_and_fsync(tmp_path: Path, monk
     assert main([*BASE, "--extract", "last", "--cache-dir", str(cache_dir)]) == 0
     assert seen == ["group"], "the default fsync policy"
     assert "evaluation view last/single: 0 texts (19 already cached)" in capsys.readouterr().out
+
+
+def test_run_prints_and_records_the_default_budget_and_cache_budget_overrides_it(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    """A disk whose default budget holds the single views but not the layer stacks: learned goes in the loop,
+    the plan line names the default, results.json records it; --cache-budget 1G caches the stacks."""
+    import shutil
+    from collections import namedtuple
+
+    usage = namedtuple("usage", "total used free")
+    roomy = usage(10 << 40, 0, 5 << 40)
+    monkeypatch.setattr(shutil, "disk_usage", lambda path: roomy)
+    argv = [*BASE, "--extract", "last,learned"]
+    assert main([*argv, "--cache-dir", str(tmp_path / "c0"), "--output", str(tmp_path / "o0")]) == 0
+    assert "default budget 5.0 GB" in capsys.readouterr().out
+    plan0 = json.loads((tmp_path / "o0" / "results.json").read_text())["provenance"]["encoders"]["fake"]["disk_plan"]
+    single = sum(v["bytes"] for v in plan0["views"] if v["view"].startswith("single"))
+    assert plan0["default_budget"] == DEFAULT_BUDGET_CAP and all(v["decision"] == "cache" for v in plan0["views"])
+
+    # 10 GiB disk: a 1 GiB margin; the free space after it is 10x the single views (+5 B against rounding)
+    monkeypatch.setattr(shutil, "disk_usage", lambda path: usage(10 << 30, 0, (1 << 30) + 10 * single + 5))
+    out = tmp_path / "o1"
+    assert main([*argv, "--cache-dir", str(tmp_path / "c1"), "--output", str(out)]) == 0
+    text = capsys.readouterr().out
+    assert f"default budget {format_bytes(single)} ({DEFAULT_BUDGET_RULE}, for this run" in text, text
+    assert "learned: trained with the encoder in the loop" in text and "default cache budget" in text, text
+    enc = json.loads((out / "results.json").read_text())["provenance"]["encoders"]["fake"]
+    assert enc["disk_plan"]["default_budget"] == single and enc["disk_plan"]["budget"] is None
+    assert enc["disk_plan"]["default_budget_rule"] == DEFAULT_BUDGET_RULE
+    assert enc["features"]["learned"] == {"evaluation": "encoder-in-the-loop", "training": "encoder-in-the-loop"}
+    assert enc["features"]["last"] == {"evaluation": "cache", "training": "cache"}
+    assert enc["disk_plan"]["to_write"] == single
+
+    # two encoders share the run's default: the second gets what the first left
+    out = tmp_path / "o3"
+    assert main([*BASE[:3], "--encoders", "fake,fake[name=fake-b,revision=r2]", *BASE[5:], "--extract", "last",
+                 "--cache-dir", str(tmp_path / "c3"), "--output", str(out)]) == 0
+    encs = json.loads((out / "results.json").read_text())["provenance"]["encoders"]
+    first, second = encs["fake"]["disk_plan"], encs["fake-b"]["disk_plan"]
+    assert first["spent_by_earlier_encoders"] == 0 and second["spent_by_earlier_encoders"] == first["to_write"] > 0
+    assert second["default_budget"] == first["default_budget"] - first["to_write"]
+    assert "left (earlier encoders took" in capsys.readouterr().out
+
+    out = tmp_path / "o2"
+    assert main([*argv, "--cache-budget", "1G", "--cache-dir", str(tmp_path / "c2"), "--output", str(out)]) == 0
+    assert "default budget" not in capsys.readouterr().out
+    enc = json.loads((out / "results.json").read_text())["provenance"]["encoders"]["fake"]
+    assert enc["disk_plan"]["budget"] == 10**9 and enc["disk_plan"]["default_budget"] is None
+    assert enc["features"]["learned"] == {"evaluation": "cache", "training": "cache"}, "--cache-budget overrides"
 
 
 def test_token_count_uses_an_hf_style_tokenizer_only() -> None:

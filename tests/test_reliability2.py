@@ -201,9 +201,13 @@ def test_epochs_are_drawn_lazily(monkeypatch: pytest.MonkeyPatch) -> None:
     def feats(texts: list[str]) -> tuple[Any, Any]:
         return torch.randn(len(texts), 3, 16), torch.ones(len(texts), 3, dtype=torch.bool)
 
-    with pytest.raises(Stop):
-        training.train(ContextModel(16, cfg), feats, pairs, cfg, seed=0, on_step=stop)
+    with pytest.raises(Stop):  # fetched in the loop: exactly the epochs the 3 steps reach
+        training.train(ContextModel(16, cfg), feats, pairs, cfg, seed=0, on_step=stop, prefetch=0)
     assert len(drawn) == 2, f"{len(drawn)} epochs drawn for 3 steps of 2-batch epochs"
+    drawn.clear()
+    with pytest.raises(Stop):  # prefetched (the default): a few batches ahead, never the 10,000 epochs
+        training.train(ContextModel(16, cfg), feats, pairs, cfg, seed=0, on_step=stop)
+    assert 2 <= len(drawn) <= 2 + training.PREFETCH_BATCHES, f"{len(drawn)} epochs drawn with prefetch"
 
 
 def test_batches_per_epoch_matches_the_batches() -> None:

@@ -283,11 +283,17 @@ def test_a_batch_log_gets_no_weight_loading_bar_before_an_error(tmp_path: Path, 
 
     bad = tmp_path / "bad.pt"
     bad.write_bytes(b"\x80\x04junk")
-    rc = main(["run", "--encoders", "minilm", "--tasks", "ted6k-sample-action", "--limit", "1", "--extract", "last",
-               "--aggregator-file", str(bad), "--bootstrap", "0", "--null-resamples", "0",
-               "--cache-dir", str(tmp_path / "c")])
-    refused(capsys, rc, "cannot be loaded as a torch file")
-    assert hf_logging.is_progress_bar_enabled()
+    was = hf_logging.is_progress_bar_enabled()
+    hf_logging.enable_progress_bar()  # as in a fresh process (another test may have turned it off)
+    try:
+        rc = main(["run", "--encoders", "minilm", "--tasks", "ted6k-sample-action", "--limit", "1", "--extract",
+                   "last", "--aggregator-file", str(bad), "--bootstrap", "0", "--null-resamples", "0",
+                   "--cache-dir", str(tmp_path / "c")])
+        refused(capsys, rc, "cannot be loaded as a torch file")
+        assert hf_logging.is_progress_bar_enabled(), "the bar must be on again after the load"
+    finally:
+        if not was:
+            hf_logging.disable_progress_bar()
 
 
 def test_train_whose_checkpoint_fails_late_is_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str],

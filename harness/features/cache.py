@@ -32,9 +32,15 @@ Under ``"group"`` and ``"none"`` a shard torn by a power loss fails its header c
 its crc32 and is dropped and re-encoded like any damaged shard.  ``True`` and ``False``
 still mean ``"shard"`` and ``"none"``.
 
-Writes go through a few background threads so checksums and disk I/O overlap the next
-encoder forward.  A folder that cannot be written is used read-only; a write that fails
-(full disk, read-only filesystem) raises `CacheError` after removing its temp file.
+Writes go through a `harness.features._writer.BackgroundWriter` (a few threads behind a
+bounded queue) so checksums and disk I/O overlap the next encoder forward; `put` blocks
+while ``_MAX_PENDING`` shards or ``max_pending_bytes`` wait (back-pressure).  A shard's
+tensors may still be arriving (an asynchronous device-to-host copy): ``put(ready=)`` is
+waited on before its bytes are read.  A folder that cannot be written is used read-only;
+a write that fails (full disk, read-only filesystem) removes its temp file and raises
+`CacheError` in the caller's thread, at the next `put` or `flush`, once no other write is
+running.  After an error of its own the caller calls `settle`: queued shards are finished
+(kept whole, or removed) and their errors logged, so its error is the one reported.
 
 torch is imported inside functions only.
 """
@@ -42,21 +48,22 @@ torch is imported inside functions only.
 from __future__ import annotations
 
 import errno
+import functools
 import hashlib
 import json
 import logging
 import os
 import threading
 from collections import OrderedDict
-from collections.abc import Collection, Iterable, Mapping, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
-from concurrent.futures import wait as wait_all
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from harness.features import _shard
 from harness._exceptions import CacheError, ConfigError
 from harness.features._shard import SUFFIX, Location, ShardError, ShardHeader
+from harness.features._writer import BackgroundWriter
 from harness.evaluation.checkpoints import content_key
 from harness.types import EncoderInfo
 
@@ -132,7 +139,7 @@ class FeatureCache:
 
     def __init__(self, root: str | os.PathLike[str], fingerprint: Mapping[str, Any], *,
                  dtype: str = "float32", fsync: str | bool = "group", group_bytes: int = GROUP_BYTES,
-                 max_pending_bytes: int = _MAX_PENDING_BYTES) -> None:
+                 max_pending_bytes: int = _MAX_PENDING_BYTES, writers: int | None = None) -> None:
         self.dtype = dtype
         self.fsync = fsync_mode(fsync)
         self.group_bytes = group_bytes
@@ -144,13 +151,14 @@ class FeatureCache:
         self._seed = hashlib.sha256(f"{digest}\0".encode())
         self._index: dict[str, Location] = {}
         self._shards: set[str] = set()  # every shard name seen, good or not
-        self._pending: dict[str, Any] = {}  # queued, not yet on disk
+        self._pending: dict[str, tuple[Any, Any]] = {}  # queued, not yet on disk: (tensor, its ready event)
         self._truncated: set[str] = set()  # keys whose text the encoder truncated
         self._checked: set[str] = set()  # keys whose bytes passed their crc32 in this process
         self._lock = threading.Lock()
         self._maps: OrderedDict[str, torch.Tensor] = OrderedDict()  # shard -> uint8 view of its mapping
-        self._writer: ThreadPoolExecutor | None = None
-        self._futures: list[tuple[Future[None], int]] = []  # queued shards and their sizes
+        # ``writers=0``: each shard is written inside `put` (the synchronous reference)
+        self._writer = BackgroundWriter(threads=_WRITERS if writers is None else writers, max_jobs=_MAX_PENDING,
+                                        max_bytes=max_pending_bytes, name="harness-cache")
         self._unsynced: list[Path] = []  # fsync="group": shards written since the last sync...
         self._unsynced_bytes = 0  # ...and their size
         self.read_only: OSError | None = self._write_info()  # why nothing can be written here, or None
@@ -187,8 +195,11 @@ class FeatureCache:
             pending = self._pending.get(key)
             loc = self._index.get(key)
             checked = key in self._checked
-        if pending is not None:
-            return pending  # type: ignore[no-any-return]
+        if pending is not None:  # a copy: the staging buffer it views is reused once the shard is written
+            tensor, ready = pending
+            if ready is not None:
+                ready.synchronize()
+            return tensor.clone()  # type: ignore[no-any-return]
         if loc is None:
             return None
         shard, offset, shape, crc = loc
@@ -261,55 +272,78 @@ class FeatureCache:
 
     # ---- writing ---------------------------------------------------------------------
     def put(self, entries: Sequence[tuple[str, torch.Tensor]], *, meta: Mapping[str, Any] | None = None,
-            truncated: Collection[str] = ()) -> None:
+            truncated: Collection[str] = (), ready: Any = None, release: Callable[[], None] | None = None) -> None:
         """Queue one shard holding ``entries`` (key, CPU tensor in ``dtype``); written in the background.
 
-        ``truncated``: the keys (of ``entries``) whose text the encoder truncated.
+        ``truncated``: the keys (of ``entries``) whose text the encoder truncated.  ``ready``:
+        an event (``.synchronize()``, e.g. a CUDA event after a non-blocking copy into the
+        tensors) waited on before their bytes are read.  ``release`` is called once the
+        shard no longer needs the tensors (written or failed), so their buffer can be reused.
+        Blocks while the queue is full; raises `CacheError` for an earlier shard that failed.
         """
         if not entries:
+            if release is not None:
+                release()
             return
         flagged = {k for k, _ in entries if k in truncated}
+        keys = [k for k, _ in entries]
         with self._lock:
             for k, t in entries:
-                self._pending[k] = t
+                self._pending[k] = (t, ready)
             self._truncated |= flagged
-        if self._writer is None:
-            self._writer = ThreadPoolExecutor(_WRITERS, thread_name_prefix="harness-cache")
         nbytes = sum(t.nbytes for _, t in entries)
-        job = self._writer.submit(self._write_shard, list(entries), dict(meta or {}), flagged)
-        self._futures.append((job, nbytes))
-        while self._futures and (self._futures[0][0].done() or len(self._futures) > _MAX_PENDING or (
-                len(self._futures) > 1 and sum(n for _, n in self._futures) > self.max_pending_bytes)):
-            self._result(self._futures.pop(0)[0])  # re-raises a failed write here, not silently
+        job = functools.partial(self._write_shard, list(entries), dict(meta or {}), flagged, ready=ready,
+                                release=release)
+        try:
+            self._writer.submit(job, nbytes=nbytes)  # re-raises a failed earlier write here, not silently
+        except BaseException:
+            self._unpend(keys)  # raised before this shard's job ran: it is not written
+            if release is not None and self._writer.threads > 0:
+                release()
+            raise
 
     def flush(self) -> None:
         """Block until every queued shard is written (and, unless ``fsync="none"``, synced).
 
         Raises the first write error.
         """
-        while self._futures:
-            self._result(self._futures.pop(0)[0])
+        self._writer.wait()
         self._sync_group(force=True)
 
-    def _result(self, future: Future[None]) -> None:
-        try:
-            future.result()
-        except BaseException:
-            # Let the other queued shards land (or fail and remove their temp files) first:
-            # what they hold is kept, and no writer is still busy once the error is seen.
-            wait_all([f for f, _ in self._futures])
-            self._futures.clear()
-            raise
+    def settle(self) -> None:
+        """Block until every queued shard is written or failed, without raising (an error path's cleanup).
+
+        Shards that land are kept; failed ones leave no file and their errors are logged.
+        """
+        self._writer.settle()
 
     def close(self) -> None:
-        self.flush()
-        if self._writer is not None:
-            self._writer.shutdown()
-            self._writer = None
-        with self._lock:
-            self._maps.clear()  # mappings go once no tensor read from them is alive
+        try:
+            self.flush()
+        finally:
+            self._writer.close()
+            with self._lock:
+                self._maps.clear()  # mappings go once no tensor read from them is alive
 
-    def _write_shard(self, entries: list[tuple[str, Any]], meta: dict[str, Any], truncated: set[str]) -> None:
+    def _unpend(self, keys: Iterable[str]) -> None:
+        with self._lock:
+            for k in keys:
+                self._pending.pop(k, None)
+
+    def _write_shard(self, entries: list[tuple[str, Any]], meta: dict[str, Any], truncated: set[str], *,
+                     ready: Any = None, release: Callable[[], None] | None = None) -> None:
+        try:
+            if ready is not None:
+                ready.synchronize()  # the device-to-host copy into these tensors has landed
+            self._write_entries(entries, meta, truncated)
+        except BaseException:
+            self._unpend(k for k, _ in entries)  # not on disk: a rerun (or a retry) encodes them again
+            raise
+        finally:
+            if release is not None:
+                release()
+
+    def _write_entries(self, entries: list[tuple[str, Any]], meta: dict[str, Any], truncated: set[str]) -> None:
         prefix, blobs, rows = _shard.encode_shard(entries, version=CACHE_FORMAT, dtype=self.dtype,
                                                   truncated=truncated, meta=meta)
         name = _shard.new_name()

@@ -18,6 +18,33 @@ fit, or `CacheError` says what is needed and what to do.  A stack view (the
 ``learned`` extractor's ``[L, T, D]`` per text) that does not fit is not cached: its
 features are computed by the encoder batch by batch, in the loop
 (`harness.features.sources.EncoderInTheLoop`).  Nothing here imports torch.
+
+Without ``--cache-budget`` a run has a default budget (`default_budget`): 10% of the
+free space left after the margin, at most 5 GB (`DEFAULT_BUDGET_FRACTION`,
+`DEFAULT_BUDGET_CAP`), less what earlier encoders of the same run planned to write.
+Layer stacks are cached only while everything this run writes stays within it; views
+that must be cached (one layer, a mean) are not held to it, only to the free space,
+and the plan says when they exceed it.  Why these numbers:
+
+- Only the stacks have another place to go, and that place costs compute, not accuracy:
+  `learned` with the encoder in the loop gives the same per-instance results.  Stacks are
+  L x larger than one layer (MiniLM 7x, a 36-layer LLM 36x), so they are what fills a disk
+  unasked: ``harness run --extract learned --train-pairs demo --max-pairs 0`` on the
+  270-instance sample wrote 9.9 GB with no budget, 9.3 GB of it the training pairs' stack;
+  under this default it writes 627 MB, every instance scored alike (25.2%), in 1,466 s of
+  CPU against 1,777 s (user + system, same busy 2-core machine and session).
+- A cache nobody sized should stay in the range of the caches of other developer tools
+  (ccache's default maximum is 5 GB), and small next to the disk it is on (a tenth of the
+  free space: under 2 GB when 20 GB are free).  A 10-20 GB cap would still have
+  let the run above write its 9.9 GB.
+- A larger cap would only matter for small encoders: the stacks of the encoders the project
+  targets are hundreds of GB for TED-6K alone (docs/scale.md) and fit no default; for small
+  ones the pass the cache saves is cheap.
+- The views that must be cached are not limited by it: at scale they are tens of GB to TB
+  (docs/scale.md), the alternative is ``--no-cache`` (all of it in RAM), and stopping such a
+  run by default would trade a surprise for a failure.
+
+``--cache-budget SIZE`` replaces the default (larger or smaller), for every view.
 """
 
 from __future__ import annotations
@@ -39,10 +66,14 @@ __all__ = [
     "IN_RAM",
     "ITEMSIZE",
     "SPECIAL_TOKENS",
+    "DEFAULT_BUDGET_CAP",
+    "DEFAULT_BUDGET_FRACTION",
+    "DEFAULT_BUDGET_RULE",
     "DiskPlan",
     "ViewNeed",
     "bytes_per_token",
     "count_tokens",
+    "default_budget",
     "encoder_on_cuda",
     "estimate_views",
     "format_bytes",
@@ -57,6 +88,10 @@ ITEMSIZE = {"float32": 4, "bfloat16": 2, "float16": 2, "float64": 8}
 ENTRY_OVERHEAD = 128  # bytes per cached entry besides its tensor: its header row (key, offset, shape, crc), padding
 SPECIAL_TOKENS = 8  # added to a text's UTF-8 byte count in the upper bound (BOS/EOS/CLS/SEP and the like)
 MIN_MARGIN = 1 << 30  # free space never planned away: 1 GiB, or 2% of the filesystem when larger
+DEFAULT_BUDGET_FRACTION = 0.10  # without --cache-budget: this share of the free space after the margin,
+DEFAULT_BUDGET_CAP = 5 * 10**9  # at most this (5 GB); see the module docstring for why
+DEFAULT_BUDGET_RULE = (f"{DEFAULT_BUDGET_FRACTION:.0%} of the free space after the margin, "
+                       f"at most {DEFAULT_BUDGET_CAP // 10**9} GB")
 _CHUNK = 4096  # texts per tokenizer call when counting
 
 
@@ -190,6 +225,10 @@ class DiskPlan:
     budget: int | None = None  # --cache-budget (what is left of it for this encoder)
     writable: bool = True  # False: a read-only cache folder, nothing new can be cached
     notes: tuple[str, ...] = field(default_factory=tuple)
+    # without --cache-budget: the run's default budget (`default_budget`) less what earlier encoders of the
+    # run planned to write; it bounds the layer stacks only.  None with --cache-budget or --no-cache.
+    default_budget: int | None = None
+    spent: int = 0  # bytes earlier encoders of the run planned to write (taken from the default)
 
     @property
     def room(self) -> int | None:
@@ -197,6 +236,15 @@ class DiskPlan:
         limits = [n for n in ((None if self.free is None else max(0, self.free - self.margin)), self.budget,
                               None if self.writable else 0) if n is not None]
         return min(limits) if limits else None
+
+    @property
+    def stack_room(self) -> int | None:
+        """Bytes everything cached may take when layer stacks are cached too: `room`, and at most the default
+        budget when no --cache-budget was given (None: no limit)."""
+        room = self.room
+        if self.default_budget is None:
+            return room
+        return self.default_budget if room is None else min(room, self.default_budget)
 
     @property
     def to_write(self) -> int:
@@ -210,14 +258,21 @@ class DiskPlan:
         out = [n.line() for n in self.needs]
         if self.folder is not None:
             budget = "" if self.budget is None else f", --cache-budget {format_bytes(self.budget)}"
+            if self.default_budget is not None:
+                left = f" left (earlier encoders took {format_bytes(self.spent)})" if self.spent else ""
+                budget = (f"; default budget {format_bytes(self.default_budget)}{left} ({DEFAULT_BUDGET_RULE}, for "
+                          "this run; --cache-budget SIZE sets another)")
             out.append(f"feature cache {self.folder}: {format_bytes(self.to_write)} to write; "
                        f"{format_bytes(self.free or 0)} free (keeping {format_bytes(self.margin)}){budget}")
         return out + list(self.notes)
 
     def as_dict(self) -> dict[str, Any]:
         return {"folder": self.folder, "free": self.free, "margin": self.margin, "budget": self.budget,
-                "writable": self.writable,
-                "room": self.room, "to_write": self.to_write, "views": [n.as_dict() for n in self.needs]}
+                "default_budget": self.default_budget,
+                "default_budget_rule": None if self.default_budget is None else DEFAULT_BUDGET_RULE,
+                "spent_by_earlier_encoders": self.spent,
+                "writable": self.writable, "room": self.room, "stack_room": self.stack_room,
+                "to_write": self.to_write, "views": [n.as_dict() for n in self.needs]}
 
 
 def estimate_views(encoder: Encoder, role: str, texts: Sequence[str], views: Mapping[View, Sequence[str]], *,
@@ -252,15 +307,24 @@ def safety_margin(total: int) -> int:
     return max(MIN_MARGIN, total // 50)
 
 
+def default_budget(free: int, margin: int) -> int:
+    """The budget of a run without ``--cache-budget``: `DEFAULT_BUDGET_FRACTION` of the ``free`` bytes left
+    after ``margin``, at most `DEFAULT_BUDGET_CAP` (the module docstring says why)."""
+    return min(DEFAULT_BUDGET_CAP, int(max(0, free - margin) * DEFAULT_BUDGET_FRACTION))
+
+
 def plan_disk(needs: Sequence[ViewNeed], *, folder: str | Path | None, budget: int | None = None,
-              free: int | None = None, margin: int | None = None, writable: bool = True) -> DiskPlan:
+              free: int | None = None, margin: int | None = None, writable: bool = True,
+              spent: int = 0) -> DiskPlan:
     """Decide what is cached.  ``folder`` None (--no-cache): everything stays in RAM, nothing is checked.
 
     ``free`` and ``margin`` default to the folder's ``shutil.disk_usage`` and `safety_margin`;
-    ``writable`` False (a read-only cache) leaves no room at all.
+    ``writable`` False (a read-only cache) leaves no room at all.  ``budget`` None (no
+    --cache-budget): the run's `default_budget`, less ``spent`` (bytes earlier encoders of the
+    run planned to write), bounds the layer stacks.
     Single-layer and mean views must fit the room, else `CacheError` (one line: needed, room,
-    what to do).  Stack views are then cached while they fit, training first (it is read every
-    epoch), the rest go in the loop.
+    what to do).  Stack views are then cached while everything fits the stack room, training
+    first (it is read every epoch), the rest go in the loop.
     """
     if folder is None:
         return DiskPlan(tuple(replace(n, decision=IN_RAM) for n in needs))
@@ -268,14 +332,16 @@ def plan_disk(needs: Sequence[ViewNeed], *, folder: str | Path | None, budget: i
         usage = shutil.disk_usage(folder)
         free = usage.free if free is None else free
         margin = safety_margin(usage.total) if margin is None else margin
-    plan = DiskPlan(tuple(needs), folder=str(folder), free=free, margin=margin, budget=budget, writable=writable)
-    room = plan.room
-    assert room is not None
+    default = None if budget is not None else max(0, default_budget(free, margin) - max(0, spent))
+    plan = DiskPlan(tuple(needs), folder=str(folder), free=free, margin=margin, budget=budget, writable=writable,
+                    default_budget=default, spent=max(0, spent))
+    room, stack_room = plan.room, plan.stack_room
+    assert room is not None and stack_room is not None
     fixed = [n for n in needs if not n.stack]
     need_fixed = sum(n.nbytes for n in fixed)
     if need_fixed > room:
         raise CacheError(_no_room(plan, fixed, need_fixed))
-    left = room - need_fixed
+    left = stack_room - need_fixed  # below 0 when the views that must be cached already exceed the default
     decided: dict[int, ViewNeed] = {}
     stacks = sorted((i for i, n in enumerate(needs) if n.stack), key=lambda i: needs[i].role != "training")
     for i in stacks:
@@ -287,6 +353,11 @@ def plan_disk(needs: Sequence[ViewNeed], *, folder: str | Path | None, budget: i
             decided[i] = replace(n, decision=IN_LOOP)
     out = tuple(decided.get(i, n) for i, n in enumerate(needs))
     notes = tuple(_in_loop_note(n, plan) for n in out if n.decision == IN_LOOP)
+    if default is not None and need_fixed > default:
+        notes += (f"feature cache: the views that must be cached need {format_bytes(need_fixed)}, more than the "
+                  f"default budget {format_bytes(default)}: they are cached anyway (the free space allows it); "
+                  "with --cache-budget SIZE they must fit SIZE or the run stops before encoding; --no-cache keeps "
+                  "them in RAM",)
     return replace(plan, needs=out, notes=notes)
 
 
@@ -294,13 +365,18 @@ def _in_loop_note(need: ViewNeed, plan: DiskPlan) -> str:
     what = "trained" if need.role == "training" else "evaluated"
     return (f"{','.join(need.extractors)}: {what} with the encoder in the loop (its {need.role} features are "
             f"encoded batch by batch, not cached): the {need.view.op} view needs {format_bytes(need.nbytes)} and "
-            f"does not fit the {_room_words(plan)}")
+            f"does not fit the {_room_words(plan, stacks=True)}")
 
 
-def _room_words(plan: DiskPlan) -> str:
+def _room_words(plan: DiskPlan, *, stacks: bool = False) -> str:
+    """What limits the cache: the read-only folder, --cache-budget, the default budget (``stacks``: it bounds
+    only them) or the free space."""
     if not plan.writable:
         return f"read-only feature cache {plan.folder}"
     free = max(0, (plan.free or 0) - plan.margin)
+    if stacks and plan.default_budget is not None and plan.default_budget <= free:
+        return (f"{format_bytes(plan.default_budget)} default cache budget ({DEFAULT_BUDGET_RULE}; --cache-budget "
+                "SIZE allows more)")
     if plan.budget is not None and plan.budget <= free:
         return f"{format_bytes(plan.budget)} --cache-budget"
     return f"free space of {plan.folder} ({format_bytes(free)} after a {format_bytes(plan.margin)} margin)"

@@ -178,13 +178,14 @@ class FeatureSources:
 
 def prepare_features(encoder: Encoder, views: dict[View, list[str]], opts: FeatureOptions, *,
                      eval_texts: Sequence[str], train_texts: Sequence[str], train_length: int | None,
-                     budget: int | None = None, out_device: str | None = "cpu",
+                     budget: int | None = None, spent: int = 0, out_device: str | None = "cpu",
                      say: Callable[[str], None] | None = None) -> FeatureSources:
     """Plan the cache for ``views`` (each with the extractor names reading it) and build the sources.
 
     ``train_length``: the training pairs' truncation when it differs from the evaluation length
     (then they get a cache of their own), else None.  ``budget``: bytes this encoder may add to
-    the cache (None: only free space limits it).  Raises `CacheError` before any encoding when
+    the cache (None: the run's default budget, less ``spent`` by its earlier encoders, bounds the layer
+    stacks; see `harness.features.disk_plan`).  Raises `CacheError` before any encoding when
     the views that must be cached do not fit.  The plan's lines go to ``say``.
     """
     dtype = resolve_feature_dtype(opts.dtype, encoder)
@@ -208,7 +209,8 @@ def prepare_features(encoder: Encoder, views: dict[View, list[str]], opts: Featu
         for n in needs:
             if not n.stack:
                 by_length[lengths[n.role]].check_writable(n.n_texts)
-    plan = distributed.broadcast_object(plan_disk(needs, folder=folder, budget=budget, writable=writable))
+    plan = distributed.broadcast_object(plan_disk(needs, folder=folder, budget=budget, writable=writable,
+                                                   spent=spent))
     if say is not None:
         for line in plan.lines():
             say(line)

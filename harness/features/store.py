@@ -2,18 +2,37 @@
 
 Views (`harness.features.views`) of every text are kept in RAM or written through to the
 on-disk `harness.features.cache.FeatureCache`; aggregators read right-padded batches.
+
+One batch of the feature pass, close to the raw forward:
+
+1. the encoder's forward (the only work that must wait for the previous batch's forward);
+2. every view at the real tokens only, on the encoder's device, straight into one flat
+   buffer (`harness.features.views.compute_packed_views`); no per-text copies or syncs;
+3. one device-to-host copy of that buffer into a reused host staging buffer: on CUDA a
+   pinned one, ``non_blocking`` on a side stream, with an event recorded after it, so the
+   copy overlaps the next forward; on the CPU step 2 writes into the staging buffer itself;
+4. a background writer (`harness.features._writer.BackgroundWriter`, bounded queue) waits
+   for the event, then checksums and writes the shard (cache) or copies the batch into the
+   memory it is kept in (RAM), and hands the staging buffer back.  Both paths do the same
+   work on the calling thread, so keeping features in RAM is never slower than caching.
+
+Errors of the background work are raised on the calling thread (the cache's one-line
+`CacheError`); an exception during the pass first lets queued work finish (complete shards
+are kept, failed ones leave nothing), then propagates.
 """
 
 from __future__ import annotations
 
 import logging
+import threading
 from collections import OrderedDict
 from collections.abc import Callable, Iterable, Sequence
 from typing import TYPE_CHECKING, Any
 
 from harness._exceptions import CacheError, ConfigError
 from harness.types import Encoder
-from harness.features.views import View, compute_views
+from harness.features._writer import BackgroundWriter, StagingBuffers
+from harness.features.views import Layout, View, compute_packed_views
 
 if TYPE_CHECKING:
     import torch
@@ -29,6 +48,7 @@ log = logging.getLogger("harness")
 ProgressFactory = Callable[[str, int], Any]  # (description, total) -> object with .advance(n)
 AUTO_CPU_BATCH = 64  # --batch-size auto off CUDA: no OOM signal to search with
 AUTO_START, AUTO_CAP = 8, 512  # --batch-size auto on CUDA: doubling from 8 up to 512
+_RAM_JOBS, _RAM_BYTES = 2, 512 << 20  # batches waiting for their copy into RAM before the pass blocks
 
 
 class FeatureStore:
@@ -46,10 +66,11 @@ class FeatureStore:
     ``n_truncated`` counts the truncated texts among all ensured ones, cached or encoded
     now, so a warm run reports what a cold one did.
 
-    Per batch, views are computed on the encoder's device, their real tokens packed into
-    one buffer there and copied to the host at once (`pack_tokens`); `batch` pads the
-    stored tensors (zero-copy slices of the cache's mappings) in one op and converts the
-    whole batch to float32 once.
+    Per batch, views are computed on the encoder's device at the real tokens only, into
+    one buffer that is copied to the host at once and handed to a background writer (the
+    module docstring); `batch` pads the stored tensors (zero-copy slices of the cache's
+    mappings) in one op and converts the whole batch to float32 once.  ``writers=0``
+    does the host-side work of each batch inline (the synchronous reference).
 
     ``batch_size="auto"``: on CUDA, start at 8 on the longest texts and double per
     batch up to 512, halving on out-of-memory (during the run too) and growing no
@@ -60,7 +81,7 @@ class FeatureStore:
 
     def __init__(self, encoder: Encoder, views: Iterable[View], *, batch_size: int | str = 32,
                  dtype: str = "float32", cache: FeatureCache | None = None, lru_bytes: int = 64 << 20,
-                 max_length: int | None = None) -> None:
+                 max_length: int | None = None, writers: int = 1) -> None:
         if batch_size != "auto" and (not isinstance(batch_size, int) or batch_size < 1):
             raise ConfigError(f"batch size {batch_size!r} must be a positive integer or 'auto'")
         self.encoder = encoder
@@ -81,6 +102,11 @@ class FeatureStore:
         self._texts: set[str] = set()  # every text ensured, to re-encode together if a shard goes bad
         self._flags: dict[str, bool] = {}  # truncation of texts encoded in this process
         self._unflagged = 0  # truncated texts of batches whose encoder gave a count but no flags
+        self._data_lock = threading.Lock()  # the RAM writer adds to _data
+        self._ram_writer = BackgroundWriter(threads=writers, max_jobs=_RAM_JOBS, max_bytes=_RAM_BYTES,
+                                            name="harness-features")
+        self._staging = StagingBuffers(keep=_RAM_JOBS + 2)
+        self._copy_stream: Any = None  # CUDA: the side stream device-to-host copies run on
 
     def has(self, text: str) -> bool:
         if self.cache is None:
@@ -134,9 +160,7 @@ class FeatureStore:
         mine = todo[rank::world] if shared else todo
         unflagged = self._unflagged
         bar = progress("encoding", len(mine)) if progress and mine else None
-        self._encode_all(mine, bar)
-        if self.cache is not None:
-            self.cache.flush()
+        self._encode_pass(mine, bar)
         extra = self._unflagged - unflagged
         if shared:
             assert self.cache is not None
@@ -159,8 +183,7 @@ class FeatureStore:
         todo = _longest_first(t for t in self._texts | {text} if not self.has(t))
         self.cache.check_writable(len(todo))
         log.info("feature cache: re-encoding %d texts whose entries went missing", len(todo))
-        self._encode_all(todo, None)  # flags and counts of these texts were taken when they were ensured
-        self.cache.flush()
+        self._encode_pass(todo, None)  # flags and counts of these texts were taken when they were ensured
         self.n_encoded += len(todo)
         found = self.cache.read(self.cache.key(view.key, text))
         if found is None:
@@ -168,6 +191,25 @@ class FeatureStore:
                              "checksum; the disk may be failing. Point --cache-dir elsewhere, or run with "
                              "--no-cache (features in RAM)")
         return found
+
+    def _encode_pass(self, todo: list[str], bar: Any) -> None:
+        """Encode ``todo`` and wait until every batch is stored (in RAM, or written to the cache).
+
+        On an error (ours or the background writer's) queued work is finished first: complete
+        shards are kept, failed ones leave no file, and the first error is the one raised.
+        """
+        try:
+            self._encode_all(todo, bar)
+            self._ram_writer.wait()
+            if self.cache is not None:
+                self.cache.flush()
+        except BaseException:
+            self._ram_writer.settle()
+            if self.cache is not None:
+                self.cache.settle()
+            raise
+        finally:
+            self._staging.clear()  # host buffers go between passes (pinned ones back to torch's cache)
 
     def _encode_all(self, todo: list[str], bar: Any) -> None:
         auto = self.batch_size == "auto"
@@ -196,39 +238,82 @@ class FeatureStore:
                 size, grow = (min(size * 2, AUTO_CAP), size * 2 < AUTO_CAP) if on_cuda else (AUTO_CPU_BATCH, False)
             self.final_batch_size = size
 
-    def _encode_batch(self, batch: list[str]) -> dict[tuple[str, str], torch.Tensor]:
-        """Encode ``batch``, compute every view, store them (RAM or cache) and return them."""
+    def _encode_batch(self, batch: list[str]) -> None:
+        """Encode ``batch``, compute every view into one staging buffer and hand it to a background writer."""
         import torch
 
         out = (self.encoder.encode(batch, up_to_layer=self._up_to) if self.max_length is None
                else self.encoder.encode(batch, up_to_layer=self._up_to, max_length=self.max_length))
-        self._device = out.hidden_states[0].device.type
-        feats = compute_views(out.hidden_states, self.views, dtype=getattr(torch, self.dtype))
-        out.hidden_states = ()  # free the layers (GPU memory) before copying views out
+        hidden, out.hidden_states = out.hidden_states, ()
+        dev = hidden[0].device
+        self._device = dev.type
         flags = _truncation_flags(out.truncated, int(out.n_truncated), len(batch))
+        mask = out.attention_mask.bool()
+        if mask.device.type != "cpu":
+            mask = mask.cpu()  # one small copy per batch (tokenizers give CPU masks)
+        counts = mask.sum(1).tolist()
+        index = mask.reshape(-1).nonzero().squeeze(1)
+        dtype = getattr(torch, self.dtype)
+        cuda = dev.type == "cuda"
+        per_token = sum(len(v.layers) if v.op == "stack" else 1 for v in self.views) * hidden[0].shape[-1]
+        total = sum(counts) * per_token
+        stage = self._staging.take(total, dtype, pin=cuda)
+        try:
+            if cuda:
+                flat, layout = compute_packed_views(hidden, self.views, index.to(dev), dtype=dtype)
+                del hidden  # the layers' memory is free for the next forward once the views are queued
+                ready = self._copy_to_host(flat, stage[:total])
+                del flat
+            else:
+                _, layout = compute_packed_views(hidden, self.views, index, dtype=dtype, out=stage)
+                ready = None
+        except BaseException:
+            self._staging.give(stage)
+            raise
         if flags is None:
             self._unflagged += int(out.n_truncated)
         else:
             self._flags.update(zip(batch, flags))
-        mask = out.attention_mask.bool().cpu()
-        # [B, T, L, D] for stacks: token-major, so each text is one contiguous block
-        tensors = [feats.pop(v.key) for v in self.views]
-        tensors = [f.transpose(1, 2) if v.op == "stack" else f for v, f in zip(self.views, tensors)]
-        flat, layout = pack_tokens(tensors, mask)  # real tokens only, all views in one buffer, on the device
-        del tensors, feats
-        host = _to_host(flat, staged=self.cache is not None)  # one device-to-host copy for the batch
-        counts = mask.sum(1).tolist()
-        rows: dict[tuple[str, str], torch.Tensor] = {}
-        for view, packed in zip(self.views, unpack_tokens(host, layout)):
-            for text, part in zip(batch, torch.split(packed, counts)):  # views, no copies
-                rows[(view.key, text)] = part
         if self.cache is None:
-            self._data.update(rows)
+            self._ram_writer.submit(lambda: self._keep(batch, counts, layout, stage[:total], ready),
+                                    nbytes=total * dtype.itemsize)
         else:
+            rows = _rows(self.views, batch, counts, unpack_tokens(stage, layout))  # slices of the staging buffer
             cut = {t for t, f in zip(batch, flags or ()) if f}
             self.cache.put([(self.cache.key(vk, t), x) for (vk, t), x in rows.items()], meta={"texts": len(batch)},
-                           truncated={self.cache.key(vk, t) for (vk, t) in rows if t in cut})
-        return rows
+                           truncated={self.cache.key(vk, t) for (vk, t) in rows if t in cut}, ready=ready,
+                           release=lambda: self._staging.give(stage))
+
+    def _copy_to_host(self, flat: torch.Tensor, host: torch.Tensor) -> Any:
+        """CUDA: copy ``flat`` into pinned ``host`` on a side stream without waiting; return the event to wait for.
+
+        The side stream waits for the views, then the copy engine moves them while the next
+        forward runs; ``record_stream`` keeps ``flat``'s memory from reuse until the copy is done.
+        """
+        import torch
+
+        if self._copy_stream is None:
+            self._copy_stream = torch.cuda.Stream(flat.device)  # type: ignore[no-untyped-call]
+        side = self._copy_stream
+        side.wait_stream(torch.cuda.current_stream(flat.device))
+        with torch.cuda.stream(side):
+            host.copy_(flat, non_blocking=True)
+            flat.record_stream(side)
+            ready = torch.cuda.Event()  # type: ignore[no-untyped-call]
+            ready.record(side)
+        return ready
+
+    def _keep(self, batch: list[str], counts: list[int], layout: Layout, staged: torch.Tensor, ready: Any) -> None:
+        """RAM writer job: copy a batch out of its staging buffer into memory of its own, then store it."""
+        try:
+            if ready is not None:
+                ready.synchronize()
+            kept = staged.clone()  # pageable, one allocation per batch; the staging buffer is reused
+        finally:
+            self._staging.give(staged)
+        rows = _rows(self.views, batch, counts, unpack_tokens(kept, layout))
+        with self._data_lock:
+            self._data.update(rows)
 
     def batch(self, view: View, texts: Sequence[str]) -> tuple[torch.Tensor, torch.Tensor]:
         """Right-padded float32 ``[B, T, D]`` (``[B, L, T, D]`` for stacks) features and ``[B, T]`` bool mask.
@@ -297,22 +382,16 @@ def _truncation_flags(flags: Sequence[bool] | None, count: int, n: int) -> list[
     return None  # some but not which: counted for this run only
 
 
-def _to_host(x: torch.Tensor, *, staged: bool) -> torch.Tensor:
-    """``x`` on the CPU, in one copy.  ``staged``: through pinned memory, asynchronously, then synchronised.
-
-    Pinned blocks come from torch's caching host allocator, so they are reused once the
-    cache writer drops them; features kept in RAM for the whole run stay pageable.
-    """
+def _rows(views: Sequence[View], batch: Sequence[str], counts: Sequence[int], blocks: Sequence[torch.Tensor]
+          ) -> dict[tuple[str, str], torch.Tensor]:
+    """Each (view key, text)'s tokens: slices of its view's packed block, no copies."""
     import torch
 
-    if x.device.type != "cuda":
-        return x
-    if not staged:
-        return x.cpu()
-    buf = torch.empty(x.shape, dtype=x.dtype, pin_memory=True)
-    buf.copy_(x, non_blocking=True)
-    torch.cuda.current_stream(x.device).synchronize()
-    return buf
+    rows: dict[tuple[str, str], torch.Tensor] = {}
+    for view, block in zip(views, blocks):
+        for text, part in zip(batch, torch.split(block, list(counts))):
+            rows[(view.key, text)] = part
+    return rows
 
 
 def _is_oom(exc: BaseException) -> bool:

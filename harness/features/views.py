@@ -3,7 +3,9 @@
 A *view* is what one extractor needs from one text: a single layer, a fused
 mean of (normalised) layers, or the stack of normalised layers that the
 ``learned`` extractor weights inside its aggregator.  `compute_views` computes
-every view of a batch in one pass over the layers.
+every view of a batch in one pass over the layers; `compute_packed_views` computes them
+at the real tokens only, straight into one flat buffer (what the feature store keeps or
+copies off the device in one go), with the same numbers.
 
 Layer indices follow HF ``output_hidden_states``: 0 is the embedding output,
 ``i`` the output of transformer layer ``i``.  torch is imported inside functions.
@@ -11,6 +13,7 @@ Layer indices follow HF ``output_hidden_states``: 0 is the embedding output,
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
@@ -20,10 +23,14 @@ from harness._exceptions import ConfigError
 if TYPE_CHECKING:
     import torch
 
-__all__ = ["LN_EPS", "RMS_EPS", "View", "compute_view", "compute_views", "normalize", "view_bytes_per_token"]
+__all__ = ["LN_EPS", "RMS_EPS", "Layout", "View", "compute_packed_views", "compute_view", "compute_views", "normalize",
+           "packed_layout", "view_bytes_per_token"]
 
 LN_EPS = 1e-5  # parameter-free LayerNorm, as F.layer_norm's default
 RMS_EPS = 1e-6  # as the official code's rms_norm
+
+
+Layout = list[tuple[int, tuple[int, ...]]]  # per view: (start in the flat buffer, shape of its block)
 
 
 @dataclass(frozen=True)
@@ -124,3 +131,91 @@ def _accumulate(out: dict[str, torch.Tensor], view: View, layer: int, h: torch.T
         for j, k in enumerate(view.layers):
             if k == layer:
                 out[view.key][:, j] = h
+
+
+def packed_layout(views: Sequence[View], n_tokens: int, width: int) -> Layout:
+    """Where each view's block lies in a packed buffer of ``n_tokens`` real tokens (`compute_packed_views`).
+
+    A block is ``[N, D]``, or token-major ``[N, L, D]`` for a stack view (each text's
+    tokens one contiguous run of it); blocks follow each other in ``views`` order.
+    """
+    layout: Layout = []
+    start = 0
+    for v in views:
+        shape = (n_tokens, len(v.layers), width) if v.op == "stack" else (n_tokens, width)
+        layout.append((start, shape))
+        start += math.prod(shape)
+    return layout
+
+
+def compute_packed_views(hidden_states: Sequence[torch.Tensor], views: Sequence[View], index: torch.Tensor, *,
+                         dtype: torch.dtype | None = None, out: torch.Tensor | None = None
+                         ) -> tuple[torch.Tensor, Layout]:
+    """Every view at the real tokens only, computed into one flat buffer: ``(buffer, layout)``.
+
+    ``index`` holds the real tokens' positions in the flattened ``[B * T]`` batch (on the
+    layers' device), in order.  Each layer's real tokens are gathered once, normalised
+    once per norm, and written straight into their view's block (`packed_layout`), so no
+    padded ``[B, T, L, D]`` stack is ever built.  The numbers are those of `compute_views`
+    at the same tokens, bit for bit on the CPU (the norms work per token, means accumulate
+    in float32 in the same order).  ``out``: a flat buffer of ``dtype`` on the layers'
+    device with room for them all (its first elements are used); else one is allocated.
+    """
+    import torch
+
+    views = list(views)
+    out_dtype = dtype or torch.float32
+    width = hidden_states[0].shape[-1]
+    dev = hidden_states[0].device
+    n = index.numel()
+    layout = packed_layout(views, n, width)
+    total = sum(math.prod(shape) for _, shape in layout)
+    if out is None:
+        flat = torch.empty(total, dtype=out_dtype, device=dev)
+    elif out.dtype != out_dtype or out.device != dev or out.dim() != 1 or out.numel() < total:
+        raise ValueError(f"out must be a flat {out_dtype} buffer of >= {total} elements on {dev}, "
+                         f"got {tuple(out.shape)} {out.dtype} on {out.device}")
+    else:
+        flat = out[:total]
+    blocks = {v.key: flat[start:start + math.prod(shape)].view(shape) for v, (start, shape) in zip(views, layout)}
+    stacks = {(v.layers, v.norm): v for v in views if v.op == "stack"}
+    # as in compute_views: a float32 mean over a stack's layers is one reduction of that stack
+    derived = {v.key: stacks[(v.layers, v.norm)] for v in views
+               if v.op == "mean" and out_dtype == torch.float32 and (v.layers, v.norm) in stacks}
+    sums: dict[str, torch.Tensor] = {}
+    readers: dict[int, list[View]] = {}
+    for v in views:
+        if v.key in derived:
+            continue
+        for i in dict.fromkeys(v.layers):
+            readers.setdefault(i, []).append(v)
+        if v.op == "mean":
+            sums[v.key] = (blocks[v.key].zero_() if out_dtype == torch.float32
+                           else torch.zeros(n, width, dtype=torch.float32, device=dev))
+    for i in sorted(readers):
+        h = hidden_states[i].reshape(-1, width)  # [B * T, D]
+        # a layer kept as it is lands straight in its block; the others read that copy
+        direct = next((v for v in readers[i] if v.op == "single" and v.norm == "none" and h.dtype == out_dtype), None)
+        real = torch.index_select(h, 0, index, out=blocks[direct.key]) if direct else torch.index_select(h, 0, index)
+        for norm in dict.fromkeys(v.norm for v in readers[i]):
+            x = normalize(real, norm)
+            for v in readers[i]:
+                if v.norm != norm or v is direct:
+                    continue
+                if v.op == "single":
+                    blocks[v.key].copy_(x)
+                elif v.op == "mean":
+                    sums[v.key].add_(x, alpha=v.layers.count(i))
+                else:
+                    for j, k in enumerate(v.layers):
+                        if k == i:
+                            blocks[v.key][:, j] = x
+    for v in views:
+        if v.key in derived:
+            torch.mean(blocks[derived[v.key].key], 1, out=blocks[v.key])
+        elif v.op == "mean":
+            if out_dtype == torch.float32:
+                blocks[v.key].div_(len(v.layers))
+            else:
+                blocks[v.key].copy_(sums[v.key] / len(v.layers))
+    return flat, layout

@@ -29,8 +29,11 @@ from harness import AggregatorOptions, CaptionPair, ConfigError, TrainReport
 from harness.api import distributed
 from harness.api import FeatureBatchFn, StepCallback, TrainingLog
 
+from harness_plugins.aggregators.prefetch import Feed, pair_features
+
 __all__ = [
     "CHECKPOINT_FORMAT",
+    "PREFETCH_BATCHES",
     "PRESETS",
     "LayerWeights",
     "TrainConfig",
@@ -226,12 +229,34 @@ def _batches_per_epoch(n_pairs: int, cfg: TrainConfig) -> int:
     return sum(-(-min(chunk, n_pairs - start) // size) for start in range(0, n_pairs, chunk))
 
 
+PREFETCH_BATCHES = 2  # batches fetched ahead of the step on a background thread (`prefetch.Feed`); 0: none
+
+
+class _Pair(nn.Module):
+    """Both sides of a batch through ``model`` in one forward (what DistributedDataParallel wraps)."""
+
+    def __init__(self, model: nn.Module) -> None:
+        super().__init__()
+        self.model = model
+
+    def forward(self, xa: torch.Tensor, ma: torch.Tensor, xb: torch.Tensor, mb: torch.Tensor
+                ) -> tuple[torch.Tensor, torch.Tensor]:
+        return self.model(xa, ma), self.model(xb, mb)
+
+
 def train(model: nn.Module, batch_fn: FeatureBatchFn, pairs: Sequence[CaptionPair], cfg: TrainConfig, *,
-          seed: int, on_step: StepCallback | None = None, log: TrainingLog | None = None) -> TrainReport:
+          seed: int, on_step: StepCallback | None = None, log: TrainingLog | None = None,
+          prefetch: int = PREFETCH_BATCHES) -> TrainReport:
     """Train ``model`` (``forward(x, mask)``; optional ``layer_weights`` submodule) on caption ``pairs``.
 
-    ``log`` gets ``train/lr`` (and ``train/layer_lr``) per step and α at step 0 and after every step;
-    the loss and steps/s go through ``on_step`` (the runner writes them).
+    ``batch_fn`` returns features anywhere (the CPU: a cache or RAM); they are moved to the
+    model's device here.  ``prefetch`` batches are fetched ahead on a background thread while a
+    step computes (`harness_plugins.aggregators.prefetch.Feed`; pinned memory and asynchronous
+    copies on CUDA); 0 fetches each in the loop.  Both give the same batches, losses and weights.
+
+    ``log`` gets ``train/lr`` (and ``train/layer_lr``) and ``train/feed_wait_ms`` (the time the step
+    waited for its features) per step and α at step 0 and after every step; the loss and steps/s
+    go through ``on_step`` (the runner writes them).
 
     Under ``torchrun`` each rank computes its slice of every batch and the update
     equals the single-process one on the same batch (see `harness.features.distributed`).
@@ -247,9 +272,10 @@ def train(model: nn.Module, batch_fn: FeatureBatchFn, pairs: Sequence[CaptionPai
         groups.append({"params": fused, "lr": cfg.layer_lr, "weight_decay": 0.0})
     opt = torch.optim.AdamW(groups)
     loss_fn = functools.partial(_LOSSES[cfg.loss], cfg=cfg)
-    # Each epoch's batches are drawn when it starts (the same draws, in the same order, as drawing them all
-    # first): memory does not grow with the number of epochs.
-    epochs = (_batches(pairs, cfg, rng) for _ in range(cfg.epochs))
+    # Each epoch's batches are drawn when the feed reaches it (the same draws, in the same order, as drawing
+    # them all first): memory does not grow with the number of epochs.  A contrastive loss needs an in-batch
+    # negative, so batches of one pair are skipped.
+    steps = (idx for _ in range(cfg.epochs) for idx in _batches(pairs, cfg, rng) if len(idx) >= 2)
     total = cfg.epochs * _batches_per_epoch(len(pairs), cfg)
     stride = max(1, -(-total // TRAJECTORY_POINTS))
     report, t0 = TrainReport(), time.perf_counter()
@@ -258,26 +284,22 @@ def train(model: nn.Module, batch_fn: FeatureBatchFn, pairs: Sequence[CaptionPai
         report.layer_weight_trajectory.append(fusion.weights().tolist())
         if log is not None:
             log.layer_weights(0, report.layer_weight_trajectory[-1])
-    if n_ranks > 1:
-        distributed.broadcast_parameters(model)
+    net = distributed.data_parallel(_Pair(model))  # alone: the pair itself; under torchrun: DDP
     device_type = "cuda" if cfg.device.startswith("cuda") else "cpu"
     model.train()
-    for batches in epochs:
-        for idx in batches:
+    waited = 0.0
+    device = next(model.parameters()).device  # features go where the model is
+    with Feed(steps, pair_features(batch_fn, pairs), device=device, depth=prefetch) as feed:
+        for idx, (xa, ma, xb, mb) in feed:
             batch = [pairs[i] for i in idx]
-            if len(batch) < 2:  # a contrastive loss needs an in-batch negative
-                continue
             with torch.autocast(device_type, dtype=torch.bfloat16, enabled=cfg.precision == "bf16"):
-                if n_ranks > 1:  # this rank's slice; negatives gathered from every rank
-                    loss = distributed.global_batch_loss(model, batch_fn, batch, loss_fn)
-                else:
-                    za = model(*batch_fn([p.a for p in batch]))
-                    zb = model(*batch_fn([p.b for p in batch]))
-                    loss = loss_fn(za, zb, [p.group for p in batch])
+                za, zb = net(xa, ma, xb, mb)
+                if n_ranks > 1:  # negatives gathered from every rank (the dummy rows of a ragged batch dropped)
+                    n = len(batch)
+                    za, zb = distributed.gather_with_grad(za)[:n], distributed.gather_with_grad(zb)[:n]
+                loss = loss_fn(za, zb, [p.group for p in batch])
             opt.zero_grad(set_to_none=True)
-            loss.backward()  # type: ignore[no-untyped-call]
-            if n_ranks > 1:
-                distributed.average_gradients([*rest, *fused])
+            loss.backward()  # type: ignore[no-untyped-call]  # under torchrun DDP averages the gradients here
             opt.step()
             report.steps += 1
             value = loss.item()
@@ -289,14 +311,15 @@ def train(model: nn.Module, batch_fn: FeatureBatchFn, pairs: Sequence[CaptionPai
                 log.scalar("train/lr", opt.param_groups[0]["lr"], report.steps)
                 if fused:
                     log.scalar("train/layer_lr", opt.param_groups[1]["lr"], report.steps)
+                log.scalar("train/feed_wait_ms", (feed.wait_s - waited) * 1e3, report.steps)
                 if fusion is not None:
                     log.layer_weights(report.steps, fusion.weights().tolist())
+            waited = feed.wait_s
             if on_step is not None:
                 on_step(report.steps, value)
             if not math.isfinite(value):  # stop here: the runner refuses to score or cache this
                 break
-        if report.losses and not math.isfinite(report.losses[-1]):
-            break
+    del net  # under torchrun: DDP's hooks go with it
     model.eval()
     report.layer_weights = None if fusion is None else [float(v) for v in fusion.weights().detach()]
     report.seconds = time.perf_counter() - t0
@@ -333,6 +356,8 @@ class TrainedAggregator:
         self.width, self.n_layers_in = width, n_layers_in
         self.loaded: dict[str, Any] = {}  # set by `load` of an official file: the layout (and official trainer meta) of the file
         self.embed_batch_size = options.embed_batch_size
+        self.prefetch = PREFETCH_BATCHES  # batches fetched ahead while training (0: none); not in the config:
+        # it changes how fast, never what is computed
         self.model: nn.Module | None = None
         if self.cfg.layer_weights_file is not None and n_layers_in > 1:  # fail now, not after encoding
             read_layer_logits(self.cfg.layer_weights_file, n_layers_in)
@@ -356,7 +381,8 @@ class TrainedAggregator:
             on_step: StepCallback | None = None, log: TrainingLog | None = None) -> TrainReport:
         torch.manual_seed(seed)  # the initialisation depends on the seed too
         self.model = self._build().to(self.cfg.device)
-        return train(self.model, self._on_device(features), pairs, self.cfg, seed=seed, on_step=on_step, log=log)
+        return train(self.model, features, pairs, self.cfg, seed=seed, on_step=on_step, log=log,
+                     prefetch=self.prefetch)
 
     def _on_device(self, features: FeatureBatchFn) -> FeatureBatchFn:
         device = self.cfg.device
