@@ -21,7 +21,7 @@ from typing import Any
 from harness._exceptions import ConfigError, unknown_name
 from harness.types import EncoderOptions
 
-__all__ = ["ENCODER_ARG_KEYS", "format_encoder_args", "parse_encoder_args", "split_encoder_list"]
+__all__ = ["ENCODER_ARG_KEYS", "format_encoder_args", "parse_encoder_args", "split_encoder_list", "template_problem"]
 
 _DTYPES = ("float32", "bfloat16", "float16")
 _TEMPLATES = ("plain", "chat", "granted-caption")
@@ -125,18 +125,28 @@ def _value(key: str, raw: str, spec: str) -> Any:
         raise ConfigError(f"{where} is not one of {', '.join(_DTYPES)}")
     if key == "device" and not _DEVICE.match(raw):
         raise ConfigError(f"{where} is not a device; use cpu, cuda, cuda:N or mps")
-    if key in ("template", "statement_template") and raw not in _TEMPLATES:
-        try:
-            rendered = raw.format(text="\0", caption_type="image")
-        except (KeyError, IndexError, ValueError) as exc:
-            raise ConfigError(f"{where} is not a valid format string ({exc}); it may use {{text}} and "
-                              "{caption_type}, and double other braces: {{ }}") from None
-        if "\0" not in rendered:
-            raise ConfigError(f"{where} has no {{text}} placeholder; use {', '.join(_TEMPLATES)} or a string "
-                              "with {text}")
+    if key in ("template", "statement_template"):
+        why = template_problem(raw)
+        if why is not None:
+            raise ConfigError(f"{where} {why}")
     if not raw and not optional:
         raise ConfigError(f"{where} is empty")
     return raw
+
+
+def template_problem(value: str) -> str | None:
+    """Why ``value`` is no caption template (None: it is one): a named template, or a format string with
+    ``{text}`` (and optionally ``{caption_type}``).  Shared by ``--template`` and an encoder's ``[template=]``."""
+    if value in _TEMPLATES:
+        return None
+    try:
+        rendered = value.format(text="\0", caption_type="image")
+    except (KeyError, IndexError, ValueError) as exc:
+        return (f"is not a valid format string ({exc!r}); it may use {{text}} and {{caption_type}}, and double "
+                "other braces: {{ }}")
+    if "\0" not in rendered:
+        return f"has no {{text}} placeholder; use {', '.join(_TEMPLATES)} or a string with {{text}}"
+    return None
 
 
 def parse_encoder_args(spec: str) -> tuple[str, dict[str, Any]]:

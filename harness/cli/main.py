@@ -204,15 +204,12 @@ def _check_flags(args: argparse.Namespace) -> None:
     """Options whose mistakes would otherwise surface after a model has loaded."""
     if args.device is not None:
         _check_device(args.device, "--device")
-    if args.template is not None and args.template not in ("plain", "chat", "granted-caption"):
-        try:
-            rendered = args.template.format(text="\0", caption_type="image")
-        except (KeyError, IndexError, ValueError) as exc:
-            raise ConfigError(f"--template {args.template!r} is not a valid format string ({exc!r}); it may use "
-                              "{text} and {caption_type}, and double other braces: {{ }}") from None
-        if "\0" not in rendered:
-            raise ConfigError(f"--template {args.template!r} has no {{text}} placeholder; "
-                              "use plain, chat, granted-caption or a string with {text}")
+    if args.template is not None:
+        from harness._encoder_args import template_problem
+
+        why = template_problem(args.template)
+        if why is not None:
+            raise ConfigError(f"--template {args.template!r} {why}")
     path = args.layer_weights_file
     if path is not None and not os.path.isfile(path):
         raise ConfigError(f"--layer-weights-file {path!r} does not exist (a JSON list of layer logits, "

@@ -90,18 +90,11 @@ def compute_views(hidden_states: Sequence[torch.Tensor], views: Iterable[View], 
     out_dtype = dtype or torch.float32
     b, t, d = hidden_states[0].shape
     dev = hidden_states[0].device
-    stacks = {(v.layers, v.norm): v for v in views if v.op == "stack"}
-    # A mean over the layers of a float32 stack is one reduction of that stack (read once)
-    # instead of a running sum (read and written once per layer).
-    derived = {v.key: stacks[(v.layers, v.norm)] for v in views
-               if v.op == "mean" and out_dtype == torch.float32 and (v.layers, v.norm) in stacks}
+    derived, readers = _plan_reads(views, out_dtype)
     out: dict[str, torch.Tensor] = {}
-    readers: dict[int, list[View]] = {}
     for v in views:
         if v.key in derived:
             continue
-        for i in dict.fromkeys(v.layers):
-            readers.setdefault(i, []).append(v)
         if v.op == "stack":
             # [B, L, T, D] over token-major memory: FeatureStore cuts texts out of [B, T, L, D]
             out[v.key] = torch.empty(b, t, len(v.layers), d, dtype=out_dtype, device=dev).transpose(1, 2)
@@ -119,6 +112,24 @@ def compute_views(hidden_states: Sequence[torch.Tensor], views: Iterable[View], 
         elif v.op == "mean":
             out[v.key] = (out[v.key] / len(v.layers)).to(out_dtype)
     return out
+
+
+def _plan_reads(views: Sequence[View], out_dtype: torch.dtype) -> tuple[dict[str, View], dict[int, list[View]]]:
+    """(mean views derived from a stack, by key -> that stack; layer -> the other views reading it).
+
+    A mean over the layers of a float32 stack is one reduction of that stack (read once) instead of a
+    running sum (read and written once per layer)."""
+    import torch
+
+    stacks = {(v.layers, v.norm): v for v in views if v.op == "stack"}
+    derived = {v.key: stacks[(v.layers, v.norm)] for v in views
+               if v.op == "mean" and out_dtype == torch.float32 and (v.layers, v.norm) in stacks}
+    readers: dict[int, list[View]] = {}
+    for v in views:
+        if v.key not in derived:
+            for i in dict.fromkeys(v.layers):
+                readers.setdefault(i, []).append(v)
+    return derived, readers
 
 
 def _accumulate(out: dict[str, torch.Tensor], view: View, layer: int, h: torch.Tensor, dtype: torch.dtype) -> None:
@@ -178,17 +189,11 @@ def compute_packed_views(hidden_states: Sequence[torch.Tensor], views: Sequence[
     else:
         flat = out[:total]
     blocks = {v.key: flat[start:start + math.prod(shape)].view(shape) for v, (start, shape) in zip(views, layout)}
-    stacks = {(v.layers, v.norm): v for v in views if v.op == "stack"}
-    # as in compute_views: a float32 mean over a stack's layers is one reduction of that stack
-    derived = {v.key: stacks[(v.layers, v.norm)] for v in views
-               if v.op == "mean" and out_dtype == torch.float32 and (v.layers, v.norm) in stacks}
+    derived, readers = _plan_reads(views, out_dtype)
     sums: dict[str, torch.Tensor] = {}
-    readers: dict[int, list[View]] = {}
     for v in views:
         if v.key in derived:
             continue
-        for i in dict.fromkeys(v.layers):
-            readers.setdefault(i, []).append(v)
         if v.op == "mean":
             sums[v.key] = (blocks[v.key].zero_() if out_dtype == torch.float32
                            else torch.zeros(n, width, dtype=torch.float32, device=dev))
