@@ -63,7 +63,7 @@ def run_command(args: argparse.Namespace, pm: Any, console: Console) -> int:
     """Run ``harness results``; returns the exit status (a `HarnessError` reaches main: one line, 2)."""
     for flag, value in (("--csv", args.csv), ("--json", args.json)):
         if value is not None:
-            if Path(value).is_dir():
+            if value.strip() and Path(value).is_dir():  # '' is refused as empty below
                 raise ConfigError(f"{flag} {value!r} is a folder; give a file path "
                                   f"(e.g. {str(Path(value) / ('results' + flag.replace('--', '.')))!r})")
             check_output_place(value, flag, kind="file")  # before any results are read
