@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from cli_checks import full_disk_after
 
 torch = pytest.importorskip("torch")
 
@@ -281,27 +282,7 @@ def test_disk_full_fails_in_one_line_and_leaves_no_temp_file(tmp_path: Path, cap
                                                              monkeypatch: pytest.MonkeyPatch) -> None:
     feat = tmp_path / "feat"
     run = [*TINY, "--cache-dir", str(feat), "--ckpt-dir", str(tmp_path / "ck"), "--batch-size", "8"]
-    real_open, real_write = os.open, os.write
-    opened: list[str] = []
-    full: set[int] = set()
-
-    def open_(path: Any, flags: int, *args: Any, **kw: Any) -> int:
-        fd = real_open(path, flags, *args, **kw)
-        if ".tedf." in str(path) and str(path).endswith(".tmp"):
-            opened.append(str(path))
-            if len(opened) > 1:  # the first shard fits, then the disk is full
-                full.add(fd)
-        return fd
-
-    def write(fd: int, data: Any) -> int:
-        if fd in full:
-            full.discard(fd)  # once: the number is reused after close
-            real_write(fd, bytes(data)[:100])  # a partial temp file
-            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
-        return real_write(fd, data)
-
-    monkeypatch.setattr(os, "open", open_)
-    monkeypatch.setattr(os, "write", write)
+    opened = full_disk_after(monkeypatch, 1)  # the first shard fits, then the disk is full
     assert cli.main([*run, "--output", str(tmp_path / "a")]) == 2
     monkeypatch.undo()
     err = capsys.readouterr().err.strip().splitlines()

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import errno
 import json
-import os
 import threading
 import time
 from pathlib import Path
@@ -23,6 +21,7 @@ from harness.features.store import FeatureStore, pack_tokens  # noqa: E402
 from harness.features.views import View, compute_packed_views, compute_views  # noqa: E402
 from harness.testing import FakeEncoder  # noqa: E402
 from harness.types import EncoderOptions  # noqa: E402
+from cli_checks import full_disk_after  # noqa: E402
 
 TEXTS = [f"text {i} " + "word " * (i % 7) + f"end{i}" for i in range(30)]
 VIEWS = [View("single", (3,), "none"), View("single", (2,), "none"), View("mean", (0, 1, 2, 3), "layernorm"),
@@ -141,38 +140,12 @@ def test_staging_buffers_are_reused(tmp_path: Path) -> None:
 
 
 # ---- errors ------------------------------------------------------------------------------
-def _full_disk_after(monkeypatch: pytest.MonkeyPatch, n_ok: int) -> list[str]:
-    """Shard temp files after the first ``n_ok`` fail with ENOSPC after a partial write."""
-    real_open, real_write = os.open, os.write
-    opened: list[str] = []
-    full: set[int] = set()
-
-    def open_(path: Any, flags: int, *args: Any, **kw: Any) -> int:
-        fd = real_open(path, flags, *args, **kw)
-        if ".tedf." in str(path) and str(path).endswith(".tmp"):
-            opened.append(str(path))
-            if len(opened) > n_ok:
-                full.add(fd)
-        return fd
-
-    def write(fd: int, data: Any) -> int:
-        if fd in full:
-            full.discard(fd)
-            real_write(fd, bytes(data)[:100])
-            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
-        return real_write(fd, data)
-
-    monkeypatch.setattr(os, "open", open_)
-    monkeypatch.setattr(os, "write", write)
-    return opened
-
-
 @pytest.mark.parametrize("writers", [1, 2, 0], ids=["one-thread", "two-threads", "synchronous"])
 def test_a_write_error_in_the_writer_is_one_error_in_the_caller(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
                                                                writers: int) -> None:
     store = _store(tmp_path, writers=writers, batch_size=5)
     assert store.cache is not None
-    opened = _full_disk_after(monkeypatch, 2)
+    opened = full_disk_after(monkeypatch, 2)
     with pytest.raises(CacheError) as err:
         store.ensure(TEXTS)
     monkeypatch.undo()
