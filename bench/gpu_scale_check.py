@@ -2,6 +2,7 @@
 
     bash bench/gpu_scale_check.sh                  # one H200: ~5-6 minutes (estimated, at most 8), no hub access
     bash bench/gpu_scale_check.sh --only training  # sections: ceilings, features, training, generator
+    bash bench/gpu_scale_check.sh --only generator-full  # the gpu row trained whole (~11 min at the target)
     python bench/gpu_scale_check.py --cpu-smoke    # every step on tiny sizes on the CPU: checks the script only
 
 Sections, in order.  Each prints its figures; one that cannot run (a missing package, an error)
@@ -41,6 +42,16 @@ is reported NOT CHECKED with its reason, and the others still run.
    rendering and captioning the scenes the short run did not use (timed here per scene; the fake
    encoder's features of their captions are not counted).
                                            target: a row <= 10 minutes
+   Before it, each speed setting of the gpu config timed apart (`train_generator` on random data,
+   ``--gen-variant-steps`` steps after 10): a device sync every step with NCHW eager convolutions
+   (the loop before issue 23), no per-step sync, + channels_last, + torch.compile (the config),
+   and the same at batch 256 with the lr scaled by sqrt 2 (speed only: its quality is not measured).
+5. generator-full (only when named: ``--only generator-full``, about 11 minutes at the target): the
+   ``cpu`` and the ``gpu`` config's whole rows through the scorer, fake encoder, row ``last``, both
+   held out on the cpu config's 128 prompts (``heldout_start=1024``; the gpu row trains on none of
+   them): wall time and checker accuracy [95% CI] of each.
+                                           targets: the gpu row <= 10 minutes measured, and its
+                                           checker accuracy >= the cpu row's
 
 Exit status: 1 when a target FAILs or could not be checked, else 0.  With ``--cpu-smoke`` the
 ratios measure nothing; the exit status is 1 only when a section could not run.
@@ -70,7 +81,8 @@ HARNESS_TARGET = 1.15  # feature pass: harness / raw forward (bf16 features, fsy
 FEED_TARGET = 0.85  # training: steps/s fed from RAM or the cache / steps/s with the features on the GPU
 GEN_ROW_TARGET_MIN = 10.0  # one toy-t2i `gpu` row, minutes
 PEAK_TFLOPS = 989.0  # H200 SXM dense bf16 (datasheet)
-SECTIONS = ("ceilings", "features", "training", "generator")
+SECTIONS = ("ceilings", "features", "training", "generator", "generator-full")
+DEFAULT_SECTIONS = SECTIONS[:4]  # generator-full trains a whole gpu row (~10 min): asked for by name
 SHAPES: dict[str, dict[str, int]] = {  # Qwen3 shapes (hidden, layers, MLP, heads, kv heads, head dim)
     "4b": {"hidden_size": 2560, "num_hidden_layers": 36, "intermediate_size": 9728, "num_attention_heads": 32,
            "num_key_value_heads": 8, "head_dim": 128},
@@ -136,6 +148,8 @@ TARGETS: dict[str, list[tuple[str, str]]] = {
     "training": [(f"training feed at width {w}: {m} / GPU-resident steps/s", f">= {FEED_TARGET:.2f}")
                  for w in (2560, 4096) for m in ("RAM", "cache")],
     "generator": [("generator: toy-t2i gpu row, projected minutes", f"<= {GEN_ROW_TARGET_MIN:.2f}")],
+    "generator-full": [("generator: toy-t2i gpu row, measured minutes", f"<= {GEN_ROW_TARGET_MIN:.2f}"),
+                       ("generator: gpu row checker-acc - cpu row's, the cpu config's held-out prompts", ">= 0.00")],
 }
 
 
@@ -576,8 +590,69 @@ def _scene_seconds(n: int) -> float:
     return (time.perf_counter() - t0) / n
 
 
+# What each speed setting of the gpu config buys, timed apart (train_generator alone, same data):
+# (label, overrides of the config, the share of the config's steps a row takes at that setting)
+GEN_VARIANTS: list[tuple[str, dict[str, Any], float]] = [
+    ("a device sync every step, NCHW, eager (as before issue 23)",
+     {"sync_every": 1, "channels_last": False, "compile": False}, 1.0),
+    ("no per-step sync, NCHW, eager", {"channels_last": False, "compile": False}, 1.0),
+    ("no per-step sync, channels_last, eager", {"compile": False}, 1.0),
+    ("no per-step sync, channels_last, torch.compile (the gpu config)", {}, 1.0),
+    # the same images seen in half the steps; lr scaled by sqrt 2 (overrides "batch" and "lr" are factors)
+    ("the same at twice the batch, lr x 1.41, half the steps (speed only: quality not measured here)",
+     {"batch": 2.0, "lr": 2**0.5}, 0.5),
+]
+
+
+def step_seconds(marks: Sequence[float], warmup: int) -> float:
+    """Seconds per step from the time each step ended, over the steps after the first ``warmup``."""
+    timed = marks[min(warmup, max(0, len(marks) - 2)):]
+    return (timed[-1] - timed[0]) / (len(timed) - 1) if len(timed) > 1 else math.nan
+
+
+def generator_variants(args: argparse.Namespace) -> list[tuple[str, float, float]]:
+    """(label, ms per step, the row's training minutes at that rate) for each of `GEN_VARIANTS`."""
+    import torch
+
+    from harness_plugins.generator._model import train_generator
+    from harness_plugins.generator._scorer import make_config
+
+    name = "smoke" if args.cpu_smoke else "gpu"
+    base = make_config(name)
+    n = min(args.gen_train, 2048)
+    g = torch.Generator().manual_seed(0)
+    feats, mask = torch.randn(n, 24, 16, generator=g), torch.ones(n, 24, dtype=torch.bool)
+    imgs = torch.rand(n, 3, base.image_size, base.image_size, generator=g) * 2 - 1
+    warm, timed = (2, 4) if args.cpu_smoke else (10, args.gen_variant_steps)
+    out = []
+    for label, overrides, share in GEN_VARIANTS:
+        scaled = {k: (round(base.batch * v) if k == "batch" else base.lr * v if k == "lr" else v)
+                  for k, v in overrides.items()}
+        cfg = make_config(name, steps=warm + timed, **scaled)
+        full_steps = round(base.steps * share) if not args.cpu_smoke else round(make_config("gpu").steps * share)
+        if args.cpu_smoke and cfg.compile:  # compiling on 2 CPU cores takes minutes: the GPU run times it
+            print(f"  skipped on the CPU smoke run: {label}")
+            continue
+        marks: list[float] = []
+
+        def mark(step: int, marks: list[float] = marks) -> None:
+            if step == warm - 1:
+                _sync()  # the timed steps start when the warm-up ones are done on the device
+            marks.append(time.perf_counter())
+
+        train_generator(cfg, feats, mask, imgs, on_step=mark)
+        _sync()
+        marks[-1] = time.perf_counter()  # the last step ends when the device is done
+        per = step_seconds(marks, warm)
+        out.append((label, per * 1e3, full_steps * per / 60))
+        print(f"  {label}: {per * 1e3:.1f} ms/step", flush=True)
+        gc.collect()
+    return out
+
+
 def generator(args: argparse.Namespace, verdicts: Verdicts) -> None:
-    """Train the short run through the scorer `harness score` uses; print ms/step and the projected row."""
+    """Each speed setting timed apart; then the short run through the scorer `harness score` uses:
+    ms/step and the projected row."""
     import torch
 
     from harness import ScoredRow
@@ -585,6 +660,7 @@ def generator(args: argparse.Namespace, verdicts: Verdicts) -> None:
     from harness.testing import FakeEncoder
     from harness_plugins.generator._scorer import ToyT2IScorer, make_config
 
+    variants = generator_variants(args)
     full = make_config("gpu")
     name = "smoke" if args.cpu_smoke else "gpu"
     cfg = make_config(name, steps=args.gen_steps, n_train=args.gen_train)
@@ -616,7 +692,49 @@ def generator(args: argparse.Namespace, verdicts: Verdicts) -> None:
           f"{run.scene_s * 1e3:.2f} ms each) | {p['extra_scenes_s']:.0f} s |\n"
           f"| **row, projected** | **{p['row_min']:.1f} min** |\n"
           f"| checker-acc of this short run (not a quality figure) | {acc:.3f} |")
+    print(f"\nspeed settings, timed apart ({name} config, train_generator on random data, "
+          f"{args.gen_variant_steps} steps after 10):\n| setting | ms per step | a row's training |\n|---|---|---|")
+    for label, ms, minutes in variants:
+        print(f"| {label} | {ms:.1f} | {minutes:.1f} min |")
     verdicts.check(TARGETS["generator"][0][0], p["row_min"], at_most=GEN_ROW_TARGET_MIN)
+
+
+def generator_full(args: argparse.Namespace, verdicts: Verdicts) -> None:
+    """The ``cpu`` and the ``gpu`` config's whole rows (fake/last, the scorer `harness score` uses), both
+    held out on the ``cpu`` config's 128 prompts (``heldout_start=1024``: the gpu row trains on none of
+    them): each one's wall time and checker accuracy with its 95% interval."""
+    import torch
+
+    from harness import ScoredRow
+    from harness.api import ScoreContext
+    from harness.testing import FakeEncoder
+    from harness_plugins.generator._scorer import ToyT2IScorer, make_config
+
+    held = {"heldout_start": 1024, "n_heldout": 128}
+    if args.cpu_smoke:  # tiny stand-ins for both: checks the section only
+        configs = {"cpu": make_config("smoke", heldout_start=8, n_heldout=4),
+                   "gpu": make_config("smoke", heldout_start=8, n_heldout=4, steps=6)}
+    else:
+        configs = {name: make_config(name, **held) for name in ("cpu", "gpu")}
+    got: dict[str, tuple[float, float, tuple[float, float], float]] = {}
+    for name, cfg in configs.items():
+        encoders = {"fake": FakeEncoder()}
+        scorer = ToyT2IScorer(cfg, encoders=encoders, cache_dir="none")
+        scorer.bind(ScoreContext.create(encoders=encoders))
+        print(f"training the {name} config's row: {cfg.steps:,} steps of {cfg.batch}, {cfg.image_size} px ...",
+              flush=True)
+        t0 = time.perf_counter()
+        metrics = scorer.score(ScoredRow("fake", "last"))
+        _sync()
+        acc = next(m for m in metrics if m.metric == "checker-acc")
+        loss = next(m.value for m in metrics if m.metric == "denoise-loss")
+        got[name] = (time.perf_counter() - t0, acc.value, acc.ci or (math.nan, math.nan), loss)
+    print(f"{'cuda' if torch.cuda.is_available() else 'cpu'}, fake/last, held out: the cpu config's prompts\n"
+          "| config | row | checker-acc [95% CI] | held-out loss |\n|---|---|---|---|")
+    for name, (sec, acc_v, ci, loss) in got.items():
+        print(f"| {name} | {sec / 60:.1f} min | {acc_v:.3f} [{ci[0]:.3f}, {ci[1]:.3f}] | {loss:.4f} |")
+    verdicts.check(TARGETS["generator-full"][0][0], got["gpu"][0] / 60, at_most=GEN_ROW_TARGET_MIN)
+    verdicts.check(TARGETS["generator-full"][1][0], got["gpu"][1] - got["cpu"][1], at_least=0.0, fmt="{:+.3f}")
 
 
 # ---- the check --------------------------------------------------------------------------------
@@ -636,7 +754,8 @@ def _section(name: str, run: Callable[[], None], verdicts: Verdicts, t_start: fl
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--only", default=",".join(SECTIONS), help=f"comma-separated sections ({', '.join(SECTIONS)})")
+    p.add_argument("--only", default=",".join(DEFAULT_SECTIONS),
+                   help=f"comma-separated sections ({', '.join(SECTIONS)}; default: all but generator-full)")
     p.add_argument("--shape", default="4b", choices=sorted(SHAPES), help="features: the model's shape")
     p.add_argument("--n-texts", type=int, default=1500, help="features: texts of the timed pass")
     p.add_argument("--max-length", type=int, default=320, help="features: truncation (tokens)")
@@ -650,6 +769,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--feed-steps", type=int, default=20, help="training: timed steps per run (+1 warm-up)")
     p.add_argument("--gen-steps", type=int, default=200, help="generator: steps of the short run")
     p.add_argument("--gen-train", type=int, default=4096, help="generator: training scenes of the short run")
+    p.add_argument("--gen-variant-steps", type=int, default=60, help="generator: timed steps of each speed setting")
     p.add_argument("--budget-s", type=float, default=480, help="say so when the check took longer (default 8 min)")
     p.add_argument("--cpu-smoke", action="store_true", help="tiny sizes on the CPU: checks the script, not the GPU")
     p.add_argument("--tmp-dir", default=None)
@@ -699,6 +819,7 @@ def main(argv: list[str] | None = None) -> int:
             "features": lambda: feature_pass(pm, args, tmp, tokenizer(), verdicts),
             "training": lambda: training_feed(pm, args, tmp, tokenizer(), verdicts),
             "generator": lambda: generator(args, verdicts),
+            "generator-full": lambda: generator_full(args, verdicts),
         }
         for name in SECTIONS:
             if name in args.sections:

@@ -99,6 +99,18 @@ class TrainingLog:
             self.scalar("train/steps_per_s", (step - last_step) / (now - last_t), step)
         self._last = (step, now)
 
+    def steps(self, first: int, losses: Sequence[float]) -> None:
+        """Steps ``first``, ``first + 1``, ... read back together: one loss each, and the steps per
+        second since the previous call at the last of them."""
+        now = time.perf_counter()
+        last_step, last_t = self._last
+        for k, loss in enumerate(losses):
+            self.scalar("train/loss", loss, first + k)
+        end = first + len(losses) - 1
+        if losses and end > last_step and now > last_t:
+            self.scalar("train/steps_per_s", (end - last_step) / (now - last_t), end)
+            self._last = (end, now)
+
     def layer_weights(self, step: int, weights: Sequence[float]) -> None:
         """The softmax layer weights at ``step`` (0: at initialisation), one curve per layer."""
         names = self.layers if len(self.layers) == len(weights) else list(range(len(weights)))

@@ -203,3 +203,99 @@ def test_configs_build_the_documented_unets() -> None:
     assert cpu.down_block_types == ("DownBlock2D", "DownBlock2D", "CrossAttnDownBlock2D")
     assert gpu.sample_size == 64 and gpu.down_block_types[-2:] == ("CrossAttnDownBlock2D",) * 2
     assert gpu.down_block_types[0] == "DownBlock2D" and gpu.class_embed_type == "projection"
+
+
+def _train_data(n: int = 16):
+    torch = pytest.importorskip("torch")
+    g = torch.Generator().manual_seed(0)
+    feats, mask = torch.randn(n, 4, 5, 16, generator=g), torch.ones(n, 5, dtype=torch.bool)
+    mask[:, 3:] = False
+    return feats, mask, torch.rand(n, 3, 32, 32, generator=g) * 2 - 1
+
+
+def test_reading_losses_back_in_blocks_changes_no_number() -> None:
+    """The loop keeps the loss and ω on the device and reads them back every ``sync_every`` steps: the same
+    losses and ω, to the bit, whatever the block (a block boundary inside the run, at its end, past it)."""
+    pytest.importorskip("diffusers")
+    from harness_plugins.generator._model import train_generator
+    from harness_plugins.generator._scorer import make_config
+
+    feats, mask, imgs = _train_data()
+    runs = [train_generator(make_config("smoke", steps=7, n1=4, sync_every=k), feats, mask, imgs)
+            for k in (1, 3, 7, 50)]
+    assert len(runs[0].losses) == len(runs[0].omega) == 7
+    for run in runs[1:]:
+        assert run.losses == runs[0].losses and run.omega == runs[0].omega
+    assert runs[0].omega[4] == runs[0].omega[6] != runs[0].omega[0], "two-step ω moved, then froze at n1"
+
+
+def test_channels_last_and_compile_train_the_same_model(monkeypatch: pytest.MonkeyPatch) -> None:
+    """NHWC convolutions and the compiled UNet (aot_eager here: inductor takes minutes on 2 cores) give the
+    eager NCHW losses to float rounding; compile wraps the UNet once per training."""
+    torch = pytest.importorskip("torch")
+    pytest.importorskip("diffusers")
+    from harness_plugins.generator._model import train_generator
+    from harness_plugins.generator._scorer import make_config
+
+    feats, mask, imgs = _train_data()
+    base = train_generator(make_config("smoke", steps=4), feats, mask, imgs).losses
+    nhwc = train_generator(make_config("smoke", steps=4, channels_last=True), feats, mask, imgs)
+    assert nhwc.unet.conv_in.weight.is_contiguous(memory_format=torch.channels_last)
+    assert nhwc.losses == pytest.approx(base, rel=1e-4)
+    compiled: list[object] = []
+    real = torch.compile
+
+    def aot_eager(model, **kw):
+        compiled.append(model)
+        return real(model, backend="aot_eager", **kw)
+
+    monkeypatch.setattr(torch, "compile", aot_eager)
+    comp = train_generator(make_config("smoke", steps=4, compile=True), feats, mask, imgs)
+    assert compiled == [comp.unet], "the UNet (and only it) is compiled, once"
+    assert comp.losses == pytest.approx(base, rel=1e-4)
+
+
+def test_a_failed_compile_names_the_option_to_turn_it_off(monkeypatch: pytest.MonkeyPatch) -> None:
+    torch = pytest.importorskip("torch")
+    pytest.importorskip("diffusers")
+    from harness import ConfigError
+    from harness_plugins.generator._model import train_generator
+    from harness_plugins.generator._scorer import make_config
+
+    def no_backend(gm, inputs):
+        raise RuntimeError("no working triton here")
+
+    real = torch.compile
+    monkeypatch.setattr(torch, "compile", lambda model, **kw: real(model, backend=no_backend, **kw))
+    feats, mask, imgs = _train_data()
+    with pytest.raises(ConfigError, match=r"torch.compile of the UNet failed .*no working triton.*-O compile=false"):
+        train_generator(make_config("smoke", steps=2, compile=True), feats, mask, imgs)
+
+
+def test_heldout_start_holds_out_the_cpu_configs_prompts_under_any_config(tmp_path) -> None:
+    """``heldout_start=1024, n_heldout=128`` gives the gpu config the cpu config's 128 held-out prompts and
+    trains it on none of them (the seeded scene list is the same prefix at every length)."""
+    from harness import ConfigError
+    from harness_plugins.generator._scorer import captions_for, make_config, split
+
+    cpu_train, cpu_held = split(make_config("cpu"))
+    assert (cpu_train, cpu_held) == (list(range(1024)), list(range(1024, 1152))), "default: held out after training"
+    train, held = split(make_config("gpu", heldout_start=1024, n_heldout=128))
+    assert held == cpu_held and len(train) == 20000 and not set(train) & set(held)
+    assert train[1023:1025] == [1023, 1152]
+    caps = captions_for(1400, 0)
+    assert [c.text for c in captions_for(1152, 0)[1024:]] == [caps[i].text for i in held]
+    for bad in ("-2", "20001"):
+        with pytest.raises(ConfigError, match="heldout_start"):
+            make_config("gpu", heldout_start=bad)
+    # through the scorer: the held-out captions it scores are those prompts
+    pytest.importorskip("diffusers")
+    _scorer(out_dir=str(tmp_path)).score(ScoredRow("fake", "last"))  # default smoke: held out after 16
+    moved = tmp_path / "moved"
+    scorer = _scorer(out_dir=str(moved))
+    from harness_plugins.generator._scorer import make_config as mk
+
+    scorer.config = mk("smoke", heldout_start=4)
+    scorer.score(ScoredRow("fake", "last"))
+    scored = [c["text"] for c in json.loads((moved / "fake--last" / "samples.json").read_text())["captions"]]
+    assert scored == [c.text for c in captions_for(20, 0)[4:8]]

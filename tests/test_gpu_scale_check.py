@@ -57,7 +57,7 @@ def test_verdicts_pass_fail_and_not_checked() -> None:
 def test_only_names_sections(capsys: pytest.CaptureFixture[str]) -> None:
     with pytest.raises(SystemExit) as exc:
         gsc.parse_args(["--only", "features,gpus"])
-    assert exc.value.code == 2 and "sections are ceilings, features, training, generator" in capsys.readouterr().err
+    assert exc.value.code == 2 and "sections are ceilings, features, training, generator, generator-full" in capsys.readouterr().err
     args = gsc.parse_args(["--cpu-smoke", "--only", "training"])
     assert args.sections == ["training"] and args.device == "cpu" and args.feed_widths == [64, 96]
     assert gsc.parse_args([]).feed_widths == [2560, 4096] and gsc.parse_args([]).device == "cuda"
@@ -101,8 +101,21 @@ def test_cpu_smoke_runs_the_features_and_training_sections(tmp_path: Path, capsy
 @pytest.mark.slow
 def test_cpu_smoke_runs_the_generator_section(capsys: pytest.CaptureFixture[str]) -> None:
     pytest.importorskip("diffusers")
-    assert gsc.main(["--cpu-smoke", "--only", "generator"]) == 0
+    assert gsc.main(["--cpu-smoke", "--only", "generator,generator-full"]) == 0
     out = capsys.readouterr().out
     for row in ("| per step (after the first ", "steps (the gpu config) |", "| **row, projected** |"):
         assert row in out, out
     assert "toy-t2i gpu row, projected minutes" in out
+    # each speed setting timed apart, one table row each (their ms are CPU noise here)
+    for label, _, _ in gsc.GEN_VARIANTS:
+        assert sum(line.startswith(f"| {label} | ") and line.endswith(" min |") for line in out.splitlines()) == 1, label
+    # generator-full: both configs' rows on the same held-out prompts, and both of its verdicts
+    assert "| cpu | " in out and "| gpu | " in out
+    assert "toy-t2i gpu row, measured minutes" in out and "checker-acc - cpu row's" in out
+
+
+def test_step_seconds_skips_the_warm_up() -> None:
+    marks = [0.0, 5.0, 5.5, 6.0, 6.5]  # a slow first step (compiling), then 0.5 s each
+    assert gsc.step_seconds(marks, 1) == pytest.approx(0.5)
+    assert gsc.step_seconds(marks, 0) == pytest.approx(6.5 / 4)
+    assert math.isnan(gsc.step_seconds([1.0], 0))

@@ -135,17 +135,20 @@ def test_missing_tensorboard_refuses_explicit_logs_and_notes_default_ones(
 
 
 def test_generator_training_in_harness_score_writes_its_loss_events(tmp_path: Path) -> None:
-    """`harness score --scorer toy-t2i:smoke` on a learned row: loss, lr, steps/s and ω per layer, per step."""
+    """`harness score --scorer toy-t2i:smoke` on a learned row: loss, lr and ω per layer, per step; steps/s
+    once per block of ``sync_every`` steps read back together."""
     pytest.importorskip("diffusers")
     gen = tmp_path / "gen"
     assert main([*FAKE, "score", "--rows", "fake/learned", "--scorer", "toy-t2i:smoke", "-O", "steps=3",
-                 "--out", str(gen)]) == 0
+                 "-O", "sync_every=2", "--out", str(gen)]) == 0
     assert [p.parent.name for p in _event_files(gen / "tb")] == ["fake--learned"], "one run folder per trained row"
     s = _scalars(gen / "tb" / "fake--learned")
     losses = json.loads((gen / "rows" / "fake--learned" / "samples.json").read_text())["losses"]
     assert [step for step, _ in s["train/loss"]] == [1, 2, 3]
     assert [v for _, v in s["train/loss"]] == pytest.approx(losses, rel=1e-6), "events hold the recorded losses"
-    assert len(s["train/lr"]) == len(s["train/steps_per_s"]) == 3
+    assert [step for step, _ in s["train/lr"]] == [1, 2, 3]
+    assert [step for step, _ in s["train/steps_per_s"]] == [2, 3], "steps/s at the end of each block of 2"
+    assert all(v > 0 for _, v in s["train/steps_per_s"])
     alpha = [tag for tag in s if tag.startswith("alpha/")]
     assert alpha, "a learned row's ω is logged per layer"
     for step in (1, 2, 3):

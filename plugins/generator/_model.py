@@ -20,6 +20,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from harness import ConfigError
 from harness.api import TrainingLog
 
 from harness_plugins.aggregators.training import LayerWeights, fuse_layers
@@ -51,6 +52,7 @@ class GeneratorConfig:
     cross_dim: int = 64
     n_train: int = 1024
     n_heldout: int = 64
+    heldout_start: int = -1  # held-out scenes from this index of the seeded list (-1: after the n_train training ones)
     steps: int = 600
     batch: int = 64
     lr: float = 1e-3
@@ -61,6 +63,10 @@ class GeneratorConfig:
     sample_steps: int = 20
     eval_batches: int = 4  # fixed (noise, t) draws per held-out image for the denoising loss
     seed: int = 0
+    # speed (what the training computes is the same; CUDA only where said)
+    channels_last: bool = False  # NHWC UNet weights and inputs: bf16 tensor-core convolutions without transposes
+    compile: bool = False  # torch.compile the UNet's training forward (inductor; once per run, fused kernels)
+    sync_every: int = 50  # losses and ω are read back to the host every this many steps, not after each one
     extra: dict[str, Any] = field(default_factory=dict, hash=False, compare=False)
 
 
@@ -156,6 +162,13 @@ def _autocast(device: torch.device) -> Any:
     return torch.autocast("cuda", dtype=torch.bfloat16) if device.type == "cuda" else contextlib.nullcontext()
 
 
+def _compiled(unet: Any, cfg: GeneratorConfig) -> Any:
+    """The UNet to train with: ``torch.compile``'d under ``cfg.compile``, else itself (same parameters)."""
+    if not cfg.compile:
+        return unet
+    return torch.compile(unet)
+
+
 def train_generator(cfg: GeneratorConfig, feats: torch.Tensor, mask: torch.Tensor, images: torch.Tensor,
                     *, conditioned: bool = True, init_logits: list[float] | None = None,
                     on_step: Callable[[int], Any] | None = None, log: TrainingLog | None = None) -> TrainedGenerator:
@@ -165,7 +178,12 @@ def train_generator(cfg: GeneratorConfig, feats: torch.Tensor, mask: torch.Tenso
     ``two-step`` the layer logits get their own lr (``layer_lr``) for ``n1`` steps, then freeze.
     ``on_step(step)`` is called after every step (a progress bar); ``log`` gets ``train/loss``,
     ``train/lr``, ``train/steps_per_s`` and, for a stack of layers, ``train/layer_lr`` and ω per layer
-    (``alpha/layer_<i>``) after every step, steps counted from 1.
+    (``alpha/layer_<i>``) for every step, steps counted from 1, written every ``cfg.sync_every`` steps.
+
+    Nothing in a step waits for the device: the loss and ω stay on it and are read back every
+    ``sync_every`` steps in one copy, and every host-to-device copy is ``non_blocking`` (a blocking one
+    waits for the device).  Every draw (indices, timesteps, dropped captions, noise) comes from one
+    seeded CPU generator, so a seed gives the same batches on any device.
     """
     torch.manual_seed(cfg.seed)
     g = torch.Generator().manual_seed(cfg.seed)
@@ -173,47 +191,72 @@ def train_generator(cfg: GeneratorConfig, feats: torch.Tensor, mask: torch.Tenso
     text = TextConditioner(feats.shape[-1], cfg.cross_dim, n_layers=n_layers, mode=cfg.layer_weights,
                            init_logits=init_logits, caption_norm=cfg.caption_norm)
     dev = _device(cfg)
-    unet = build_unet(cfg).to(dev)
+    fmt = torch.channels_last if cfg.channels_last else torch.contiguous_format
+    unet = build_unet(cfg).to(dev, memory_format=fmt)
+    forward = _compiled(unet, cfg)
     sched = _diffusers.DDPMScheduler(num_train_timesteps=cfg.train_timesteps, beta_schedule=cfg.beta_schedule,
                                      prediction_type=cfg.prediction)
     text = text.to(dev)
-    feats, mask, images = feats.to(dev), mask.to(dev), images.to(dev)
+    feats, mask, images = feats.to(dev), mask.to(dev), images.to(dev).contiguous(memory_format=fmt)
     groups = [{"params": list(unet.parameters()) + list(text.proj.parameters()) + list(text.norm.parameters()),
                "lr": cfg.lr},
               {"params": [text.logits], "lr": cfg.layer_lr, "weight_decay": 0.0}]
-    opt = torch.optim.AdamW(groups)
+    opt = torch.optim.AdamW(groups, fused=True if dev.type == "cuda" else None)  # one kernel per step on CUDA
     losses: list[float] = []
     omega: list[list[float]] = []
+    every = max(1, cfg.sync_every)
+    loss_buf = torch.zeros(every, device=dev)  # this block's losses and ω, on the device until read back
+    omega_buf = torch.zeros(every, n_layers, device=dev)
+    shape = (cfg.batch, *images.shape[1:])
     for step in range(cfg.steps):
         if cfg.layer_weights == "two-step" and step == cfg.n1:
             text.freeze_weights()  # the paper's second step: ω stays as learned
-        # every draw on the CPU generator, so a seed gives the same batches on any device
-        idx = torch.randint(0, images.shape[0], (cfg.batch,), generator=g)
-        x0 = images[idx.to(dev)]
-        noise = torch.randn(x0.shape, generator=g).to(dev)
-        t = torch.randint(0, cfg.train_timesteps, (cfg.batch,), generator=g).to(dev)
-        f = feats[idx.to(dev)]
+        idx = torch.randint(0, images.shape[0], (cfg.batch,), generator=g).to(dev, non_blocking=True)
+        x0 = images[idx]
+        noise = torch.randn(shape, generator=g).to(dev, non_blocking=True).contiguous(memory_format=fmt)
+        t = torch.randint(0, cfg.train_timesteps, (cfg.batch,), generator=g).to(dev, non_blocking=True)
+        f = feats[idx]
         if conditioned and cfg.cond_drop > 0:  # drop whole captions to the empty condition
-            keep = (torch.rand((cfg.batch,), generator=g) >= cfg.cond_drop).to(dev)
+            keep = (torch.rand((cfg.batch,), generator=g) >= cfg.cond_drop).to(dev, non_blocking=True)
             f = f * keep.view(-1, *([1] * (f.dim() - 1))).to(f.dtype)
-        with _autocast(dev):
-            pred = _predict(unet, text, sched.add_noise(x0, noise, t), t, f, mask[idx.to(dev)], conditioned)
-        loss = nn.functional.mse_loss(pred.float(), _target(sched, x0, noise))
         opt.zero_grad(set_to_none=True)
-        torch.autograd.backward(loss)
+        try:
+            with _autocast(dev):
+                pred = _predict(forward, text, sched.add_noise(x0, noise, t), t, f, mask[idx], conditioned)
+            loss = nn.functional.mse_loss(pred.float(), _target(sched, x0, noise))
+            torch.autograd.backward(loss)
+        except torch._dynamo.exc.TorchDynamoException as exc:  # compiling happens at the first step
+            cause = getattr(exc, "inner_exception", None) or exc.__cause__ or exc  # the backend's own error
+            said = str(cause).strip()
+            why = f"{type(cause).__name__}: {said.splitlines()[0]}" if said else type(cause).__name__
+            raise ConfigError(f"toy-t2i: torch.compile of the UNet failed ({why}); rerun with "
+                              "-O compile=false") from exc
         opt.step()
-        losses.append(float(loss.detach()))
+        slot = step % every
+        loss_buf[slot] = loss.detach()
         if n_layers > 1:
-            omega.append(text.weights().detach().tolist())
-        if log is not None:
-            log.step(step + 1, losses[-1])
-            log.scalar("train/lr", opt.param_groups[0]["lr"], step + 1)
-            if omega:
-                log.scalar("train/layer_lr", opt.param_groups[1]["lr"], step + 1)
-                log.layer_weights(step + 1, omega[-1])
+            omega_buf[slot] = text.weights().detach()
+        if slot == every - 1 or step == cfg.steps - 1:  # one device sync per block of steps
+            first = step - slot
+            block = loss_buf[:slot + 1].tolist()
+            losses += block
+            if n_layers > 1:
+                omega += omega_buf[:slot + 1].tolist()
+            if log is not None:
+                _log_block(log, first + 1, block, omega[first:] if n_layers > 1 else [], opt)
         if on_step is not None:
             on_step(step)
     return TrainedGenerator(unet, text, sched, losses, omega, conditioned)
+
+
+def _log_block(log: TrainingLog, first: int, losses: list[float], omega: list[list[float]], opt: Any) -> None:
+    """Steps ``first``.. of one block to ``log``: the losses (steps/s over the block), lr and ω."""
+    log.steps(first, losses)
+    for k in range(len(losses)):
+        log.scalar("train/lr", opt.param_groups[0]["lr"], first + k)
+        if omega:
+            log.scalar("train/layer_lr", opt.param_groups[1]["lr"], first + k)
+            log.layer_weights(first + k, omega[k])
 
 
 @torch.no_grad()

@@ -49,10 +49,11 @@ CONFIGS: dict[str, dict[str, Any]] = {
     "cpu": dict(channels=(32, 64, 64), norm_groups=16, cross_dim=64, pooled=True, cond_drop=0.1, guidance=2.0,
                 prediction="sample", beta_schedule="squaredcos_cap_v2", n_train=1024, n_heldout=128, steps=400,
                 batch=32, lr=2e-3, n1=267, sample_steps=20),
-    # 43 GFLOP per image per step (forward + backward, torch.utils.flop_counter): 12k steps of 128 = 66 PFLOP
+    # 43 GFLOP per image per step (forward + backward, torch.utils.flop_counter): 12k steps of 128 = 66 PFLOP;
+    # bf16 autocast on CUDA, NHWC convolutions, the UNet compiled (bench/gpu_scale_check.py times each apart)
     "gpu": dict(image_size=64, channels=(64, 128, 256, 256), norm_groups=32, cross_dim=256, attention_levels=2,
                 pooled=True, cond_drop=0.1, guidance=3.0, n_train=20000, n_heldout=512, steps=12000, batch=128,
-                lr=5e-4, n1=8000, sample_steps=50),
+                lr=5e-4, n1=8000, sample_steps=50, channels_last=True, compile=True),
 }
 
 
@@ -94,11 +95,14 @@ def make_config(name: str, **overrides: Any) -> Any:
     cfg = replace(base, **{k: _coerce(k, v, getattr(base, k)) for k, v in overrides.items()})
     if "steps" in overrides and "n1" not in overrides:  # keep the preset's share of steps that learn ω
         cfg = replace(cfg, n1=round(cfg.steps * base.n1 / base.steps))
-    for k in ("steps", "batch", "n_train", "n_heldout", "sample_steps", "eval_batches", "image_size"):
+    for k in ("steps", "batch", "n_train", "n_heldout", "sample_steps", "eval_batches", "image_size", "sync_every"):
         if getattr(cfg, k) < 1:
             raise ConfigError(f"toy-t2i option {k}={getattr(cfg, k)}: must be at least 1")
     if cfg.image_size % 32:
         raise ConfigError(f"toy-t2i option image_size={cfg.image_size}: must be a multiple of 32")
+    if not -1 <= cfg.heldout_start <= cfg.n_train:
+        raise ConfigError(f"toy-t2i option heldout_start={cfg.heldout_start}: must be -1 (after the training scenes) "
+                          f"or between 0 and n_train ({cfg.n_train})")
     if not 0 <= cfg.n1 <= cfg.steps:
         raise ConfigError(f"toy-t2i option n1={cfg.n1}: must be between 0 and steps ({cfg.steps})")
     return cfg
@@ -106,6 +110,16 @@ def make_config(name: str, **overrides: Any) -> Any:
 
 def captions_for(n: int, seed: int) -> list[Caption]:
     return [caption_scene(s, random.Random(seed * 1_000_003 + i)) for i, s in enumerate(sample_scenes(n, seed))]
+
+
+def split(cfg: Any) -> tuple[list[int], list[int]]:
+    """(training, held-out) indices into the config's ``n_train + n_heldout`` seeded scenes: the held-out
+    ones from ``heldout_start`` (-1: after the training ones), the training ones the rest.  The list is
+    the same prefix for every length, so ``heldout_start=1024, n_heldout=128`` holds out the ``cpu``
+    config's held-out prompts under any config (and trains on none of them)."""
+    start = cfg.n_train if cfg.heldout_start < 0 else cfg.heldout_start
+    held = list(range(start, start + cfg.n_heldout))
+    return [i for i in range(cfg.n_train + cfg.n_heldout) if not start <= i < start + cfg.n_heldout], held
 
 
 def row_slug(encoder: str, extractor: str) -> str:
@@ -222,6 +236,10 @@ class ToyT2IScorer:
         imgs = np.stack([render(s, cfg.image_size) for s in sample_scenes(len(caps), cfg.seed)])
         x = torch.from_numpy(imgs).permute(0, 3, 1, 2).float() / 127.5 - 1
         n = cfg.n_train
+        train_ix, held_ix = split(cfg)
+        if cfg.heldout_start >= 0:  # the held-out scenes from the middle of the list: put them last
+            order = torch.tensor(train_ix + held_ix)
+            feats, mask, x, caps = feats[order], mask[order], x[order], [caps[i] for i in order.tolist()]
         what = f"{row.encoder}/{row.extractor}" if conditioned else "no text"
         bar = self.progress(f"toy-t2i {what}", cfg.steps) if self.progress else None
         log = open_training_log(self.tensorboard, folder, layers=res.view.layers if feats.dim() == 4 else ())
