@@ -32,6 +32,10 @@ with it) added to the rest of a step taken from the faster run, which is the ste
 a busy machine.  The time spent inside the batch function is printed too (with the prefetch
 it runs beside the step, off its critical path).
 
+``--host-feed 2560,4096``: the host work a CUDA trainer's feed thread does per batch side, before
+(`FeatureStore.batch`, float32, then the copy into pinned memory) and now (`FeatureStore.padded`:
+the stored dtype padded straight into pinned memory, widened on the GPU), and the bytes each moves.
+
 ``--widths``: random features of ``--tokens`` tokens already on the aggregator's device
 (no encoder, no store) at each width, one layer and, with ``--layers L``, a stack of L:
 the aggregator's compute ceiling, and how its time grows with the width (compared with
@@ -299,6 +303,45 @@ def run_widths(args: argparse.Namespace) -> list[dict[str, Any]]:
 
 
 # ---- report -------------------------------------------------------------------------------
+def host_feed(widths: Sequence[int], *, texts: int = 128, tokens: int = 256, repeat: int = 5) -> list[str]:
+    """The host's work per batch side that a CUDA trainer's feed thread does, at each width (bf16 stored
+    features in RAM, ``texts`` texts of ``tokens - i % 40`` tokens): before, `FeatureStore.batch` (pad,
+    widen to float32) and the copy into pinned memory (timed as a clone: the CPU has no pinned memory);
+    now, `FeatureStore.padded` (pad into one tensor in the stored dtype; pinned on CUDA, nothing more).
+    Fastest of ``repeat``; plus the bytes each moves over the bus."""
+    import torch
+
+    from harness.features.store import FeatureStore
+    from harness.features.views import View
+    from harness.testing import FakeEncoder
+
+    def fastest(fn: Callable[[], Any]) -> tuple[float, Any]:
+        best, out = math.inf, None
+        for _ in range(repeat):
+            t0 = time.perf_counter()
+            out = fn()
+            best = min(best, time.perf_counter() - t0)
+        return best, out
+
+    lines = [f"host feed per batch side ({texts} texts of {tokens - 39}-{tokens} tokens, bf16 stored, RAM):",
+             "| width | batch + pin copy (before) | padded (now) | now / before | bytes over the bus, now / before |",
+             "|---|---|---|---|---|"]
+    for width in widths:
+        view = View("single", (1,), "none")
+        store = FeatureStore(FakeEncoder(width=8, num_layers=1), [view], dtype="bfloat16")
+        names = [f"text {i}" for i in range(texts)]
+        g = torch.Generator().manual_seed(0)
+        for i, name in enumerate(names):  # features as a store holds them after `ensure` (no encoder at this width)
+            store._data[(view.key, name)] = torch.randn(tokens - i % 40, width, generator=g).to(torch.bfloat16)
+        t_batch, (x, _) = fastest(lambda: store.batch(view, names))
+        t_pin, _ = fastest(lambda: x.clone())
+        t_padded, (px, _) = fastest(lambda: store.padded(view, names))
+        before = t_batch + t_pin
+        lines.append(f"| {width} | {before * 1e3:.0f} ms ({x.nbytes / 1e6:.0f} MB) | {t_padded * 1e3:.0f} ms "
+                     f"({px.nbytes / 1e6:.0f} MB) | {t_padded / before:.2f} | {px.nbytes / x.nbytes:.2f} |")
+    return lines
+
+
 def report(rows: list[dict[str, Any]], *, peak_tflops: float | None = None) -> list[str]:
     lines = [f"{'view':<12} {'layers':>6} {'width':>6} {'features':<16} {'steps/s':>9} {'TFLOP/s':>9}"
              + (f" {'MFU':>6}" if peak_tflops else "")]
@@ -368,6 +411,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--threads", type=int, default=None, help="torch intra-op threads")
     p.add_argument("--data-dir", type=Path, default=REPO / "tasks" / "data")
     p.add_argument("--tmp-dir", default=None, help="where the cold feature cache goes")
+    p.add_argument("--host-feed", default="", help="also time the CUDA feed's host work per batch side at these "
+                   "widths (comma-separated; e.g. 2560,4096): before (batch + pin copy) and now (padded)")
     p.add_argument("--json", help="also write the rows here")
     args = p.parse_args(argv)
     args.train_batch_size = args.train_batch_size or None
@@ -382,8 +427,11 @@ def main(argv: list[str] | None = None) -> int:
         rows += run_store(args)
     if args.widths:
         rows += run_widths(args)
-    for line in report(rows, peak_tflops=args.peak_tflops):
+    for line in report(rows, peak_tflops=args.peak_tflops) if rows else []:
         print(line)
+    if args.host_feed:
+        for line in host_feed([int(w) for w in args.host_feed.split(",") if w.strip()]):
+            print(line)
     if args.json:
         Path(args.json).write_text(json.dumps(rows, indent=1))
     return 0

@@ -434,9 +434,21 @@ def timed_fit(agg: Any, features: Callable[[Sequence[str]], tuple[Any, Any]], pa
     marks: list[float] = []
     seen: list[int] = []  # texts per features call, in call order
 
-    def counted(texts: Sequence[str]) -> tuple[Any, Any]:
-        seen.append(len(texts))
-        return features(texts)
+    class Counted:  # the batch function, counting its texts; its stored-dtype `padded` path kept when it has one
+        def __call__(self, texts: Sequence[str]) -> tuple[Any, Any]:
+            seen.append(len(texts))
+            return features(texts)
+
+        def __getattr__(self, name: str) -> Any:
+            if name != "padded" or not hasattr(features, "padded"):
+                raise AttributeError(name)
+
+            def padded(texts: Sequence[str], *, pin: bool = False) -> tuple[Any, Any]:
+                seen.append(len(texts))
+                return features.padded(texts, pin=pin)  # type: ignore[attr-defined]
+            return padded
+
+    counted = Counted()
 
     def on_step(step: int, loss: float) -> None:  # the trainer has read the loss: the step is done
         _sync()
@@ -519,8 +531,8 @@ def _feed_width(pm: Any, args: argparse.Namespace, tmp: Path, tok: Any, width: i
     lengths = {t: int(ram.get(view, t).shape[0]) for t in texts}
     fns: dict[str, Callable[[Sequence[str]], Any]] = {
         "GPU-resident": _gpu_resident(ram, view, texts, args.device),
-        "RAM": lambda ts: ram.batch(view, ts),
-        "cache": lambda ts: disk.batch(view, ts) if disk is not None else None,
+        "RAM": ram.batches(view),  # FeatureStore.batches: float32 batches, or bf16 padded into pinned memory on CUDA
+        "cache": disk.batches(view) if disk is not None else lambda ts: None,
     }
     n = len(texts)
     pairs = [CaptionPair(a=texts[i % n], b=texts[(7 * i + 3) % n], group=f"g{i}")

@@ -226,7 +226,9 @@ class PairSetSpec:
     extra: dict[str, Any] = field(default_factory=dict)  # provenance fields (source repository, licence)
 
 FeatureBatchFn = Callable[[Sequence[str]], tuple[Any, Any]]
-"""texts -> (right-padded float32 features ``[B, (L,) T, D]``, bool token mask ``[B, T]``)."""
+"""texts -> (right-padded float32 features ``[B, (L,) T, D]``, bool token mask ``[B, T]``).  The harness's
+own (`harness.features.store.StoreBatches`) also have ``padded(texts, pin=False)``: the same in the stored
+dtype, padded into one (pinned) tensor, which a trainer on CUDA moves and widens on the device."""
 StepCallback = Callable[[int, float], None]
 """(step number from 1, loss) after every optimiser step."""
 

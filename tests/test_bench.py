@@ -27,6 +27,13 @@ def test_bench_train_prints_cache_over_ram_per_view(tmp_path, capsys):
     assert "random x3" in out and "cpu-resident" in out, out
 
 
+def test_bench_train_host_feed_times_both_paths_and_halves_the_bytes(capsys):
+    assert bench_train.main(["--no-store", "--host-feed", "64,128"]) == 0
+    rows = [line.split(" | ") for line in capsys.readouterr().out.splitlines() if line.startswith(("| 64 ", "| 128 "))]
+    assert [r[0] for r in rows] == ["| 64", "| 128"]
+    assert all(r[-1] == "0.50 |" for r in rows), "bf16 padded batches move half the bytes of float32 ones"
+
+
 def test_cache_bytes_per_token_counts_each_view_from_the_shards(tmp_path, pm):
     from harness.features.cache import encoder_fingerprint
     from harness.features.extractors import parse_extractors, view_for

@@ -320,3 +320,23 @@ def test_truncation_flags_survive_the_background_writer(tmp_path: Path) -> None:
     assert store.n_truncated == want
     warm = _store(tmp_path, FakeEncoder(options=EncoderOptions(max_length=3, template="plain")))
     assert warm.ensure(TEXTS) == 0 and warm.n_truncated == want
+
+
+@pytest.mark.parametrize("where", ["ram", "cache"])
+@pytest.mark.parametrize("dtype", ["float32", "bfloat16"])
+def test_padded_batches_are_the_float32_batches_in_the_stored_dtype(tmp_path: Path, where: str, dtype: str) -> None:
+    """`FeatureStore.padded` (what a CUDA trainer moves, widened on the device) holds `batch`'s values
+    exactly, in the stored dtype, for every kind of view; `batches(view)` offers both."""
+    store = _store(tmp_path / "c" if where == "cache" else None, dtype=dtype)
+    store.ensure(TEXTS)
+    texts = [TEXTS[i] for i in (5, 0, 13, 6, 29)]  # lengths differ: padding in the middle of the batch
+    for view in VIEWS:
+        x, mask = store.batch(view, texts)
+        px, pmask = store.padded(view, texts)
+        assert px.dtype == getattr(torch, dtype) and x.dtype == torch.float32
+        assert px.shape == x.shape and torch.equal(pmask, mask), view
+        assert torch.equal(px.float(), x), f"{view}: padded values differ from batch()"
+        assert not px[~pmask if view.op != "stack" else ~pmask[:, None].expand(px.shape[:3])].any(), "padding is zero"
+        fn = store.batches(view)
+        assert torch.equal(fn(texts)[0], x) and torch.equal(fn.padded(texts)[0], px)
+    assert store.padded(VIEWS[0], [])[0].shape[0] == 0

@@ -180,3 +180,53 @@ def test_on_cuda_pinned_asynchronous_copies_give_the_synchronous_numbers() -> No
     assert out[2] == out[0], "prefetched CUDA copies changed the losses"
     got = list(Feed(range(3), lambda i: (torch.full((4,), float(i)),), device="cuda", depth=2))
     assert [(i, t.device.type, float(t[0])) for i, (t,) in got] == [(i, "cuda", float(i)) for i in range(3)]
+
+
+def test_pinned_feed_takes_the_stored_dtype_path_and_widens_it_exactly() -> None:
+    """`pair_features(pinned=True)` calls a batch function's ``padded(texts, pin=True)`` when it has one
+    (else the function itself); a `Feed` with ``float32=True`` widens bf16 to the float32 values."""
+    from harness_plugins.aggregators.prefetch import pair_features
+
+    feats = {t: v.to(torch.bfloat16) for t, v in _features().items()}
+    plain = _batch_fn({t: v.float() for t, v in feats.items()})
+    asked: list[bool] = []
+
+    class WithPadded:
+        def __call__(self, texts: Sequence[str]) -> tuple[torch.Tensor, torch.Tensor]:
+            return plain(texts)
+
+        def padded(self, texts: Sequence[str], *, pin: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
+            asked.append(pin)
+            x, mask = plain(texts)
+            return x.to(torch.bfloat16), mask
+
+    pairs = _pairs()
+    fetch = pair_features(WithPadded(), pairs, pinned=True)
+    got = fetch([0, 3, 5])
+    assert asked == [True, True] and got[0].dtype == torch.bfloat16, "the padded path was not taken"
+    assert pair_features(plain, pairs, pinned=True)([0, 3, 5])[0].dtype == torch.float32, "no padded: plain calls"
+    assert pair_features(WithPadded(), pairs)([0, 3, 5])[0].dtype == torch.float32 and len(asked) == 2
+    (_, widened), = list(Feed([[0, 3, 5]], fetch, device="cpu", depth=0, float32=True))
+    assert [t.dtype for t in widened] == [torch.float32, torch.bool, torch.float32, torch.bool]
+    assert all(torch.equal(w, p) for w, p in zip(widened, pair_features(plain, pairs)([0, 3, 5])))
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_on_cuda_bf16_store_batches_padded_into_pinned_memory_give_the_synchronous_numbers() -> None:
+    from torch.nn.attention import SDPBackend, sdpa_kernel
+
+    from harness.features.store import FeatureStore
+    from harness.features.views import View
+    from harness.testing import FakeEncoder
+
+    view = View("single", (3,), "none")
+    store = FeatureStore(FakeEncoder(width=WIDTH), [view], dtype="bfloat16")
+    pairs = _pairs()
+    store.ensure([t for p in pairs for t in (p.a, p.b)])
+    out = {}
+    with sdpa_kernel(SDPBackend.MATH):
+        for depth in (0, 2):  # 0: float32 batches moved in the loop; 2: bf16 padded into pinned memory
+            torch.manual_seed(0)
+            model = ContextModel(WIDTH, BABY).cuda()
+            out[depth] = train(model, store.batches(view), pairs, BABY, seed=3, prefetch=depth).losses
+    assert out[2] == out[0], "bf16 batches widened on the device changed the losses"

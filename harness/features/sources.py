@@ -139,10 +139,7 @@ class FeatureSources:
         if loop is not None:
             return loop
         store = self.stores.get(role) or self.stores[EVAL]
-
-        def batch(texts: Sequence[str]) -> tuple[Any, Any]:
-            return store.batch(view, texts)
-        return batch
+        return store.batches(view)
 
     def _distinct(self) -> list[FeatureStore]:
         return list({id(s): s for s in self.stores.values()}.values())

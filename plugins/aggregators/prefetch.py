@@ -6,10 +6,14 @@ loop) for up to ``depth`` items ahead of the consumer, while the consumer's step
 queue is bounded, so the thread never holds more than ``depth`` fetched batches (plus the one it
 is fetching): memory does not grow with the run.
 
-On CUDA every fetched CPU tensor is copied once into pinned (page-locked) memory and moved with
-one ``non_blocking`` copy on a side stream; an event recorded after the copies is what the
-consumer's stream waits on (a wait on the device, no host synchronisation), and the tensors are
-marked as used by that stream so the caching allocator never reuses them early.  Tensors the
+On CUDA every fetched CPU tensor is moved with one ``non_blocking`` copy on a side stream, from
+pinned (page-locked) memory: as fetched when the fetch pinned it (`pair_features` over a store's
+``padded`` batches: the stored dtype, padded straight into pinned memory), else copied there
+once.  With ``float32=True`` floating tensors are widened to float32 on the device, after the
+copy (bf16 crosses the bus at half the bytes; the values are the same).  An event recorded
+after the copies is what the consumer's stream waits on (a wait on the device, no host
+synchronisation), and the tensors are marked as used by that stream so the caching allocator
+never reuses them early.  Tensors the
 fetch already put on the device (an encoder on the GPU) are passed on as they are.  On the CPU
 the tensors are passed on as they are.
 
@@ -60,11 +64,12 @@ class Feed(Generic[T]):
     """
 
     def __init__(self, items: Iterable[T], fetch: Callable[[T], Tensors], *, device: str | torch.device,
-                 depth: int = 2) -> None:
+                 depth: int = 2, float32: bool = False) -> None:
         if depth < 0:
             raise ValueError(f"prefetch depth must be >= 0, got {depth}")
         self.device = _resolved(torch.device(device))
         self.depth = depth
+        self.float32 = float32
         self.wait_s = self.fetch_s = 0.0
         self._items, self._fetch = iter(items), fetch
         self._stop = threading.Event()
@@ -83,17 +88,23 @@ class Feed(Generic[T]):
         tensors = self._fetch(item)
         event = None
         if self._stream is None:  # the synchronous path moves tensors as the trainer always did
-            tensors = tuple(t.to(self.device, non_blocking=True) for t in tensors)
+            tensors = tuple(self._widened(t.to(self.device, non_blocking=True)) for t in tensors)
         else:
             # on another GPU (an encoder elsewhere): a plain copy, ordered on the streams that made it
             tensors = tuple(t.to(self.device) if t.device.type == "cuda" else t for t in tensors)
-            with torch.cuda.stream(self._stream):  # host tensors: pinned once, then one asynchronous copy each
-                tensors = tuple(t if t.device == self.device else t.pin_memory().to(self.device, non_blocking=True)
+            with torch.cuda.stream(self._stream):  # host tensors: pinned (once, unless they are), one async copy each
+                tensors = tuple(self._widened(t if t.device == self.device else
+                                              (t if t.is_pinned() else t.pin_memory()).to(self.device, non_blocking=True))
                                 for t in tensors)
                 event = torch.cuda.Event()  # type: ignore[no-untyped-call]
                 event.record(self._stream)
         self.fetch_s += time.perf_counter() - t0
         return item, tensors, event
+
+    def _widened(self, t: torch.Tensor) -> torch.Tensor:
+        if self.float32 and t.is_floating_point() and t.dtype != torch.float32:
+            return t.float()
+        return t
 
     def _run(self) -> None:
         try:
@@ -164,14 +175,22 @@ class Feed(Generic[T]):
         self.close()
 
 
-def pair_features(batch_fn: FeatureBatchFn, pairs: Sequence[CaptionPair]) -> Callable[[list[int]], Tensors]:
+def pair_features(batch_fn: FeatureBatchFn, pairs: Sequence[CaptionPair], *,
+                  pinned: bool = False) -> Callable[[list[int]], Tensors]:
     """A `Feed`'s fetch for pair training: batch indices -> this rank's ``(xa, mask_a, xb, mask_b)``.
 
     Two whole-batch calls of ``batch_fn`` (the a sides, then the b sides) on this rank's
-    `harness.features.distributed.rank_slice` of the batch (alone: the whole batch).
+    `harness.features.distributed.rank_slice` of the batch (alone: the whole batch).  With
+    ``pinned`` (CUDA) and a ``batch_fn`` that has ``padded`` (`harness.features.store.StoreBatches`),
+    the features come in their stored dtype padded straight into pinned memory; the `Feed` must
+    then widen them (``float32=True``).
     """
+    padded = getattr(batch_fn, "padded", None) if pinned else None
+
     def fetch(idx: list[int]) -> Tensors:
         mine = distributed.rank_slice([pairs[i] for i in idx])
+        if padded is not None:
+            return (*padded([p.a for p in mine], pin=True), *padded([p.b for p in mine], pin=True))
         return (*batch_fn([p.a for p in mine]), *batch_fn([p.b for p in mine]))
     return fetch
 

@@ -289,7 +289,9 @@ def train(model: nn.Module, batch_fn: FeatureBatchFn, pairs: Sequence[CaptionPai
     model.train()
     waited = 0.0
     device = next(model.parameters()).device  # features go where the model is
-    with Feed(steps, pair_features(batch_fn, pairs), device=device, depth=prefetch) as feed:
+    pinned = device.type == "cuda" and prefetch > 0  # stored-dtype batches padded into pinned memory, widened there
+    with Feed(steps, pair_features(batch_fn, pairs, pinned=pinned), device=device, depth=prefetch,
+              float32=True) as feed:
         for idx, (xa, ma, xb, mb) in feed:
             batch = [pairs[i] for i in idx]
             with torch.autocast(device_type, dtype=torch.bfloat16, enabled=cfg.precision == "bf16"):
