@@ -8,7 +8,8 @@ file anywhere, a folder of task YAMLs, a data file or dataset folder, or
 A task YAML's ``include:`` names a base file, looked up next to the including
 file first and then by name in the task folders (``include_paths`` first, then
 the shipped ones), so ``include: _ted6k.yaml`` works from anywhere.  A relative
-``data.path`` is read relative to the YAML file that sets it.
+``data.path`` is read relative to the YAML file that sets it.  Reading one task
+YAML is `harness.data.task_yaml`; this module finds them and collects the specs.
 
 A statement category's YAML (`harness.data.category_defs`: from the category folders,
 or among the task YAMLs, marked by ``definition:``) makes its tasks itself: for
@@ -21,32 +22,34 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-import importlib.util
 import logging
-import os
-import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from harness._exceptions import ConfigError, unknown_name
-from harness.data.category_defs import _KEYS as _CATEGORY_KEYS
 from harness.data.category_defs import (
     CategoryDef,
-    CategoryTask,
     category_dirs as plugin_category_dirs,
     category_files,
     category_tasks,
     hook_sources,
     in_report_order,
-    is_category,
-    read_category,
     task_name,
 )
-from harness.data.versioning import parse_version
+from harness.data.task_yaml import (
+    DATASET_MARKERS,
+    TASK_SUFFIXES,
+    category_task_spec,
+    is_category_file,
+    locate,
+    read_category_checked,
+    read_yaml,
+    resolve_path,
+    task_files,
+    task_spec,
+)
 from harness.types import EncoderOptions, EncoderSpec, PairSetSpec, TaskSpec
 
 __all__ = ["Registry", "load_plugin_registry", "load_registry", "load_tasks", "resolve_path", "task_origins"]
@@ -55,97 +58,6 @@ log = logging.getLogger("harness")
 _ENCODER_KEYS = {"family", "checkpoint", "revision", "description", "options", "paper", "aliases"}
 _OPTION_KEYS = {f.name for f in dataclasses.fields(EncoderOptions)}
 _PAIRS_KEYS = {"path", "description", "default_max", "source", "licence", "citation"}
-# What `_task_spec` reads from a task YAML (with its include: bases) and from its data: mapping; any other
-# key is refused with "Did you mean", so a misspelt `categroy: ocr` cannot silently select every category.
-_TASK_KEYS = {"include", "data", "category", "categories", "group", "description", "demo", "train_pairs", "version"}
-_DATA_KEYS = {"path", "format", "revision", "split"}
-
-
-def resolve_path(source: str) -> str:
-    """Expand ``$VARS``, ``~`` and ``pkg:module/rel/path`` (a file shipped inside a package).
-
-    A path that exists as typed is returned as typed, so a user's file whose
-    name holds ``$`` or starts with ``~`` is read literally; only a path that does
-    not exist is expanded (``$TED6K_PATH`` in a task YAML).
-    """
-    if os.path.exists(source):
-        return source
-    # Look for unset variables in what was typed: a variable's value may itself hold a '$'.
-    unset = [v for v in re.findall(r"\$\{?([A-Za-z_][A-Za-z0-9_]*)", source) if v not in os.environ]
-    if unset:
-        var = unset[0]
-        raise ConfigError(f"{source!r} needs the environment variable {var}: export {var}=/path/to/file "
-                          "(no file of that name exists either)")
-    source = os.path.expanduser(os.path.expandvars(source))
-    if not source.startswith("pkg:"):
-        return source
-    module, _, rel = source[4:].partition("/")
-    found = importlib.util.find_spec(module)
-    if found is None or not found.submodule_search_locations:
-        raise ConfigError(f"{source!r} names package {module!r}, which is not installed: pip install it")
-    return str(Path(next(iter(found.submodule_search_locations))) / rel)
-
-
-def _read_yaml(path: Path) -> dict[str, Any]:
-    if path.is_dir():
-        raise ConfigError(f"{path}: is a directory, not a YAML file")
-    try:
-        raw = path.read_bytes()
-    except FileNotFoundError:
-        raise ConfigError(f"{path}: does not exist") from None
-    except OSError as exc:
-        raise ConfigError(f"{path}: cannot be read ({exc.strerror or exc}); check its permissions") from None
-    try:
-        text = raw.decode("utf-8-sig")  # a leading byte-order mark is fine
-    except UnicodeDecodeError as exc:
-        line = raw.count(b"\n", 0, exc.start) + 1
-        raise ConfigError(f"{path}:{line}: not UTF-8 (byte 0x{raw[exc.start]:02x} at line {line}); "
-                          "re-save it as UTF-8") from None
-    try:
-        data = yaml.safe_load(text) or {}
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        at = f":{mark.line + 1}" if mark is not None else ""
-        problem = getattr(exc, "problem", None) or " ".join(str(exc).split())
-        raise ConfigError(f"{path}{at}: not valid YAML: {problem}") from exc
-    if not isinstance(data, dict):
-        raise ConfigError(f"{path}: expected a mapping at the top level")
-    return data
-
-
-def _check_keys(data: Mapping[str, Any], allowed: set[str], path: Path, *, prefix: str = "", hint: str = "") -> None:
-    """Refuse a key of ``data`` that is not in ``allowed``: "Unknown field 'data.pth'. Did you mean: data.path?"."""
-    unknown = [str(k) for k in data if k not in allowed]
-    if unknown:
-        names = [f"{prefix}{k}" for k in sorted(allowed)]
-        raise ConfigError(f"{path}: {unknown_name('field', prefix + unknown[0], names, hint)}")
-
-
-def _check_task_keys(data: Mapping[str, Any], path: Path) -> None:
-    """The keys of one task YAML (a task file, a group base, or the task a category file makes)."""
-    unknown = [k for k in data if k not in _TASK_KEYS]
-    if unknown:
-        # A category field (name, examples...) in a file without `definition:` makes it read as a task file.
-        strays = [str(k) for k in unknown if k in _CATEGORY_KEYS]
-        hint = (f"({', '.join(strays)}: fields of a category file, which is marked by a 'definition:' field)"
-                if strays else "")
-        first = next((k for k in unknown if k not in _CATEGORY_KEYS), unknown[0])
-        _check_keys({first: None}, _TASK_KEYS, path, hint=hint)
-    src = data.get("data")
-    if isinstance(src, Mapping):
-        _check_keys(src, _DATA_KEYS, path, prefix="data.")
-    if "version" in data:
-        parse_version(data["version"], path)  # refused here, naming the file that holds it
-
-
-def _read_category(path: Path, *, plugin: str = "") -> CategoryDef:
-    """`read_category`, after refusing an unknown key with "Did you mean" (a file it cannot parse is left to it)."""
-    try:
-        data = _read_yaml(path)
-    except ConfigError:
-        data = {}
-    _check_keys(data, _CATEGORY_KEYS, path)
-    return read_category(path, plugin=plugin)
 
 
 def _encoder_spec(name: str, entry: Mapping[str, Any], path: Path) -> EncoderSpec:
@@ -194,127 +106,6 @@ def _pair_set_spec(name: str, entry: Mapping[str, Any], path: Path) -> PairSetSp
     extra = {k: str(entry[k]) for k in ("source", "licence", "citation") if k in entry}
     return PairSetSpec(name=name, source=src, description=str(entry.get("description", "")), default_max=cap,
                        extra=extra)
-
-
-_TASK_SUFFIXES = (".yaml", ".yml")
-# Files that `datasets.Dataset(Dict).save_to_disk` writes: such a folder is data, not task YAMLs.
-_DATASET_MARKERS = ("dataset_info.json", "state.json", "dataset_dict.json")
-
-
-def _task_files(folder: Path) -> list[Path]:
-    """The task YAMLs in ``folder``: ``*.yaml``/``*.yml`` not starting with ``_`` (bases)."""
-    if not folder.is_dir():  # a plugin's task dir that is absent contributes nothing
-        return []
-    found = [p for p in folder.iterdir() if p.suffix in _TASK_SUFFIXES and not p.name.startswith("_")]
-    return sorted(p for p in found if p.is_file())
-
-
-def _is_category_file(path: Path) -> bool:
-    """Whether the YAML at ``path`` is a statement category (one that does not parse is a broken task)."""
-    try:
-        return is_category(_read_yaml(path))
-    except ConfigError:
-        return False
-
-
-def _locate(name: str, including: Path, search: Sequence[Path]) -> Path | None:
-    """The file ``include: name`` in ``including`` means: its own folder first, then ``search``."""
-    for folder in dict.fromkeys([including.parent, *search]):
-        candidate = folder / name
-        if candidate.is_file():
-            return candidate.resolve()
-    return None
-
-
-def _find_include(name: str, including: Path, search: Sequence[Path]) -> Path:
-    """`_locate`, or a `ConfigError` saying where it looked."""
-    found = _locate(name, including, search)
-    if found is not None:
-        return found
-    looked = ", ".join(str(f) for f in dict.fromkeys([including.parent, *search]))
-    raise ConfigError(
-        f"{including}: field 'include' names {name!r}, which was not found; looked in: {looked}. "
-        "Fix the name, or add the folder that holds it with --include-path DIR"
-    )
-
-
-def _read_task_chain(path: Path, search: Sequence[Path],
-                     raw: Mapping[str, Any] | None = None) -> tuple[dict[str, Any], Path]:
-    """Merge ``path`` (or ``raw``, the task a category file at ``path`` stands for) over its includes
-    (the including file wins); also say which file set ``data``."""
-    data = _read_yaml(path) if raw is None else dict(raw)
-    _check_task_keys(data, path)
-    chain = [path.resolve()]
-    data_from = path
-    current = path
-    while "include" in data:  # shared fields, lm-eval style
-        name = data.pop("include")
-        if not isinstance(name, str) or not name:
-            raise ConfigError(f"{current}: field 'include' must be a file name, got {name!r}")
-        base = _find_include(name, current, search)
-        if base in chain:
-            cycle = " -> ".join(p.name for p in [*chain, base])
-            raise ConfigError(f"{current}: field 'include' is circular: {cycle}. Remove one of these includes")
-        chain.append(base)
-        base_data = _read_yaml(base)
-        _check_task_keys(base_data, base)
-        if "data" not in data and "data" in base_data:
-            data_from = base
-        data = {**base_data, **data}
-        current = base
-    return data, data_from
-
-
-def _data_source(source: str, fmt: str, yaml_file: Path) -> str:
-    """A relative ``data.path`` is relative to ``yaml_file``'s folder; ids and ``$VAR``/``pkg:`` stay."""
-    if source.startswith(("pkg:", "hf:", "~")) or "$" in source or Path(source).is_absolute():
-        return source
-    local = yaml_file.parent.resolve() / source
-    if fmt == "hf" and not local.exists():
-        return source  # a datasets hub id such as org/name
-    return str(local)
-
-
-def _names(data: Mapping[str, Any], key: str, path: Path) -> tuple[str, ...] | None:
-    """A field holding one name or a list of names (``category: ocr`` or ``[ocr, quantity]``)."""
-    val = data.get(key)
-    if val is None:
-        return None
-    items = [val] if isinstance(val, str) else val
-    if not isinstance(items, list) or not items or not all(isinstance(x, str) and x.strip() for x in items):
-        raise ConfigError(f"{path}: field {key!r} must be a name or a non-empty list of names, got {val!r}")
-    return tuple(items)
-
-
-def _task_spec(path: Path, search: Sequence[Path] = (), *, raw: Mapping[str, Any] | None = None,
-               name: str | None = None) -> TaskSpec:
-    """Parse one task YAML (named by its file stem), resolving ``include:`` through ``search``; or, with
-    ``raw`` and ``name``, the task a category file at ``path`` makes."""
-    data, data_from = _read_task_chain(path, search, raw)
-    src = data.get("data") or {}
-    if not isinstance(src, Mapping) or not isinstance(src.get("path"), str) or not src["path"].strip():
-        raise ConfigError(f"{path}: field 'data' needs a 'path' (a data file, a folder or a hub id), got {src!r}")
-    fmt = str(src.get("format", "auto"))
-    cats = _names(data, "category", path) if "category" in data else _names(data, "categories", path)
-    rev, split = src.get("revision"), src.get("split")
-    demo = data.get("demo", False)
-    if not isinstance(demo, bool):
-        raise ConfigError(f"{path}: field 'demo' must be true or false, got {demo!r}")
-    pairs = data.get("train_pairs", "demo" if demo else None)  # `demo: true` is `train_pairs: demo`
-    if pairs is not None and (not isinstance(pairs, str) or not pairs.strip()):
-        raise ConfigError(f"{path}: field 'train_pairs' must name a pair set (harness list pairs), got {pairs!r}")
-    return TaskSpec(
-        name=name or path.stem,
-        source=_data_source(str(src["path"]), fmt, data_from),
-        format=fmt,
-        categories=cats,
-        groups=_names(data, "group", path) or (),
-        revision=None if rev is None else str(rev),
-        split=None if split is None else str(split),
-        description=str(data.get("description", "")),
-        train_pairs=pairs,
-        version=parse_version(data["version"], path) if "version" in data else None,
-    )
 
 
 @dataclass
@@ -403,10 +194,10 @@ class Registry:
         if name.startswith("hf:"):
             return [TaskSpec(name=name[3:], source=name[3:], format="hf")]
         path = Path(resolve_path(name))
-        if path.is_file() and path.suffix in _TASK_SUFFIXES:
+        if path.is_file() and path.suffix in TASK_SUFFIXES:
             return self._file_specs(path)
-        if path.is_dir() and not any((path / m).exists() for m in _DATASET_MARKERS):
-            yamls = _task_files(path)
+        if path.is_dir() and not any((path / m).exists() for m in DATASET_MARKERS):
+            yamls = task_files(path)
             if yamls:
                 return [spec for p in yamls for spec in self._file_specs(p)]
         if path.exists():
@@ -420,20 +211,14 @@ class Registry:
 
     def _file_specs(self, path: Path) -> list[TaskSpec]:
         """The task a task YAML names, or the tasks a category YAML makes."""
-        if not _is_category_file(path):
-            return [_task_spec(path, self.task_dirs)]
-        cat = _read_category(path)
-        plan = category_tasks(cat, lambda base: _locate(base, path, self.task_dirs))
+        if not is_category_file(path):
+            return [task_spec(path, self.task_dirs)]
+        cat = read_category_checked(path)
+        plan = category_tasks(cat, lambda base: locate(base, path, self.task_dirs))
         if not plan:
             raise ConfigError(f"{path}: category {cat.slug!r} makes no task: give it data: {{path: FILE}} "
                               "or groups: [GROUP] whose base _GROUP.yaml holds the data")
-        return [_category_task_spec(path, self.task_dirs, t, cat) for t in plan]
-
-
-def _category_task_spec(path: Path, search: Sequence[Path], task: CategoryTask, cat: CategoryDef) -> TaskSpec:
-    """The task ``task`` of category ``cat`` (file ``path``): its version from its data's YAML, plus the category's."""
-    spec = _task_spec(path, search, raw=task.fields, name=task.name)
-    return dataclasses.replace(spec, category_version=cat.version)
+        return [category_task_spec(path, self.task_dirs, t, cat) for t in plan]
 
 
 def _add_task(reg: Registry, name: str, build: Callable[[], TaskSpec], origin: tuple[Path, str]) -> None:
@@ -450,14 +235,14 @@ def _add_task(reg: Registry, name: str, build: Callable[[], TaskSpec], origin: t
 def _add_category_tasks(reg: Registry, cat: CategoryDef) -> None:
     path = Path(cat.source)
     try:
-        plan = category_tasks(cat, lambda base: _locate(base, path, reg.task_dirs))
+        plan = category_tasks(cat, lambda base: locate(base, path, reg.task_dirs))
     except ConfigError as exc:
         reg.skipped[task_name(cat.slug)] = exc
         reg.origins[task_name(cat.slug)] = (path, path.name)
         return
     for task in plan:
         detail = f"{path.name} + {task.base}" if task.base else path.name
-        build = functools.partial(_category_task_spec, path, reg.task_dirs, task, cat)
+        build = functools.partial(category_task_spec, path, reg.task_dirs, task, cat)
         _add_task(reg, task.name, build, (path, detail))
 
 
@@ -477,19 +262,19 @@ def load_tasks(
     """
     extra, shipped = [Path(p) for p in include_paths], [Path(p) for p in task_dirs]
     reg = Registry(task_dirs=list(dict.fromkeys([*extra, *shipped])))
-    task_files: list[Path] = []
+    task_paths: list[Path] = []
     cat_files: list[tuple[str, Path]] = []
     for folder in [*shipped, *extra]:
-        for path in _task_files(folder):
-            if _is_category_file(path):
+        for path in task_files(folder):
+            if is_category_file(path):
                 cat_files.append(("", path))
             else:
-                task_files.append(path)
+                task_paths.append(path)
     folders = [("", d / "categories") for d in shipped] if category_dirs is None else list(category_dirs)
     found: dict[str, CategoryDef] = {}
     for plugin, path in [*category_files(folders), *cat_files]:
         try:
-            cat = _read_category(path, plugin=plugin)
+            cat = read_category_checked(path, plugin=plugin)
         except ConfigError as exc:
             reg.skipped[task_name(path.stem)] = exc
             reg.origins[task_name(path.stem)] = (path, path.name)
@@ -498,8 +283,8 @@ def load_tasks(
     reg.categories = in_report_order(found)
     for cat in reg.categories.values():
         _add_category_tasks(reg, cat)
-    for path in task_files:
-        _add_task(reg, path.stem, functools.partial(_task_spec, path, reg.task_dirs), (path, ""))
+    for path in task_paths:
+        _add_task(reg, path.stem, functools.partial(task_spec, path, reg.task_dirs), (path, ""))
     return reg
 
 
@@ -535,7 +320,7 @@ def load_registry(
         if not Path(path).is_file():
             what = "is a directory" if Path(path).is_dir() else "does not exist"
             raise ConfigError(f"Registry file {str(path)!r} {what}; --registry takes a registry YAML file")
-        data = _read_yaml(Path(path))
+        data = read_yaml(Path(path))
         entries = data.get("encoders") or {}
         if not isinstance(entries, Mapping):
             raise ConfigError(f"{path}: field 'encoders' must be a mapping of name -> entry")

@@ -116,7 +116,8 @@ def test_registry_include_embedding_is_applied_and_the_flag_wins(tmp_path: Path)
 
 
 def test_no_trust_remote_code_overrides_the_registry() -> None:
-    from harness.cli.main import _encoder_specs, _registry, build_parser
+    from harness.cli.main import _registry, build_parser
+    from harness.cli.run_args import encoder_specs as _encoder_specs
     from harness.plugins import get_plugin_manager
 
     pm = get_plugin_manager([])
@@ -142,12 +143,12 @@ def test_every_hub_checkpoint_in_the_registry_is_pinned() -> None:
 def test_plain_progress_lines_when_not_a_terminal(monkeypatch: pytest.MonkeyPatch) -> None:
     from rich.console import Console
 
-    import harness.cli.main as cli
+    import harness.cli.progress as cli
 
     console = Console(file=__import__("io").StringIO(), force_terminal=False, width=120)
     clock = iter([0.0, 1.0, 6.0, 7.0, 8.0])
     monkeypatch.setattr(cli.time, "monotonic", lambda: next(clock))
-    with cli._progress(console) as make:
+    with cli.progress_bars(console) as make:
         bar = make("encoding", 30)
         bar.advance(10)  # t=1: too soon
         bar.advance(10)  # t=6: a line

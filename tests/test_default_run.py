@@ -37,7 +37,8 @@ def test_default_run_on_real_minilm(tmp_path: Path, capsys: pytest.CaptureFixtur
 
 
 def test_shipped_pairs_are_capped_unless_asked(tmp_path: Path) -> None:
-    from harness.cli.main import _options, _registry, build_parser
+    from harness.cli.main import _registry, build_parser
+    from harness.cli.run_args import run_options as _options
     from harness.plugins import get_plugin_manager
 
     reg = _registry(get_plugin_manager(), ())

@@ -39,7 +39,8 @@ from typing import Any
 
 from harness._exceptions import ConfigError, DataError
 from harness.data.categories import CATEGORIES, OFFICIAL_TYPE_NAMES, category_slug
-from harness.registry import _DATASET_MARKERS, resolve_path
+from harness.data.task_yaml import DATASET_MARKERS as _DATASET_MARKERS
+from harness.data.task_yaml import resolve_path
 from harness.types import CaptionPair, Instance, TaskSpec
 
 # CATEGORIES, OFFICIAL_TYPE_NAMES and category_slug live in harness.data.categories;

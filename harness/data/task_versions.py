@@ -65,7 +65,8 @@ def _rel(path: Path, root: Path) -> str:
 def _version_file(reg: Registry, name: str) -> Path:
     """The YAML that gives task ``name`` its version: its file, or the first of its includes holding one
     (for a category's task in a group: the group base)."""
-    from harness.registry import _locate, _read_yaml  # the registry imports this module's parse_version
+    from harness.data.task_yaml import locate as _locate
+    from harness.data.task_yaml import read_yaml as _read_yaml
 
     path, detail = reg.origins[name]
     if " + " in detail:  # a category's task in a group: "action.yaml + _ted-open.yaml"
