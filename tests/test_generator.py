@@ -299,3 +299,37 @@ def test_heldout_start_holds_out_the_cpu_configs_prompts_under_any_config(tmp_pa
     scorer.score(ScoredRow("fake", "last"))
     scored = [c["text"] for c in json.loads((moved / "fake--last" / "samples.json").read_text())["captions"]]
     assert scored == [c.text for c in captions_for(20, 0)[4:8]]
+
+
+def test_the_unet_sees_the_images_in_the_layout_they_come_in(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The scorer's images are NHWC memory seen as NCHW (channels_last strides) and the convolutions follow
+    the layout they get.  Forcing them to NCHW (an issue-23 change, caught before it landed) changed every
+    toy-t2i number after the first steps: minilm/last on the cpu config fell from the README's 29.3% to
+    22.3%.  Only ``channels_last=true`` may change the layout."""
+    torch = pytest.importorskip("torch")
+    pytest.importorskip("diffusers")
+    from harness_plugins.generator import _model
+    from harness_plugins.generator._scorer import make_config
+
+    seen: list[bool] = []  # per UNet call: was the noisy input channels_last (and not plain NCHW)?
+    real = _model.build_unet
+
+    def spying(cfg):
+        unet = real(cfg)
+        forward = unet.forward
+
+        def spy(sample, *args, **kwargs):
+            seen.append(sample.is_contiguous(memory_format=torch.channels_last) and not sample.is_contiguous())
+            return forward(sample, *args, **kwargs)
+        unet.forward = spy
+        return unet
+
+    monkeypatch.setattr(_model, "build_unet", spying)
+    feats, mask, imgs = _train_data()
+    nhwc = imgs.permute(0, 2, 3, 1).contiguous().permute(0, 3, 1, 2)  # as the scorer builds them from numpy
+    for images, channels_last, expect in ((nhwc, False, True), (imgs, False, False), (imgs, True, True)):
+        seen.clear()
+        _model.train_generator(make_config("smoke", steps=2, channels_last=channels_last), feats, mask, images)
+        assert seen and all(s == expect for s in seen), (channels_last, images.stride(), seen)
+    base = _model.train_generator(make_config("smoke", steps=4), feats, mask, nhwc).losses
+    assert base == _model.train_generator(make_config("smoke", steps=4, sync_every=1), feats, mask, nhwc).losses

@@ -191,13 +191,15 @@ def train_generator(cfg: GeneratorConfig, feats: torch.Tensor, mask: torch.Tenso
     text = TextConditioner(feats.shape[-1], cfg.cross_dim, n_layers=n_layers, mode=cfg.layer_weights,
                            init_logits=init_logits, caption_norm=cfg.caption_norm)
     dev = _device(cfg)
-    fmt = torch.channels_last if cfg.channels_last else torch.contiguous_format
-    unet = build_unet(cfg).to(dev, memory_format=fmt)
+    fmt = torch.channels_last if cfg.channels_last else torch.preserve_format
+    unet = build_unet(cfg).to(dev, memory_format=torch.channels_last if cfg.channels_last else torch.contiguous_format)
     forward = _compiled(unet, cfg)
     sched = _diffusers.DDPMScheduler(num_train_timesteps=cfg.train_timesteps, beta_schedule=cfg.beta_schedule,
                                      prediction_type=cfg.prediction)
     text = text.to(dev)
-    feats, mask, images = feats.to(dev), mask.to(dev), images.to(dev).contiguous(memory_format=fmt)
+    # the images keep the layout they come in unless channels_last asks (the scorer's are NHWC memory
+    # permuted to NCHW: channels_last strides, which the convolutions follow; forcing NCHW changes the floats)
+    feats, mask, images = feats.to(dev), mask.to(dev), images.to(dev, memory_format=fmt)
     groups = [{"params": list(unet.parameters()) + list(text.proj.parameters()) + list(text.norm.parameters()),
                "lr": cfg.lr},
               {"params": [text.logits], "lr": cfg.layer_lr, "weight_decay": 0.0}]
@@ -213,7 +215,9 @@ def train_generator(cfg: GeneratorConfig, feats: torch.Tensor, mask: torch.Tenso
             text.freeze_weights()  # the paper's second step: ω stays as learned
         idx = torch.randint(0, images.shape[0], (cfg.batch,), generator=g).to(dev, non_blocking=True)
         x0 = images[idx]
-        noise = torch.randn(shape, generator=g).to(dev, non_blocking=True).contiguous(memory_format=fmt)
+        noise = torch.randn(shape, generator=g).to(dev, non_blocking=True)
+        if cfg.channels_last:
+            noise = noise.contiguous(memory_format=torch.channels_last)
         t = torch.randint(0, cfg.train_timesteps, (cfg.batch,), generator=g).to(dev, non_blocking=True)
         f = feats[idx]
         if conditioned and cfg.cond_drop > 0:  # drop whole captions to the empty condition
