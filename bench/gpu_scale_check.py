@@ -43,7 +43,7 @@ is reported NOT CHECKED with its reason, and the others still run.
    encoder's features of their captions are not counted).
                                            target: a row <= 10 minutes
    Before it, each speed setting of the gpu config timed apart (`train_generator` on random data,
-   ``--gen-variant-steps`` steps after 10): a device sync every step with NCHW eager convolutions
+   ``--gen-variant-steps`` steps after 10): a device sync every step with NCHW weights, eager
    (the loop before issue 23), no per-step sync, + channels_last, + torch.compile (the config),
    and the same at batch 256 with the lr scaled by sqrt 2 (speed only: its quality is not measured).
 5. generator-full (only when named: ``--only generator-full``, about 11 minutes at the target): the
@@ -605,11 +605,11 @@ def _scene_seconds(n: int) -> float:
 # What each speed setting of the gpu config buys, timed apart (train_generator alone, same data):
 # (label, overrides of the config, the share of the config's steps a row takes at that setting)
 GEN_VARIANTS: list[tuple[str, dict[str, Any], float]] = [
-    ("a device sync every step, NCHW, eager (as before issue 23)",
+    ("a device sync every step, NCHW weights, eager (as before issue 23)",
      {"sync_every": 1, "channels_last": False, "compile": False}, 1.0),
-    ("no per-step sync, NCHW, eager", {"channels_last": False, "compile": False}, 1.0),
-    ("no per-step sync, channels_last, eager", {"compile": False}, 1.0),
-    ("no per-step sync, channels_last, torch.compile (the gpu config)", {}, 1.0),
+    ("no per-step sync, NCHW weights, eager", {"channels_last": False, "compile": False}, 1.0),
+    ("no per-step sync, channels_last weights, eager", {"compile": False}, 1.0),
+    ("no per-step sync, channels_last weights, torch.compile (the gpu config)", {}, 1.0),
     # the same images seen in half the steps; lr scaled by sqrt 2 (overrides "batch" and "lr" are factors)
     ("the same at twice the batch, lr x 1.41, half the steps (speed only: quality not measured here)",
      {"batch": 2.0, "lr": 2**0.5}, 0.5),
@@ -634,7 +634,8 @@ def generator_variants(args: argparse.Namespace) -> list[tuple[str, float, float
     n = min(args.gen_train, 2048)
     g = torch.Generator().manual_seed(0)
     feats, mask = torch.randn(n, 24, 16, generator=g), torch.ones(n, 24, dtype=torch.bool)
-    imgs = torch.rand(n, 3, base.image_size, base.image_size, generator=g) * 2 - 1
+    # NHWC memory seen as NCHW, as the scorer renders them (numpy HWC images permuted)
+    imgs = (torch.rand(n, base.image_size, base.image_size, 3, generator=g) * 2 - 1).permute(0, 3, 1, 2)
     warm, timed = (2, 4) if args.cpu_smoke else (10, args.gen_variant_steps)
     out = []
     for label, overrides, share in GEN_VARIANTS:
