@@ -107,7 +107,7 @@ def test_cpu_smoke_runs_the_generator_section(capsys: pytest.CaptureFixture[str]
         assert row in out, out
     assert "toy-t2i gpu row, projected minutes" in out
     # each speed setting timed apart, one table row each (their ms are CPU noise here)
-    for label, _, _ in gsc.GEN_VARIANTS:
+    for label, _ in gsc.GEN_VARIANTS:
         assert sum(line.startswith(f"| {label} | ") and line.endswith(" min |") for line in out.splitlines()) == 1, label
     # generator-full: both configs' rows on the same held-out prompts, and both of its verdicts
     assert "| cpu | " in out and "| gpu | " in out
