@@ -44,7 +44,7 @@ from harness.evaluation.results import (
     git_hash,
     jsonable,
 )
-from harness.evaluation.runner import TaskSet
+from harness.evaluation.tasks import TaskSet
 from harness.evaluation.scoring import Row, compare_rows, derange_captions, slice_records, summarize_over_seeds
 from harness.evaluation.stats import mean_ci
 from harness.features import distributed

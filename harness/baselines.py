@@ -31,7 +31,7 @@ if TYPE_CHECKING:
     from harness.features.store import ProgressFactory
     from harness.registry import Registry
     from harness.evaluation.results import RunResult
-    from harness.evaluation.runner import TaskSet
+    from harness.evaluation.tasks import TaskSet
     from harness.types import EncoderSpec
 
 __all__ = ["Baseline", "BaselineContext", "baseline_names", "make_baseline", "non_negative_int", "positive_int"]

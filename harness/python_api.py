@@ -103,7 +103,8 @@ def evaluate(encoders: Sequence[Any] = ("minilm",), tasks: Sequence[str] = ("ted
     from harness.features.extractors import parse_extractors
     from harness.plugins import get_plugin_manager
     from harness.registry import load_plugin_registry
-    from harness.evaluation.runner import load_task_sets, run, training_options
+    from harness.evaluation.tasks import load_task_sets, training_options
+    from harness.evaluation.runner import run
 
     pm = get_plugin_manager(list(plugins))
     registry = load_plugin_registry(pm, registry_files, include_paths=include_paths)

@@ -186,7 +186,8 @@ def gesture_plugin(tmp_path: Path) -> Iterator[str]:
 def test_a_third_party_category_runs_the_same_way(gesture_plugin: str) -> None:
     pytest.importorskip("torch")
     from harness.features.extractors import parse_extractors
-    from harness.evaluation.runner import load_task_sets, run
+    from harness.evaluation.tasks import load_task_sets
+    from harness.evaluation.runner import run
 
     pm = get_plugin_manager(["harness.testing", gesture_plugin])
     reg = load_plugin_registry(pm)

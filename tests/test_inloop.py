@@ -91,7 +91,8 @@ def test_learned_in_the_loop_equals_the_cached_run(encoder: str, tmp_path: Path,
     from harness.features.extractors import parse_extractors
     from harness.options import AggregatorOptions, FeatureOptions, TrainingOptions
     from harness.evaluation.results import RunResult
-    from harness.evaluation.runner import load_task_sets, run
+    from harness.evaluation.tasks import load_task_sets
+    from harness.evaluation.runner import run
 
     spec = registry.encoder(encoder if encoder == "fake" else _tiny_bert(tmp_path))
 

@@ -15,7 +15,7 @@ from harness import LLMOptions, make_llm_backend
 from harness.cli.main import main
 from harness.plugins import get_plugin_manager
 from harness.evaluation.results import read_results
-from harness.evaluation.runner import load_task_sets
+from harness.evaluation.tasks import load_task_sets
 
 pytest.importorskip("openai")
 

@@ -14,7 +14,8 @@ from harness.cli.main import main  # noqa: E402
 from harness.features.extractors import parse_extractors  # noqa: E402
 from harness.options import AggregatorOptions, TrainingOptions  # noqa: E402
 from harness.evaluation.results import RunResult, TrainingRecord, read_results, write_results  # noqa: E402
-from harness.evaluation.runner import load_task_sets, run  # noqa: E402
+from harness.evaluation.tasks import load_task_sets  # noqa: E402
+from harness.evaluation.runner import run  # noqa: E402
 
 from conftest import TINY_PAIRS  # noqa: E402
 

@@ -12,7 +12,8 @@ pytest.importorskip("torch")
 from harness.cli.main import main  # noqa: E402
 from harness.features.extractors import parse_extractors  # noqa: E402
 from harness.evaluation.scoring import derange_captions, permutation_null, score_instances  # noqa: E402
-from harness.evaluation.runner import load_task_sets, run  # noqa: E402
+from harness.evaluation.tasks import load_task_sets  # noqa: E402
+from harness.evaluation.runner import run  # noqa: E402
 
 from conftest import TINY_PAIRS  # noqa: E402
 from harness.registry import resolve_path  # noqa: E402

@@ -104,7 +104,7 @@ def _cmd_validate(args: argparse.Namespace, pm: Any, console: Console) -> int:
         console.print(text, markup=False, highlight=False)
 
     if path.suffix in (".yaml", ".yml") and not args.pairs:  # a task or category YAML: its fields, then its data
-        from harness.evaluation.runner import load_task_sets
+        from harness.evaluation.tasks import load_task_sets
 
         registry = _registry(pm, args.registry, args.include_path)
         for task_set in load_task_sets(pm, registry, [str(path)]):

@@ -32,7 +32,8 @@ __all__ = ["cmd_run", "write_config", "write_run_outputs"]
 
 def cmd_run(args: argparse.Namespace, pm: Any, console: Console, *, train_only: bool = False) -> int:
     from harness.features.extractors import parse_extractors
-    from harness.evaluation.runner import load_task_sets, run
+    from harness.evaluation.tasks import load_task_sets
+    from harness.evaluation.runner import run
 
     # Resolve every name and load every task before any encoder work: a typo costs nothing.
     if not train_only and args.output is not None and os.environ.get("RANK", "0") == "0":
@@ -170,7 +171,7 @@ def _cmd_baseline(args: argparse.Namespace, pm: Any, console: Console, *, regist
     any work), load the tasks, hand it the run (`harness.BaselineContext`), write what it returns."""
     from harness.baselines import BaselineContext, make_baseline
     from harness.features.cache import default_cache_dir
-    from harness.evaluation.runner import load_task_sets
+    from harness.evaluation.tasks import load_task_sets
 
     options = {k: v for k, v in vars(args).items() if k != "command"}
     if args.aggregator_file is not None:

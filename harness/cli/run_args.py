@@ -268,8 +268,8 @@ def encoder_specs(registry: Registry, args: argparse.Namespace) -> list[EncoderS
 def run_options(args: argparse.Namespace, registry: Registry, *, tasks: Sequence[Any] = (),
              trains: bool = True) -> tuple[AggregatorOptions, TrainingOptions, FeatureOptions]:
     """The typed options of a run, built once here and passed down as they are (the pairs: see
-    `harness.evaluation.runner.training_options`)."""
-    from harness.evaluation.runner import training_options
+    `harness.evaluation.tasks.training_options`)."""
+    from harness.evaluation.tasks import training_options
 
     agg = AggregatorOptions(**{field: getattr(args, flag) for flag, field in _AGG_FLAGS.items()
                                if getattr(args, flag) is not None})
