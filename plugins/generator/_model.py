@@ -192,7 +192,7 @@ def train_generator(cfg: GeneratorConfig, feats: torch.Tensor, mask: torch.Tenso
                            init_logits=init_logits, caption_norm=cfg.caption_norm)
     dev = _device(cfg)
     fmt = torch.channels_last if cfg.channels_last else torch.preserve_format
-    unet = build_unet(cfg).to(dev, memory_format=torch.channels_last if cfg.channels_last else torch.contiguous_format)
+    unet = build_unet(cfg).to(dev, memory_format=fmt)
     forward = _compiled(unet, cfg)
     sched = _diffusers.DDPMScheduler(num_train_timesteps=cfg.train_timesteps, beta_schedule=cfg.beta_schedule,
                                      prediction_type=cfg.prediction)
