@@ -303,6 +303,17 @@ def run_widths(args: argparse.Namespace) -> list[dict[str, Any]]:
 
 
 # ---- report -------------------------------------------------------------------------------
+def _widths(text: str) -> list[int]:
+    """``2560,4096`` -> [2560, 4096]: positive integers (argparse says which value is wrong)."""
+    try:
+        widths = [int(w) for w in text.split(",") if w.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r}: comma-separated positive integers, e.g. 2560,4096") from None
+    if not widths or min(widths) < 1:
+        raise argparse.ArgumentTypeError(f"{text!r}: comma-separated positive integers, e.g. 2560,4096")
+    return widths
+
+
 def host_feed(widths: Sequence[int], *, texts: int = 128, tokens: int = 256, repeat: int = 5) -> list[str]:
     """The host's work per batch side that a CUDA trainer's feed thread does, at each width (bf16 stored
     features in RAM, ``texts`` texts of ``tokens - i % 40`` tokens): before, `FeatureStore.batch` (pad,
@@ -411,7 +422,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--threads", type=int, default=None, help="torch intra-op threads")
     p.add_argument("--data-dir", type=Path, default=REPO / "tasks" / "data")
     p.add_argument("--tmp-dir", default=None, help="where the cold feature cache goes")
-    p.add_argument("--host-feed", default="", help="also time the CUDA feed's host work per batch side at these "
+    p.add_argument("--host-feed", type=_widths, default=[], help="also time the CUDA feed's host work per batch side at these "
                    "widths (comma-separated; e.g. 2560,4096): before (batch + pin copy) and now (padded)")
     p.add_argument("--json", help="also write the rows here")
     args = p.parse_args(argv)
@@ -430,7 +441,7 @@ def main(argv: list[str] | None = None) -> int:
     for line in report(rows, peak_tflops=args.peak_tflops) if rows else []:
         print(line)
     if args.host_feed:
-        for line in host_feed([int(w) for w in args.host_feed.split(",") if w.strip()]):
+        for line in host_feed(args.host_feed):
             print(line)
     if args.json:
         Path(args.json).write_text(json.dumps(rows, indent=1))

@@ -782,6 +782,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--cpu-smoke", action="store_true", help="tiny sizes on the CPU: checks the script, not the GPU")
     p.add_argument("--tmp-dir", default=None)
     args = p.parse_args(argv)
+    if args.gen_variant_steps < 2 or args.gen_steps < 2:
+        p.error("--gen-steps and --gen-variant-steps must be at least 2 (a rate needs two timed steps)")
     args.sections = [s.strip() for s in args.only.split(",") if s.strip()]
     bad = sorted(set(args.sections) - set(SECTIONS))
     if bad or not args.sections:

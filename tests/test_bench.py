@@ -65,3 +65,12 @@ def test_scale_plan_tables(capsys):
     assert scale_plan.main([]) == 0
     out = capsys.readouterr().out
     assert "0.906M tokens" in out and "3,906 steps" in out, out
+
+
+@pytest.mark.parametrize("bad", ["abc", "2560,x", "0", "-4", ","])
+def test_bench_train_refuses_a_bad_host_feed_in_one_line(bad, capsys):
+    with pytest.raises(SystemExit) as exc:
+        bench_train.main(["--no-store", "--host-feed", bad])
+    err = capsys.readouterr().err
+    assert exc.value.code == 2 and "Traceback" not in err
+    assert "--host-feed" in err and "comma-separated positive integers" in err, err

@@ -119,3 +119,12 @@ def test_step_seconds_skips_the_warm_up() -> None:
     assert gsc.step_seconds(marks, 1) == pytest.approx(0.5)
     assert gsc.step_seconds(marks, 0) == pytest.approx(6.5 / 4)
     assert math.isnan(gsc.step_seconds([1.0], 0))
+
+
+@pytest.mark.parametrize("flag", ["--gen-steps", "--gen-variant-steps"])
+def test_fewer_than_two_generator_steps_is_refused(flag: str, capsys: Any) -> None:
+    with pytest.raises(SystemExit) as exc:
+        gsc.parse_args([flag, "1"])
+    assert exc.value.code == 2
+    assert "at least 2" in capsys.readouterr().err
+    assert gsc.parse_args([flag, "2"]) is not None
