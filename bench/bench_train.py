@@ -276,7 +276,7 @@ def run_widths(args: argparse.Namespace) -> list[dict[str, Any]]:
     device = args.device
     sync = _sync(device)
     out: list[dict[str, Any]] = []
-    for width in [int(w) for w in args.widths.split(",")]:
+    for width in args.widths:
         for n_in in ([args.layers] if getattr(args, "only_stack", False) else sorted({1, args.layers})):
             probe = make_aggregator(pm, args.aggregator, width=width, n_layers_in=n_in, options=_agg_options(args))
             _precision_cfg(probe, args)
@@ -303,17 +303,6 @@ def run_widths(args: argparse.Namespace) -> list[dict[str, Any]]:
 
 
 # ---- report -------------------------------------------------------------------------------
-def _widths(text: str) -> list[int]:
-    """``2560,4096`` -> [2560, 4096]: positive integers (argparse says which value is wrong)."""
-    try:
-        widths = [int(w) for w in text.split(",") if w.strip()]
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r}: comma-separated positive integers, e.g. 2560,4096") from None
-    if not widths or min(widths) < 1:
-        raise argparse.ArgumentTypeError(f"{text!r}: comma-separated positive integers, e.g. 2560,4096")
-    return widths
-
-
 def host_feed(widths: Sequence[int], *, texts: int = 128, tokens: int = 256, repeat: int = 5) -> list[str]:
     """The host's work per batch side that a CUDA trainer's feed thread does, at each width (bf16 stored
     features in RAM, ``texts`` texts of ``tokens - i % 40`` tokens): before, `FeatureStore.batch` (pad,
@@ -395,6 +384,8 @@ def report(rows: list[dict[str, Any]], *, peak_tflops: float | None = None) -> l
 
 
 def main(argv: list[str] | None = None) -> int:
+    from harness.cli.argtypes import positive_int_list
+
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--encoder", default="minilm", help="registry name or FAMILY:PATH (default minilm)")
     p.add_argument("-p", dest="plugin", action="append", default=[], help="extra plugin module (e.g. harness.testing)")
@@ -413,7 +404,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--device", default="cpu", help="where the aggregator trains (cpu, cuda)")
     p.add_argument("--repeat", type=int, default=2, help="runs per (view, features); the fastest is kept")
     p.add_argument("--sync", action="store_true", help="also train with the prefetch off (the path before it)")
-    p.add_argument("--widths", default="", help="also train on random features at these widths (comma-separated)")
+    p.add_argument("--widths", type=positive_int_list, default=(), help="also train on random features at these widths (comma-separated)")
     p.add_argument("--layers", type=int, default=1, help="--widths: also a stack of this many layers")
     p.add_argument("--tokens", type=int, default=64, help="--widths: tokens per text")
     p.add_argument("--width-steps", type=int, default=4, help="--widths: steps per width")
@@ -422,7 +413,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--threads", type=int, default=None, help="torch intra-op threads")
     p.add_argument("--data-dir", type=Path, default=REPO / "tasks" / "data")
     p.add_argument("--tmp-dir", default=None, help="where the cold feature cache goes")
-    p.add_argument("--host-feed", type=_widths, default=[], help="also time the CUDA feed's host work per batch side at these "
+    p.add_argument("--host-feed", type=positive_int_list, default=(), help="also time the CUDA feed's host work per batch side at these "
                    "widths (comma-separated; e.g. 2560,4096): before (batch + pin copy) and now (padded)")
     p.add_argument("--json", help="also write the rows here")
     args = p.parse_args(argv)

@@ -761,6 +761,9 @@ def _section(name: str, run: Callable[[], None], verdicts: Verdicts, t_start: fl
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    from harness.cli.argtypes import number, positive_int_list
+
+    timed_steps = number(int, low=2, what="a step count")
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--only", default=",".join(DEFAULT_SECTIONS),
                    help=f"comma-separated sections ({', '.join(SECTIONS)}; default: all but generator-full)")
@@ -769,28 +772,24 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--max-length", type=int, default=320, help="features: truncation (tokens)")
     p.add_argument("--repeat", type=int, default=2, help="interleaved rounds of the timed runs (fastest kept)")
     p.add_argument("--stack-texts", type=int, default=96, help="features: texts of the learned-stack diagnostic")
-    p.add_argument("--feed-widths", default="2560,4096", help="training: aggregator widths (with a verdict)")
-    p.add_argument("--info-widths", default="5120", help="training: GPU-resident steps/s only (Qwen3-VL-32B's width)")
+    p.add_argument("--feed-widths", type=positive_int_list, default=[2560, 4096], help="training: aggregator widths (with a verdict)")
+    p.add_argument("--info-widths", type=positive_int_list, default=[5120], help="training: GPU-resident steps/s only (Qwen3-VL-32B's width)")
     p.add_argument("--feed-texts", type=int, default=1024, help="training: distinct texts the pairs are drawn from")
     p.add_argument("--feed-tokens", type=int, default=256, help="training: truncation of those texts (tokens)")
     p.add_argument("--feed-batch", type=int, default=128, help="training: global batch (the official 128)")
     p.add_argument("--feed-steps", type=int, default=20, help="training: timed steps per run (+1 warm-up)")
-    p.add_argument("--gen-steps", type=int, default=200, help="generator: steps of the short run")
+    p.add_argument("--gen-steps", type=timed_steps, default=200, help="generator: steps of the short run")
     p.add_argument("--gen-train", type=int, default=4096, help="generator: training scenes of the short run")
-    p.add_argument("--gen-variant-steps", type=int, default=40, help="generator: timed steps of each speed setting")
+    p.add_argument("--gen-variant-steps", type=timed_steps, default=40, help="generator: timed steps of each speed setting")
     p.add_argument("--budget-s", type=float, default=480, help="say so when the check took longer (default 8 min)")
     p.add_argument("--cpu-smoke", action="store_true", help="tiny sizes on the CPU: checks the script, not the GPU")
     p.add_argument("--tmp-dir", default=None)
     args = p.parse_args(argv)
-    if args.gen_variant_steps < 2 or args.gen_steps < 2:
-        p.error("--gen-steps and --gen-variant-steps must be at least 2 (a rate needs two timed steps)")
     args.sections = [s.strip() for s in args.only.split(",") if s.strip()]
     bad = sorted(set(args.sections) - set(SECTIONS))
     if bad or not args.sections:
         p.error(f"--only {args.only!r}: sections are {', '.join(SECTIONS)}")
     args.device = "cpu" if args.cpu_smoke else "cuda"
-    args.feed_widths = [int(w) for w in args.feed_widths.split(",") if w.strip()]
-    args.info_widths = [int(w) for w in args.info_widths.split(",") if w.strip()]
     if args.cpu_smoke:  # every step, on sizes the CPU does in about a minute
         args.shape, args.n_texts, args.stack_texts, args.repeat = "tiny", min(args.n_texts, 48), 8, 1
         args.max_length, args.feed_widths, args.info_widths = 64, [64, 96], [128]

@@ -73,4 +73,15 @@ def test_bench_train_refuses_a_bad_host_feed_in_one_line(bad, capsys):
         bench_train.main(["--no-store", "--host-feed", bad])
     err = capsys.readouterr().err
     assert exc.value.code == 2 and "Traceback" not in err
-    assert "--host-feed" in err and "comma-separated positive integers" in err, err
+    assert "--host-feed" in err and "comma-separated list of positive integers" in err, err
+
+
+def test_positive_int_list_is_the_shared_parser_of_widths():
+    import argparse
+
+    from harness.cli.argtypes import positive_int_list
+
+    assert positive_int_list("2560, 4096,") == (2560, 4096)
+    for bad in ("", ",", "0", "3,-1", "1.5", "x"):
+        with pytest.raises(argparse.ArgumentTypeError, match="comma-separated list of positive integers"):
+            positive_int_list(bad)

@@ -126,5 +126,5 @@ def test_fewer_than_two_generator_steps_is_refused(flag: str, capsys: Any) -> No
     with pytest.raises(SystemExit) as exc:
         gsc.parse_args([flag, "1"])
     assert exc.value.code == 2
-    assert "at least 2" in capsys.readouterr().err
+    assert "is not a step count >= 2" in capsys.readouterr().err
     assert gsc.parse_args([flag, "2"]) is not None

@@ -9,7 +9,7 @@ from collections.abc import Callable
 from typing import Any
 
 __all__ = ["MAX_DIM", "MAX_EPOCHS", "MAX_TOKENS", "MAX_RESAMPLES", "MAX_SEED", "batch_size", "byte_size", "csv_list", "int_list",
-           "non_negative_int", "number", "positive_int", "resamples", "seed_list"]
+           "non_negative_int", "number", "positive_int", "positive_int_list", "resamples", "seed_list"]
 
 # Bounds on counts and sizes, so a typo (or a pasted 20-digit number) is refused at parse time instead
 # of allocating, hanging or overflowing after the model has loaded.
@@ -49,6 +49,17 @@ def int_list(text: str) -> tuple[int, ...]:
         return tuple(int(x) for x in csv_list(text))
     except ValueError:
         raise argparse.ArgumentTypeError(f"{text!r} is not a comma-separated list of integers") from None
+
+
+def positive_int_list(text: str) -> tuple[int, ...]:
+    """A non-empty comma-separated list of positive integers (widths, sizes)."""
+    try:
+        values = int_list(text)
+    except argparse.ArgumentTypeError:
+        values = ()
+    if not values or min(values) < 1:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a comma-separated list of positive integers")
+    return values
 
 
 def seed_list(text: str) -> tuple[int, ...]:
